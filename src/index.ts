@@ -1,0 +1,18 @@
+/**
+ * medimg-classify: train and evaluate medical image classifiers on TensorFlow.js.
+ *
+ * This entry is browser-safe: it imports no Node built-ins. File-system helpers, image
+ * decoding and the CLI live behind `medimg-classify/node`.
+ * @packageDocumentation
+ */
+
+export type { BackendInfo, BackendName, PackageImporter } from './backend/setup.js';
+// --- Backends ---
+export { availableBackends, BACKEND_NAMES, setupBackend } from './backend/setup.js';
+// --- Transforms: functional core and seeded, serializable classes ---
+export * from './transforms/index.js';
+// --- Utilities ---
+export { MedimgError } from './util/errors.js';
+export type { RandomState } from './util/random.js';
+export { deriveSeed, Random } from './util/random.js';
+export { VERSION } from './version.js';

@@ -1,0 +1,133 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { check, MedimgError } from '../util/errors.js';
+import { deriveSeed, Random, type RandomState } from '../util/random.js';
+import { checkImage, type Image, imageSize } from './functional/_image.js';
+
+/** JSON form of a transform: its class name and constructor options. */
+export interface TransformJSON {
+  name: string;
+  config: Record<string, unknown>;
+}
+
+/** Size of one image, handed to {@link RandomTransform.sampleParams}. */
+export interface ImageSize {
+  height: number;
+  width: number;
+  channels: number;
+}
+
+/**
+ * A preprocessing or augmentation step. Images are float32 tensors H x W x C or N x H x W x C,
+ * values 0-255 unless a step rescales them. `apply` never disposes its input and leaks nothing.
+ */
+export abstract class Transform {
+  /** Class name used in JSON (`transformFromJSON`). */
+  abstract readonly name: string;
+  /** Applies the transform; a batch is transformed image by image. */
+  abstract apply<T extends Image>(image: T): T;
+  /** Constructor options that rebuild this transform. */
+  abstract getConfig(): Record<string, unknown>;
+
+  /** Serializes to `{ name, config }`. */
+  toJSON(): TransformJSON {
+    return { name: this.name, config: this.getConfig() };
+  }
+
+  /** Gives this transform (and its children) a new seed; deterministic transforms ignore it. */
+  reseed(_seed: number): void {}
+
+  /** Generator states of this transform and its children, for checkpoints. */
+  getState(): RandomState[] {
+    return [];
+  }
+
+  /** Restores what {@link getState} returned. */
+  setState(_states: RandomState[]): void {}
+}
+
+/** Base of random transforms: each owns a seeded generator and samples parameters per image. */
+export abstract class RandomTransform<P> extends Transform {
+  protected seed: number;
+  protected rng: Random;
+
+  constructor(seed = 0) {
+    super();
+    this.seed = seed;
+    this.rng = new Random(seed);
+  }
+
+  /** Draws this transform's parameters for one image of the given size. */
+  abstract sampleParams(size: ImageSize): P;
+
+  /** Applies the transform with fixed parameters (deterministic; replays a sample). */
+  abstract applyParams<T extends Image>(image: T, params: P): T;
+
+  apply<T extends Image>(image: T): T {
+    checkImage(this.name, image);
+    const size = imageSize(image);
+    if (image.rank === 3) return this.applyParams(image, this.sampleParams(size));
+    return tf.tidy(() => {
+      const images = tf.unstack(image) as tf.Tensor3D[];
+      return tf.stack(images.map((one) => this.applyParams(one, this.sampleParams(size)))) as T;
+    });
+  }
+
+  override reseed(seed: number): void {
+    this.seed = seed;
+    this.rng = new Random(seed);
+  }
+
+  override getState(): RandomState[] {
+    return [this.rng.getState()];
+  }
+
+  override setState(states: RandomState[]): void {
+    const [state] = states;
+    check(state !== undefined, this.name, 'setState needs one generator state');
+    this.rng.setState(state);
+  }
+}
+
+/** Checks a probability. */
+export function checkProbability(op: string, p: unknown): number {
+  check(typeof p === 'number' && p >= 0 && p <= 1, op, `p must be a probability in [0, 1], got ${String(p)}`);
+  return p;
+}
+
+/** Checks a `[min, max]` range with min <= max. */
+export function checkRange(op: string, name: string, value: unknown, min = -Infinity): [number, number] {
+  check(
+    Array.isArray(value) &&
+      value.length === 2 &&
+      value.every((v) => typeof v === 'number' && Number.isFinite(v) && v >= min) &&
+      value[0] <= value[1],
+    op,
+    () =>
+      `${name} must be [min, max] with ${min === -Infinity ? '' : `${min} <= `}min <= max, got ${JSON.stringify(value)}`,
+  );
+  return [value[0], value[1]];
+}
+
+/** Runs `steps` in order, disposing intermediates and naming the step that fails. */
+export function runSteps<T extends Image>(owner: string, steps: readonly Transform[], image: T): T {
+  let current = image;
+  steps.forEach((step, index) => {
+    let next: T;
+    try {
+      next = step.apply(current);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      throw new MedimgError(owner, `step ${index} (${step.name}) failed: ${message}`);
+    }
+    if (current !== image) current.dispose();
+    current = next;
+  });
+  return current === image ? (tf.clone(image) as T) : current;
+}
+
+/** Reseeds children with seeds derived from the parent's. */
+export function reseedChildren(children: readonly Transform[], seed: number): void {
+  children.forEach((child, index) => {
+    child.reseed(deriveSeed(seed, index));
+  });
+}

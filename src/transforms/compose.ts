@@ -1,0 +1,163 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { check } from '../util/errors.js';
+import type { RandomState } from '../util/random.js';
+import {
+  checkProbability,
+  type ImageSize,
+  RandomTransform,
+  reseedChildren,
+  runSteps,
+  Transform,
+  type TransformJSON,
+} from './base.js';
+import type { Image } from './functional/_image.js';
+
+function checkChildren(op: string, transforms: unknown): Transform[] {
+  check(
+    Array.isArray(transforms) && transforms.every((t) => t instanceof Transform),
+    op,
+    'expects an array of transforms',
+  );
+  return transforms;
+}
+
+function childStates(children: readonly Transform[]): RandomState[] {
+  return children.flatMap((c) => c.getState());
+}
+
+function setChildStates(children: readonly Transform[], states: RandomState[]): void {
+  let offset = 0;
+  for (const child of children) {
+    const n = child.getState().length;
+    child.setState(states.slice(offset, offset + n));
+    offset += n;
+  }
+}
+
+/**
+ * Runs transforms in order. Compose owns its children's generators: each child is reseeded
+ * with a seed derived from Compose's `seed` (MONAI's `set_random_state`), so a pipeline is
+ * reproducible and siblings draw independently.
+ *
+ * @example
+ * const augment = new Compose([
+ *   new Letterbox({ height: 224, width: 224 }),
+ *   new GaussianBlur({ kernelSize: 5, sigma: [0.1, 2] }),
+ *   new RandomErasing({ p: 0.5 }),
+ *   new Rescale({ scale: 1 / 255 }),
+ *   new Normalize({ mean: [0.5], std: [0.5] }),
+ * ], { seed: 42 });
+ * const x = augment.apply(image);
+ */
+export class Compose extends Transform {
+  readonly name = 'Compose';
+  readonly transforms: readonly Transform[];
+  private seed: number;
+  constructor(transforms: Transform[], options: { seed?: number } = {}) {
+    super();
+    this.transforms = checkChildren(this.name, transforms);
+    this.seed = options.seed ?? 0;
+    reseedChildren(this.transforms, this.seed);
+  }
+  apply<T extends Image>(image: T): T {
+    return runSteps(this.name, this.transforms, image);
+  }
+  override reseed(seed: number): void {
+    this.seed = seed;
+    reseedChildren(this.transforms, seed);
+  }
+  override getState(): RandomState[] {
+    return childStates(this.transforms);
+  }
+  override setState(states: RandomState[]): void {
+    setChildStates(this.transforms, states);
+  }
+  getConfig(): { seed: number; transforms: TransformJSON[] } {
+    return { seed: this.seed, transforms: this.transforms.map((t) => t.toJSON()) };
+  }
+}
+
+/** Applies all of `transforms` with probability `p` (decided per image). */
+export class RandomApply extends RandomTransform<boolean> {
+  readonly name = 'RandomApply';
+  readonly transforms: readonly Transform[];
+  private readonly p: number;
+  constructor(transforms: Transform[], options: { p?: number; seed?: number } = {}) {
+    super(options.seed);
+    this.transforms = checkChildren(this.name, transforms);
+    this.p = checkProbability(this.name, options.p ?? 0.5);
+    reseedChildren(this.transforms, this.seed);
+  }
+  sampleParams(_size: ImageSize): boolean {
+    return this.rng.next() < this.p;
+  }
+  applyParams<T extends Image>(image: T, applyIt: boolean): T {
+    return applyIt ? runSteps(this.name, this.transforms, image) : (tf.clone(image) as T);
+  }
+  override reseed(seed: number): void {
+    super.reseed(seed);
+    reseedChildren(this.transforms, seed);
+  }
+  override getState(): RandomState[] {
+    return [...super.getState(), ...childStates(this.transforms)];
+  }
+  override setState(states: RandomState[]): void {
+    super.setState(states.slice(0, 1));
+    setChildStates(this.transforms, states.slice(1));
+  }
+  getConfig() {
+    return { p: this.p, seed: this.seed, transforms: this.transforms.map((t) => t.toJSON()) };
+  }
+}
+
+/** Applies one of `transforms`, picked per image (uniformly, or by `weights`). */
+export class OneOf extends RandomTransform<number> {
+  readonly name = 'OneOf';
+  readonly transforms: readonly Transform[];
+  private readonly weights: number[];
+  constructor(transforms: Transform[], options: { weights?: number[]; seed?: number } = {}) {
+    super(options.seed);
+    this.transforms = checkChildren(this.name, transforms);
+    check(this.transforms.length > 0, this.name, 'needs at least one transform');
+    const weights = options.weights ?? this.transforms.map(() => 1);
+    check(
+      weights.length === this.transforms.length && weights.every((w) => Number.isFinite(w) && w >= 0),
+      this.name,
+      `weights must be ${this.transforms.length} non-negative numbers, got ${JSON.stringify(weights)}`,
+    );
+    const total = weights.reduce((a, b) => a + b, 0);
+    check(total > 0, this.name, 'weights must not all be 0');
+    this.weights = weights;
+    reseedChildren(this.transforms, this.seed);
+  }
+  sampleParams(_size: ImageSize): number {
+    const total = this.weights.reduce((a, b) => a + b, 0);
+    let u = this.rng.next() * total;
+    for (let i = 0; i < this.weights.length; i++) {
+      u -= this.weights[i] as number;
+      if (u < 0) return i;
+    }
+    return this.weights.length - 1;
+  }
+  applyParams<T extends Image>(image: T, index: number): T {
+    return runSteps(this.name, [this.transforms[index] as Transform], image);
+  }
+  override reseed(seed: number): void {
+    super.reseed(seed);
+    reseedChildren(this.transforms, seed);
+  }
+  override getState(): RandomState[] {
+    return [...super.getState(), ...childStates(this.transforms)];
+  }
+  override setState(states: RandomState[]): void {
+    super.setState(states.slice(0, 1));
+    setChildStates(this.transforms, states.slice(1));
+  }
+  getConfig() {
+    return {
+      weights: [...this.weights],
+      seed: this.seed,
+      transforms: this.transforms.map((t) => t.toJSON()),
+    };
+  }
+}

@@ -1,0 +1,66 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { checkNumber } from '../../util/errors.js';
+import { type Image, imageSize, mapBatch, roundHalfEven } from './_image.js';
+
+export interface RotateOptions {
+  /** Degrees, counter-clockwise, about the centre (torchvision's convention). */
+  angle: number;
+  /** Value outside the rotated image. Default 0. */
+  fill?: number;
+}
+
+/**
+ * Source pixel (flat index `row * width + col`, or -1 outside) for each output pixel of a
+ * nearest-neighbour rotation about the image centre, as torchvision's `grid_sample` path.
+ */
+export function rotationSourceIndex(height: number, width: number, angle: number): Int32Array {
+  const rad = (angle * Math.PI) / 180;
+  const cos = Math.cos(rad);
+  const sin = Math.sin(rad);
+  const out = new Int32Array(height * width);
+  for (let y = 0; y < height; y++) {
+    const py = y + 0.5 - height / 2;
+    for (let x = 0; x < width; x++) {
+      const px = x + 0.5 - width / 2;
+      // Inverse rotation of the output position (y axis points down, angle counter-clockwise).
+      const sx = cos * px - sin * py;
+      const sy = sin * px + cos * py;
+      const col = roundHalfEven(sx + width / 2 - 0.5);
+      const row = roundHalfEven(sy + height / 2 - 0.5);
+      out[y * width + x] = row >= 0 && row < height && col >= 0 && col < width ? row * width + col : -1;
+    }
+  }
+  return out;
+}
+
+/**
+ * Rotates about the image centre by `angle` degrees counter-clockwise, nearest-neighbour,
+ * same size (torchvision's `F.rotate` with `expand=False`). Works on every backend (a gather).
+ */
+export function rotate<T extends Image>(image: T, options: RotateOptions): T {
+  const op = 'rotate';
+  const angle = checkNumber(options?.angle, op, 'angle');
+  const fill = checkNumber(options.fill ?? 0, op, 'fill');
+  const { height, width } = imageSize(image);
+  return mapBatch(op, image, (batch) => {
+    if (angle % 360 === 0) return batch.clone();
+    const source = rotationSourceIndex(height, width, angle);
+    const inside = tf.tensor1d(
+      Array.from(source, (i) => (i >= 0 ? 1 : 0)),
+      'bool',
+    );
+    const index = tf.tensor1d(
+      Array.from(source, (i) => Math.max(i, 0)),
+      'int32',
+    );
+    const [n, , , c] = batch.shape;
+    const flat = tf.reshape(batch, [n, height * width, c]);
+    const gathered = tf.gather(flat, index, 1);
+    const masked = tf.where(
+      tf.tile(tf.reshape(inside, [1, height * width, 1]), [n, 1, c]),
+      gathered,
+      tf.fill(gathered.shape, fill),
+    );
+    return tf.reshape(masked, [n, height, width, c]);
+  });
+}

@@ -1,0 +1,27 @@
+export { type ImageSize, RandomTransform, Transform, type TransformJSON } from './base.js';
+export { Compose, OneOf, RandomApply } from './compose.js';
+export * from './functional/index.js';
+export {
+  CropToForeground,
+  Letterbox,
+  type RandomFlipOptions,
+  RandomHorizontalFlip,
+  RandomRotation,
+  type RandomRotationOptions,
+  RandomVerticalFlip,
+  Resize,
+} from './geometric.js';
+export {
+  ColorJitter,
+  type ColorJitterOptions,
+  type ErasingParams,
+  erasingAttempt,
+  GaussianBlur,
+  type GaussianBlurTransformOptions,
+  Grayscale,
+  Normalize,
+  RandomErasing,
+  type RandomErasingOptions,
+  Rescale,
+} from './intensity.js';
+export { registerTransform, transformFromJSON } from './serialization.js';

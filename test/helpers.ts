@@ -1,0 +1,43 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { expect } from 'vitest';
+
+/** Runs `fn` and asserts that the number of live tensors is unchanged afterwards (results disposed). */
+export async function expectNoLeak(fn: () => unknown): Promise<void> {
+  const before = tf.memory().numTensors;
+  const result = await fn();
+  tf.dispose(result as tf.TensorContainer);
+  expect(tf.memory().numTensors).toBe(before);
+}
+
+/** Largest absolute element-wise difference between a tensor and a nested array. */
+export function maxAbsDiff(actual: tf.Tensor, expected: unknown): number {
+  const e = tf.tensor(expected as number[]);
+  try {
+    expect(actual.shape).toEqual(e.shape);
+    const a = actual.dataSync();
+    const b = e.dataSync();
+    let m = 0;
+    for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs((a[i] as number) - (b[i] as number)));
+    return m;
+  } finally {
+    e.dispose();
+  }
+}
+
+/** A deterministic test image with values 0..255. */
+export function testImage(h: number, w: number, c: number, seed = 1): tf.Tensor3D {
+  const data = new Float32Array(h * w * c);
+  let s = seed >>> 0;
+  for (let i = 0; i < data.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    data[i] = s >>> 24;
+  }
+  return tf.tensor3d(data, [h, w, c]);
+}
+
+export async function useBackend(name: 'cpu' | 'wasm'): Promise<void> {
+  if (name === 'wasm') await import('@tensorflow/tfjs-backend-wasm');
+  await tf.setBackend(name);
+  await tf.ready();
+}
