@@ -10,5 +10,5 @@ export default defineConfig({
   splitting: true,
   treeshake: true,
   // tfjs keeps its op/serialization registries per module copy: never bundle it.
-  external: [/^@tensorflow\//, 'sharp', 'h5wasm'],
+  external: [/^@tensorflow\//, 'sharp', 'h5wasm', 'vega', 'vega-lite'],
 });

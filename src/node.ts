@@ -1,6 +1,9 @@
 /**
- * Node-only entry of medimg-classify: file system, image decoding and CLI helpers.
- * Everything from the package root is re-exported here too.
+ * Node-only entry of medimg-classify: file system, image decoding, chart rendering and CLI
+ * helpers. Everything from the package root is re-exported here too.
  * @packageDocumentation
  */
 export * from './index.js';
+
+// --- Reports: charts rendered to SVG and PNG ---
+export { type RenderedChart, renderChart, writeChart, writeFileAtomic } from './report/render.js';
