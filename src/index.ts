@@ -11,6 +11,8 @@ export type { BackendInfo, BackendName, PackageImporter } from './backend/setup.
 export { availableBackends, BACKEND_NAMES, setupBackend } from './backend/setup.js';
 // --- Metrics: scikit-learn-exact numbers and clinical views ---
 export * from './metrics/index.js';
+// --- Optimizers and learning-rate schedules ---
+export * from './optimizers/index.js';
 // --- Transforms: functional core and seeded, serializable classes ---
 export * from './transforms/index.js';
 // --- Utilities ---

@@ -1,0 +1,236 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { check, checkNumber } from '../util/errors.js';
+
+/** A named tensor, as tfjs optimizers exchange their state. */
+type NamedTensor = { name: string; tensor: tf.Tensor };
+
+/** Hyperparameters of {@link AdaBeliefOptimizer}; defaults are those of adabelief-pytorch 0.2.0. */
+export interface AdaBeliefConfig {
+  learningRate?: number;
+  beta1?: number;
+  beta2?: number;
+  /** Added to s in place before the square root, and to the denominator. Default 1e-16. */
+  epsilon?: number;
+  weightDecay?: number;
+  /** AdamW-style decay `p *= 1 - lr * wd` instead of L2 added to the gradient. Default true. */
+  decoupledWeightDecay?: boolean;
+  /** With decoupled decay: `p *= 1 - wd`, independent of the learning rate. Default false. */
+  fixedDecay?: boolean;
+  /** RAdam-style variance rectification. Default true. */
+  rectify?: boolean;
+  amsgrad?: boolean;
+  /** Before the variance is tractable (N_sma < 5), take SGD-with-momentum steps. Default true. */
+  degeneratedToSgd?: boolean;
+}
+
+interface SlotState {
+  m: tf.Variable;
+  s: tf.Variable;
+  maxS: tf.Variable | null;
+  step: number;
+}
+
+const CLASS_NAME = 'AdaBelief';
+
+/**
+ * AdaBelief (Zhuang et al., NeurIPS 2020): Adam whose second moment tracks the "belief"
+ * `(g - m)^2` instead of `g^2`. The update is step-for-step that of the official
+ * adabelief-pytorch 0.2.0, including its decoupled weight decay, in-place epsilon, AMSGrad and
+ * RAdam-style rectification.
+ *
+ * State is keyed by variable name (`<name>/m`, `<name>/v`, `<name>/max_v`, `<name>/step`) with a
+ * step count per variable, as PyTorch keeps per-parameter state: unfreezing more layers later
+ * starts their state fresh without scrambling the others'. The learning rate may be changed
+ * between steps (`optimizer.learningRate = x`, or the schedules in this library).
+ */
+export class AdaBeliefOptimizer extends tf.Optimizer {
+  /** @nocollapse */
+  static get className(): string {
+    return CLASS_NAME;
+  }
+
+  learningRate: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly epsilon: number;
+  readonly weightDecay: number;
+  readonly decoupledWeightDecay: boolean;
+  readonly fixedDecay: boolean;
+  readonly rectify: boolean;
+  readonly amsgrad: boolean;
+  readonly degeneratedToSgd: boolean;
+  private slots = new Map<string, SlotState>();
+
+  constructor(config: AdaBeliefConfig = {}) {
+    super();
+    const op = 'adaBelief';
+    this.learningRate = checkNumber(config.learningRate ?? 1e-3, op, 'learningRate', { min: 0 });
+    this.beta1 = checkNumber(config.beta1 ?? 0.9, op, 'beta1', { min: 0, max: 1, maxExclusive: true });
+    this.beta2 = checkNumber(config.beta2 ?? 0.999, op, 'beta2', { min: 0, max: 1, maxExclusive: true });
+    this.epsilon = checkNumber(config.epsilon ?? 1e-16, op, 'epsilon', { min: 0, minExclusive: true });
+    this.weightDecay = checkNumber(config.weightDecay ?? 0, op, 'weightDecay', { min: 0 });
+    this.decoupledWeightDecay = config.decoupledWeightDecay ?? true;
+    this.fixedDecay = config.fixedDecay ?? false;
+    this.rectify = config.rectify ?? true;
+    this.amsgrad = config.amsgrad ?? false;
+    this.degeneratedToSgd = config.degeneratedToSgd ?? true;
+    registerAdaBelief();
+  }
+
+  private slotFor(name: string, value: tf.Variable): SlotState {
+    let slot = this.slots.get(name);
+    if (!slot) {
+      const zeros = () => tf.tidy(() => tf.variable(tf.zerosLike(value), false));
+      slot = { m: zeros(), s: zeros(), maxS: this.amsgrad ? zeros() : null, step: 0 };
+      this.slots.set(name, slot);
+    }
+    return slot;
+  }
+
+  applyGradients(variableGradients: tf.NamedTensorMap | NamedTensor[]): void {
+    const entries: [string, tf.Tensor | undefined][] = Array.isArray(variableGradients)
+      ? variableGradients.map((v) => [v.name, v.tensor])
+      : Object.entries(variableGradients);
+    const lr = this.learningRate;
+    check(Number.isFinite(lr) && lr >= 0, 'AdaBeliefOptimizer', `learningRate must be >= 0, got ${lr}`);
+    const { beta1, beta2, epsilon: eps, weightDecay: wd } = this;
+    tf.tidy(() => {
+      for (const [name, gradient] of entries) {
+        if (gradient == null) continue;
+        const value = tf.engine().registeredVariables[name];
+        check(value !== undefined, 'AdaBeliefOptimizer', `no variable named '${name}'`);
+        const slot = this.slotFor(name, value);
+        let p: tf.Tensor = value;
+        let g: tf.Tensor = gradient;
+        if (this.decoupledWeightDecay) {
+          if (wd !== 0) p = tf.mul(p, this.fixedDecay ? 1 - wd : 1 - lr * wd);
+        } else if (wd !== 0) g = tf.add(g, tf.mul(p, wd));
+        slot.step += 1;
+        const t = slot.step;
+        const bc1 = 1 - beta1 ** t;
+        const bc2 = 1 - beta2 ** t;
+        const m = tf.add(tf.mul(slot.m, beta1), tf.mul(g, 1 - beta1));
+        const residual = tf.sub(g, m);
+        // Epsilon goes into s in place, as in the official implementation.
+        const s = tf.add(tf.add(tf.mul(slot.s, beta2), tf.mul(tf.square(residual), 1 - beta2)), eps);
+        slot.m.assign(m);
+        slot.s.assign(s);
+        let denom: tf.Tensor;
+        if (slot.maxS) {
+          const maxS = tf.maximum(slot.maxS, s);
+          slot.maxS.assign(maxS);
+          denom = tf.add(tf.div(tf.sqrt(maxS), Math.sqrt(bc2)), eps);
+        } else denom = tf.add(tf.div(tf.sqrt(s), Math.sqrt(bc2)), eps);
+        if (!this.rectify) {
+          p = tf.sub(p, tf.mul(tf.div(m, denom), lr / bc1));
+        } else {
+          const beta2t = beta2 ** t;
+          const nSmaMax = 2 / (1 - beta2) - 1;
+          const nSma = nSmaMax - (2 * t * beta2t) / (1 - beta2t);
+          if (nSma >= 5) {
+            const stepSize =
+              Math.sqrt(
+                (((((1 - beta2t) * (nSma - 4)) / (nSmaMax - 4)) * (nSma - 2)) / nSma) *
+                  (nSmaMax / (nSmaMax - 2)),
+              ) / bc1;
+            p = tf.sub(p, tf.mul(tf.div(m, tf.add(tf.sqrt(s), eps)), stepSize * lr));
+          } else if (this.degeneratedToSgd) {
+            p = tf.sub(p, tf.mul(m, lr / bc1));
+          }
+        }
+        if (p !== value) value.assign(p);
+      }
+    });
+    this.incrementIterations();
+  }
+
+  override dispose(): void {
+    for (const slot of this.slots.values()) tf.dispose([slot.m, slot.s, ...(slot.maxS ? [slot.maxS] : [])]);
+    this.slots.clear();
+  }
+
+  override async getWeights(): Promise<NamedTensor[]> {
+    const weights: NamedTensor[] = [await this.saveIterations()];
+    for (const [name, slot] of this.slots) {
+      weights.push({ name: `${name}/m`, tensor: slot.m }, { name: `${name}/v`, tensor: slot.s });
+      if (slot.maxS) weights.push({ name: `${name}/max_v`, tensor: slot.maxS });
+      weights.push({ name: `${name}/step`, tensor: tf.scalar(slot.step, 'int32') });
+    }
+    return weights;
+  }
+
+  override async setWeights(weightValues: NamedTensor[]): Promise<void> {
+    const rest = await this.extractIterations(weightValues);
+    this.dispose();
+    const byVar = new Map<string, Partial<Record<'m' | 'v' | 'max_v' | 'step', tf.Tensor>>>();
+    for (const { name, tensor } of rest) {
+      const cut = name.lastIndexOf('/');
+      const key = name.slice(cut + 1);
+      check(
+        cut > 0 && ['m', 'v', 'max_v', 'step'].includes(key),
+        'AdaBeliefOptimizer.setWeights',
+        `unexpected weight '${name}' (expected <variable>/m, /v, /max_v or /step)`,
+      );
+      const varName = name.slice(0, cut);
+      const entry = byVar.get(varName) ?? {};
+      entry[key as 'm'] = tensor;
+      byVar.set(varName, entry);
+    }
+    for (const [name, w] of byVar) {
+      check(w.m && w.v, 'AdaBeliefOptimizer.setWeights', `variable '${name}' lacks its m or v state`);
+      check(
+        !this.amsgrad || w.max_v,
+        'AdaBeliefOptimizer.setWeights',
+        `variable '${name}' lacks max_v (amsgrad)`,
+      );
+      const step = w.step ? (await w.step.data())[0]! : this.iterations;
+      this.slots.set(name, {
+        m: tf.variable(w.m, false),
+        s: tf.variable(w.v, false),
+        maxS: this.amsgrad && w.max_v ? tf.variable(w.max_v, false) : null,
+        step,
+      });
+    }
+  }
+
+  getConfig(): tf.serialization.ConfigDict {
+    return {
+      learningRate: this.learningRate,
+      beta1: this.beta1,
+      beta2: this.beta2,
+      epsilon: this.epsilon,
+      weightDecay: this.weightDecay,
+      decoupledWeightDecay: this.decoupledWeightDecay,
+      fixedDecay: this.fixedDecay,
+      rectify: this.rectify,
+      amsgrad: this.amsgrad,
+      degeneratedToSgd: this.degeneratedToSgd,
+    };
+  }
+
+  /** @nocollapse */
+  static override fromConfig<T extends tf.serialization.Serializable>(
+    cls: tf.serialization.SerializableConstructor<T>,
+    config: tf.serialization.ConfigDict,
+  ): T {
+    return new cls(config as AdaBeliefConfig);
+  }
+}
+
+/** Registers AdaBelief with tfjs serialization (idempotent), so saved models and optimizers load. */
+export function registerAdaBelief(): void {
+  const map = tf.serialization.SerializationMap.getMap().classNameMap;
+  if (!(CLASS_NAME in map)) tf.serialization.registerClass(AdaBeliefOptimizer);
+}
+registerAdaBelief();
+
+/**
+ * Creates an {@link AdaBeliefOptimizer}. Defaults follow adabelief-pytorch 0.2.0; the paper's
+ * CIFAR setting is `{ epsilon: 1e-8, weightDecay: 5e-4, decoupledWeightDecay: false, rectify: false }`.
+ *
+ * @example
+ * model.compile({ optimizer: adaBelief({ learningRate: 1e-3 }), loss: 'categoricalCrossentropy' });
+ */
+export function adaBelief(config: AdaBeliefConfig = {}): AdaBeliefOptimizer {
+  return new AdaBeliefOptimizer(config);
+}
