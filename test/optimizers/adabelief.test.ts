@@ -144,7 +144,7 @@ describe('AdaBelief as a tfjs citizen', () => {
       }),
       { includeOptimizer: true },
     );
-    expect((saved?.trainingConfig?.optimizer_config as { class_name?: string }).class_name).toBe('AdaBelief');
+    expect((saved!.trainingConfig!.optimizer_config as { class_name?: string }).class_name).toBe('AdaBelief');
     const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved!));
     expect(loaded.optimizer).toBeInstanceOf(AdaBeliefOptimizer);
     const before = await model.optimizer.getWeights();
