@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { MedimgError } from '../util/errors.js';
+import { registerWasmTrainingKernels } from './wasm-kernels.js';
 
 /** Backends that {@link setupBackend} knows how to activate. */
 export const BACKEND_NAMES = ['auto', 'tensorflow', 'wasm', 'cpu', 'webgl', 'webgpu'] as const;
@@ -96,6 +97,8 @@ async function tryActivate(
       continue;
     }
     await tf.ready();
+    // wasm as shipped cannot differentiate a convolution: add this library's training kernels.
+    if (candidate.name === 'wasm') registerWasmTrainingKernels();
     return { ok: true, info: { name: candidate.name, package: pkg, gpu: pkg.endsWith('-gpu') } };
   }
   return { ok: false, reason: reasons.join('; ') };

@@ -1,0 +1,438 @@
+/**
+ * Training kernels for the wasm backend, composed from its own fast kernels (XNNPACK
+ * convolution and matrix multiply, pad, slice, transpose). tfjs-backend-wasm 4.22 ships no
+ * `Conv2DBackpropFilter` and no depthwise backprops, so a CNN cannot train on it as shipped,
+ * and its `Conv2DBackpropInput` is a slow direct loop. Kernels are looked up in the registry
+ * (`tf.getKernel`) rather than imported, because deep imports into tfjs's `dist/` break
+ * under Node ESM.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+type TensorInfo = tf.TensorInfo;
+type Backend = tf.KernelBackend & { disposeData(dataId: object, force?: boolean): boolean };
+type Attrs = Record<string, unknown>;
+
+function call(
+  name: string,
+  backend: Backend,
+  inputs: Record<string, TensorInfo> | TensorInfo[],
+  attrs: Attrs = {},
+): TensorInfo {
+  const kernel = tf.getKernel(name, 'wasm');
+  if (!kernel) throw new Error(`medimg-classify: wasm kernel '${name}' is not registered`);
+  return kernel.kernelFunc({
+    inputs: inputs as tf.NamedTensorInfoMap,
+    backend,
+    attrs: attrs as tf.NamedAttrMap,
+  }) as TensorInfo;
+}
+
+/** Runs `fn` with a scratch list; every TensorInfo pushed there except the result is freed. */
+function scoped(backend: Backend, fn: (keep: <T extends TensorInfo>(t: T) => T) => TensorInfo): TensorInfo {
+  const scratch: TensorInfo[] = [];
+  const keep = <T extends TensorInfo>(t: T): T => {
+    scratch.push(t);
+    return t;
+  };
+  const result = fn(keep);
+  // Dispose by identity: a reshape shares its input's buffer and holds a reference of its own.
+  for (const t of scratch) if (t !== result) backend.disposeData(t.dataId);
+  return result;
+}
+
+const reshape = (b: Backend, x: TensorInfo, shape: number[]) => call('Reshape', b, { x }, { shape });
+
+/** Zero-pads `x` by `[before, after]` per axis; negative amounts crop. */
+function padOrCrop(
+  b: Backend,
+  keep: (t: TensorInfo) => TensorInfo,
+  x: TensorInfo,
+  paddings: [number, number][],
+): TensorInfo {
+  let out = x;
+  if (paddings.some(([a, c]) => a < 0 || c < 0)) {
+    const begin = paddings.map(([a]) => Math.max(0, -a));
+    const size = out.shape.map(
+      (d, i) => d - (begin[i] as number) - Math.max(0, -(paddings[i] as [number, number])[1]),
+    );
+    out = keep(call('Slice', b, { x: out }, { begin, size }));
+  }
+  const pos = paddings.map(([a, c]) => [Math.max(0, a), Math.max(0, c)] as [number, number]);
+  if (pos.some(([a, c]) => a > 0 || c > 0))
+    out = keep(call('PadV2', b, { x: out }, { paddings: pos, constantValue: 0 }));
+  return out;
+}
+
+/** Inserts `stride - 1` zeros between the spatial elements of an NHWC tensor. */
+function dilateSpatial(
+  b: Backend,
+  keep: (t: TensorInfo) => TensorInfo,
+  x: TensorInfo,
+  sh: number,
+  sw: number,
+): TensorInfo {
+  if (sh === 1 && sw === 1) return x;
+  const [n, h, w, c] = x.shape as [number, number, number, number];
+  const x6 = keep(reshape(b, x, [n, h, 1, w, 1, c]));
+  const padded = keep(
+    call(
+      'PadV2',
+      b,
+      { x: x6 },
+      {
+        paddings: [
+          [0, 0],
+          [0, 0],
+          [0, sh - 1],
+          [0, 0],
+          [0, sw - 1],
+          [0, 0],
+        ],
+        constantValue: 0,
+      },
+    ),
+  );
+  const full = keep(reshape(b, padded, [n, h * sh, w * sw, c]));
+  return keep(
+    call('Slice', b, { x: full }, { begin: [0, 0, 0, 0], size: [n, (h - 1) * sh + 1, (w - 1) * sw + 1, c] }),
+  );
+}
+
+/** Slices tap (kh, kw) of a padded input: the [N, OH, OW, C] window each output position sees. */
+function tap(
+  b: Backend,
+  xp: TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+  kh: number,
+  kw: number,
+): TensorInfo {
+  const top = kh * info.dilationHeight;
+  const left = kw * info.dilationWidth;
+  return call(
+    'StridedSlice',
+    b,
+    { x: xp },
+    {
+      begin: [0, top, left, 0],
+      end: [
+        info.batchSize,
+        top + (info.outHeight - 1) * info.strideHeight + 1,
+        left + (info.outWidth - 1) * info.strideWidth + 1,
+        info.inChannels,
+      ],
+      strides: [1, info.strideHeight, info.strideWidth, 1],
+      beginMask: 0,
+      endMask: 0,
+      ellipsisMask: 0,
+      newAxisMask: 0,
+      shrinkAxisMask: 0,
+    },
+  );
+}
+
+function paddedInput(
+  b: Backend,
+  keep: (t: TensorInfo) => TensorInfo,
+  x: TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+) {
+  const { top, bottom, left, right } = info.padInfo;
+  // Pad enough for the last tap's window, and crop what the convolution never reads.
+  const needH = (info.outHeight - 1) * info.strideHeight + (info.filterHeight - 1) * info.dilationHeight + 1;
+  const needW = (info.outWidth - 1) * info.strideWidth + (info.filterWidth - 1) * info.dilationWidth + 1;
+  const padBottom = Math.min(bottom, needH - info.inHeight - top);
+  const padRight = Math.min(right, needW - info.inWidth - left);
+  return padOrCrop(b, keep, x, [
+    [0, 0],
+    [top, padBottom],
+    [left, padRight],
+    [0, 0],
+  ]);
+}
+
+/**
+ * dW = im2col(x)^T . dy as one matrix multiply. wasm's BatchMatMul is fast only without
+ * transpose flags, so the transposed im2col [KH*KW*Ci, N*OH*OW] is built directly from a
+ * channels-first copy of x.
+ */
+function conv2DBackpropFilter({
+  inputs,
+  backend,
+  attrs,
+}: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs: Attrs;
+}) {
+  const b = backend as Backend;
+  const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
+  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as {
+    strides: number | [number, number];
+    pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+    dataFormat: 'NHWC' | 'NCHW';
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+    filterShape: [number, number, number, number];
+  };
+  if (dataFormat === 'NCHW')
+    throw new Error('medimg-classify: Conv2DBackpropFilter on wasm supports NHWC only');
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filterShape,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  return scoped(b, (keep) => {
+    const rows = info.batchSize * info.outHeight * info.outWidth;
+    const dy2 = keep(reshape(b, dy, [1, rows, info.outChannels]));
+    const xp = paddedInput(b, keep, x, info);
+    const xt = keep(call('Transpose', b, { x: xp }, { perm: [3, 0, 1, 2] })); // [Ci, N, Hp, Wp]
+    const taps: TensorInfo[] = [];
+    for (let kh = 0; kh < info.filterHeight; kh++) {
+      for (let kw = 0; kw < info.filterWidth; kw++) taps.push(keep(tapChannelsFirst(b, xt, info, kh, kw)));
+    }
+    const colsT = taps.length === 1 ? (taps[0] as TensorInfo) : keep(call('Concat', b, taps, { axis: 0 }));
+    const a = keep(reshape(b, colsT, [1, info.filterHeight * info.filterWidth * info.inChannels, rows]));
+    const dw = keep(call('BatchMatMul', b, { a, b: dy2 }, { transposeA: false, transposeB: false }));
+    return reshape(b, dw, filterShape);
+  });
+}
+
+/** Like {@link tap}, on a channels-first [C, N, Hp, Wp] copy: returns [C, N, OH, OW]. */
+function tapChannelsFirst(
+  b: Backend,
+  xt: TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+  kh: number,
+  kw: number,
+): TensorInfo {
+  const top = kh * info.dilationHeight;
+  const left = kw * info.dilationWidth;
+  const [c, n, hp, wp] = xt.shape as [number, number, number, number];
+  const end = [
+    c,
+    n,
+    top + (info.outHeight - 1) * info.strideHeight + 1,
+    left + (info.outWidth - 1) * info.strideWidth + 1,
+  ];
+  if (info.strideHeight === 1 && info.strideWidth === 1) {
+    if (top === 0 && left === 0 && end[2] === hp && end[3] === wp)
+      return call('Reshape', b, { x: xt }, { shape: xt.shape });
+    return call(
+      'Slice',
+      b,
+      { x: xt },
+      { begin: [0, 0, top, left], size: [c, n, info.outHeight, info.outWidth] },
+    );
+  }
+  return call(
+    'StridedSlice',
+    b,
+    { x: xt },
+    {
+      begin: [0, 0, top, left],
+      end,
+      strides: [1, 1, info.strideHeight, info.strideWidth],
+      beginMask: 0,
+      endMask: 0,
+      ellipsisMask: 0,
+      newAxisMask: 0,
+      shrinkAxisMask: 0,
+    },
+  );
+}
+
+/** dx = conv2d(dilate(dy), flip(W)^T): a forward convolution on XNNPACK. */
+function conv2DBackpropInput({
+  inputs,
+  backend,
+  attrs,
+}: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs: Attrs;
+}) {
+  const b = backend as Backend;
+  const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
+  const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs as {
+    strides: number | [number, number];
+    pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+    dataFormat: 'NHWC' | 'NCHW';
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+    inputShape: [number, number, number, number];
+  };
+  if (dataFormat === 'NCHW')
+    throw new Error('medimg-classify: Conv2DBackpropInput on wasm supports NHWC only');
+  const info = tf.backend_util.computeConv2DInfo(
+    inputShape,
+    filter.shape as [number, number, number, number],
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+  return scoped(b, (keep) => {
+    const kh = info.filterHeight;
+    const kw = info.filterWidth;
+    let w: TensorInfo;
+    if (kh === 1 && kw === 1) w = keep(call('Transpose', b, { x: filter }, { perm: [0, 1, 3, 2] }));
+    else {
+      const flipped = keep(call('Reverse', b, { x: filter }, { dims: [0, 1] }));
+      w = keep(call('Transpose', b, { x: flipped }, { perm: [0, 1, 3, 2] }));
+    }
+    const dilated = dilateSpatial(b, keep, dy, info.strideHeight, info.strideWidth);
+    const padTop = kh - 1 - info.padInfo.top;
+    const padLeft = kw - 1 - info.padInfo.left;
+    const padBottom = info.inHeight + kh - 1 - (dilated.shape[1] as number) - padTop;
+    const padRight = info.inWidth + kw - 1 - (dilated.shape[2] as number) - padLeft;
+    const padded = padOrCrop(b, keep, dilated, [
+      [0, 0],
+      [padTop, padBottom],
+      [padLeft, padRight],
+      [0, 0],
+    ]);
+    return call(
+      'Conv2D',
+      b,
+      { x: padded, filter: w },
+      { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [1, 1] },
+    );
+  });
+}
+
+/** Depthwise dW[kh, kw, c, 0] = sum over N, OH, OW of x-tap * dy (channel multiplier 1). */
+function depthwiseBackpropFilter({
+  inputs,
+  backend,
+  attrs,
+}: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs: Attrs;
+}) {
+  const b = backend as Backend;
+  const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
+  const { strides, dilations, pad, dimRoundingMode, filterShape } = attrs as {
+    strides: number | [number, number];
+    dilations: number | [number, number];
+    pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+    filterShape: [number, number, number, number];
+  };
+  if (filterShape[3] !== 1)
+    throw new Error('medimg-classify: depthwise backprop on wasm supports channel multiplier 1');
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filterShape,
+    strides,
+    dilations,
+    pad,
+    dimRoundingMode,
+    true,
+  );
+  return scoped(b, (keep) => {
+    const xp = paddedInput(b, keep, x, info);
+    const parts: TensorInfo[] = [];
+    for (let kh = 0; kh < info.filterHeight; kh++) {
+      for (let kw = 0; kw < info.filterWidth; kw++) {
+        const t = keep(tap(b, xp, info, kh, kw));
+        const prod = keep(call('Multiply', b, { a: t, b: dy }));
+        parts.push(keep(call('Sum', b, { x: prod }, { axis: [0, 1, 2], keepDims: false })));
+      }
+    }
+    const stacked = keep(call('Pack', b, parts, { axis: 0 }));
+    return reshape(b, stacked, filterShape);
+  });
+}
+
+/** Depthwise dx = depthwise conv of dilate(dy) with the flipped filter (channel multiplier 1). */
+function depthwiseBackpropInput({
+  inputs,
+  backend,
+  attrs,
+}: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs: Attrs;
+}) {
+  const b = backend as Backend;
+  const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
+  const { strides, dilations, pad, dimRoundingMode, inputShape } = attrs as {
+    strides: number | [number, number];
+    dilations: number | [number, number];
+    pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+    inputShape: [number, number, number, number];
+  };
+  const fshape = filter.shape as [number, number, number, number];
+  if (fshape[3] !== 1)
+    throw new Error('medimg-classify: depthwise backprop on wasm supports channel multiplier 1');
+  const info = tf.backend_util.computeConv2DInfo(
+    inputShape,
+    fshape,
+    strides,
+    dilations,
+    pad,
+    dimRoundingMode,
+    true,
+  );
+  if (info.dilationHeight !== 1 || info.dilationWidth !== 1) {
+    throw new Error('medimg-classify: depthwise backprop input on wasm supports dilation 1');
+  }
+  return scoped(b, (keep) => {
+    const kh = info.filterHeight;
+    const kw = info.filterWidth;
+    const w = keep(call('Reverse', b, { x: filter }, { dims: [0, 1] }));
+    const dilated = dilateSpatial(b, keep, dy, info.strideHeight, info.strideWidth);
+    const padTop = kh - 1 - info.padInfo.top;
+    const padLeft = kw - 1 - info.padInfo.left;
+    const padBottom = info.inHeight + kh - 1 - (dilated.shape[1] as number) - padTop;
+    const padRight = info.inWidth + kw - 1 - (dilated.shape[2] as number) - padLeft;
+    const padded = padOrCrop(b, keep, dilated, [
+      [0, 0],
+      [padTop, padBottom],
+      [padLeft, padRight],
+      [0, 0],
+    ]);
+    return call(
+      'DepthwiseConv2dNative',
+      b,
+      { x: padded, filter: w },
+      { strides: [1, 1], pad: 'valid', dilations: [1, 1], dataFormat: 'NHWC' },
+    );
+  });
+}
+
+const KERNELS: [
+  string,
+  (args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs: Attrs }) => TensorInfo,
+][] = [
+  ['Conv2DBackpropFilter', conv2DBackpropFilter],
+  ['Conv2DBackpropInput', conv2DBackpropInput],
+  ['DepthwiseConv2dNativeBackpropFilter', depthwiseBackpropFilter],
+  ['DepthwiseConv2dNativeBackpropInput', depthwiseBackpropInput],
+];
+
+let registered = false;
+
+/**
+ * Registers this library's training kernels for the wasm backend (idempotent). Replaces the
+ * shipped `Conv2DBackpropInput` with the faster composite. Called by `setupBackend('wasm')`.
+ */
+export function registerWasmTrainingKernels(): void {
+  if (registered) return;
+  for (const [kernelName, kernelFunc] of KERNELS) {
+    if (tf.getKernel(kernelName, 'wasm')) tf.unregisterKernel(kernelName, 'wasm');
+    tf.registerKernel({
+      kernelName,
+      backendName: 'wasm',
+      kernelFunc: kernelFunc as unknown as tf.KernelFunc,
+    });
+  }
+  registered = true;
+}

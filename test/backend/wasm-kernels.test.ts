@@ -1,0 +1,146 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-wasm';
+import '@tensorflow/tfjs-layers';
+import { describe, expect, it } from 'vitest';
+import { registerWasmTrainingKernels } from '../../src/backend/wasm-kernels.js';
+import { useBackend } from '../helpers.js';
+
+interface ConvCase {
+  name: string;
+  x: [number, number, number, number];
+  f: [number, number, number, number];
+  strides: [number, number];
+  pad: 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
+  dilations?: [number, number];
+  depthwise?: boolean;
+}
+
+// Every stride, padding, dilation and channel shape the model builders use (SimpleCNN,
+// ResNet50V2 incl. its 7x7/2 stem with explicit padding and stride-2 3x3 in conv2-4, MobileNetV2).
+const CASES: ConvCase[] = [
+  { name: '3x3 s1 same (SimpleCNN)', x: [2, 9, 11, 3], f: [3, 3, 3, 5], strides: [1, 1], pad: 'same' },
+  { name: '3x3 s1 valid', x: [2, 8, 8, 4], f: [3, 3, 4, 6], strides: [1, 1], pad: 'valid' },
+  { name: '1x1 s1 (bottleneck)', x: [2, 7, 7, 8], f: [1, 1, 8, 16], strides: [1, 1], pad: 'valid' },
+  { name: '1x1 s2 (shortcut)', x: [2, 8, 8, 8], f: [1, 1, 8, 4], strides: [2, 2], pad: 'valid' },
+  {
+    name: '3x3 s2 valid after explicit pad (ResNet50V2 block)',
+    x: [2, 10, 10, 4],
+    f: [3, 3, 4, 4],
+    strides: [2, 2],
+    pad: 'valid',
+  },
+  { name: '3x3 s2 same odd size', x: [1, 9, 7, 3], f: [3, 3, 3, 2], strides: [2, 2], pad: 'same' },
+  { name: '7x7 s2 valid (ResNet stem)', x: [1, 21, 21, 3], f: [7, 7, 3, 8], strides: [2, 2], pad: 'valid' },
+  {
+    name: '3x3 s1 explicit',
+    x: [1, 6, 6, 2],
+    f: [3, 3, 2, 3],
+    strides: [1, 1],
+    pad: [
+      [0, 0],
+      [1, 2],
+      [2, 0],
+      [0, 0],
+    ],
+  },
+  { name: '5x3 s1 same', x: [2, 8, 9, 2], f: [5, 3, 2, 3], strides: [1, 1], pad: 'same' },
+  {
+    name: 'depthwise 3x3 s1 same (MobileNetV2)',
+    x: [2, 8, 8, 6],
+    f: [3, 3, 6, 1],
+    strides: [1, 1],
+    pad: 'same',
+    depthwise: true,
+  },
+  {
+    name: 'depthwise 3x3 s2 valid (MobileNetV2)',
+    x: [2, 9, 9, 4],
+    f: [3, 3, 4, 1],
+    strides: [2, 2],
+    pad: 'valid',
+    depthwise: true,
+  },
+  {
+    name: 'depthwise 3x3 s2 same',
+    x: [1, 8, 8, 3],
+    f: [3, 3, 3, 1],
+    strides: [2, 2],
+    pad: 'same',
+    depthwise: true,
+  },
+];
+
+async function gradients(backend: 'cpu' | 'wasm', c: ConvCase): Promise<[Float32Array, Float32Array]> {
+  await useBackend(backend);
+  if (backend === 'wasm') registerWasmTrainingKernels();
+  return tf.tidy(() => {
+    const x = tf.randomNormal(c.x, 0, 1, 'float32', 11);
+    const f = tf.randomNormal(c.f, 0, 1, 'float32', 12);
+    const conv = (a: tf.Tensor, w: tf.Tensor) =>
+      c.depthwise
+        ? tf.depthwiseConv2d(a as tf.Tensor4D, w as tf.Tensor4D, c.strides, c.pad, 'NHWC', c.dilations ?? 1)
+        : tf.conv2d(a as tf.Tensor4D, w as tf.Tensor4D, c.strides, c.pad, 'NHWC', c.dilations ?? 1);
+    const probe = tf.randomNormal(conv(x, f).shape, 0, 1, 'float32', 13);
+    const [dx, df] = tf.grads((a: tf.Tensor, w: tf.Tensor) => tf.sum(tf.mul(conv(a, w), probe)))([x, f]);
+    return [dx!.dataSync() as Float32Array, df!.dataSync() as Float32Array] as [Float32Array, Float32Array];
+  });
+}
+
+function relativeError(a: Float32Array, b: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+describe('wasm training kernels: gradient parity with the cpu backend', () => {
+  for (const c of CASES) {
+    it(c.name, async () => {
+      const [dxCpu, dfCpu] = await gradients('cpu', c);
+      const before = tf.memory().numTensors;
+      const [dxWasm, dfWasm] = await gradients('wasm', c);
+      expect(tf.memory().numTensors).toBe(before);
+      expect(dxWasm.length).toBe(dxCpu.length);
+      expect(relativeError(dxWasm, dxCpu)).toBeLessThan(1e-4);
+      expect(relativeError(dfWasm, dfCpu)).toBeLessThan(1e-4);
+    });
+  }
+
+  it('frees every intermediate buffer (wasm memory flat over repeated steps)', async () => {
+    await useBackend('wasm');
+    registerWasmTrainingKernels();
+    const step = () =>
+      tf
+        .tidy(() => {
+          const x = tf.randomNormal([2, 16, 16, 4], 0, 1, 'float32', 1);
+          const f = tf.randomNormal([3, 3, 4, 8], 0, 1, 'float32', 2);
+          const df = tf.randomNormal([3, 3, 4, 1], 0, 1, 'float32', 3);
+          const g = tf.grads((a: tf.Tensor, w: tf.Tensor, d: tf.Tensor) =>
+            tf.sum(
+              tf.conv2d(
+                tf.depthwiseConv2d(a as tf.Tensor4D, d as tf.Tensor4D, 2, 'same'),
+                w as tf.Tensor4D,
+                1,
+                'same',
+              ),
+            ),
+          )([x, f, df]);
+          return tf.sum(tf.addN(g.map((t) => tf.sum(t))));
+        })
+        .dispose();
+    step();
+    const bytes = tf.memory().numBytes;
+    const tensors = tf.memory().numTensors;
+    for (let i = 0; i < 5; i++) step();
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(tf.memory().numBytes).toBe(bytes);
+    // The wasm heap does not grow either: the backend's data map holds no stray buffers.
+    const backend = tf.backend() as unknown as { dataIdMap: { numDataIds(): number } };
+    const ids = backend.dataIdMap.numDataIds();
+    step();
+    expect(backend.dataIdMap.numDataIds()).toBe(ids);
+  });
+});
