@@ -20,3 +20,6 @@ export { MedimgError } from './util/errors.js';
 export type { RandomState } from './util/random.js';
 export { deriveSeed, Random } from './util/random.js';
 export { VERSION } from './version.js';
+
+// --- Models: builders, trainability, weights by name ---
+export * from './models/index.js';

@@ -1,0 +1,14 @@
+export { countParams, type Pooling } from './common.js';
+export { makeDivisible, type MobileNetV2Options, mobilenetV2 } from './mobilenet-v2.js';
+export { type ResNet50V2Options, resnet50v2 } from './resnet50v2.js';
+export { type SimpleCnnOptions, simpleCnn } from './simple-cnn.js';
+export {
+  blockNames,
+  flattenLayers,
+  freeze,
+  guardCompile,
+  installKerasBatchNorm,
+  unfreeze,
+} from './trainability.js';
+export { type TransferModelOptions, transferModel } from './transfer.js';
+export { assignWeightsByName, type NamedWeight, type WeightMatch, weightKey } from './weights.js';
