@@ -11,6 +11,8 @@ export type { BackendInfo, BackendName, PackageImporter } from './backend/setup.
 export { availableBackends, BACKEND_NAMES, setupBackend } from './backend/setup.js';
 // --- Metrics: scikit-learn-exact numbers and clinical views ---
 export * from './metrics/index.js';
+// --- Models: builders, trainability, weights by name ---
+export * from './models/index.js';
 // --- Optimizers and learning-rate schedules ---
 export * from './optimizers/index.js';
 // --- Transforms: functional core and seeded, serializable classes ---
@@ -20,6 +22,3 @@ export { MedimgError } from './util/errors.js';
 export type { RandomState } from './util/random.js';
 export { deriveSeed, Random } from './util/random.js';
 export { VERSION } from './version.js';
-
-// --- Models: builders, trainability, weights by name ---
-export * from './models/index.js';

@@ -4,9 +4,7 @@
  * @packageDocumentation
  */
 export * from './index.js';
-
-// --- Reports: charts rendered to SVG and PNG ---
-export { type RenderedChart, renderChart, writeChart, writeFileAtomic } from './report/render.js';
-
 // --- Keras HDF5 model and weight loading ---
 export { loadKerasModel, loadKerasWeights, readKerasWeights } from './models/keras-h5.js';
+// --- Reports: charts rendered to SVG and PNG ---
+export { type RenderedChart, renderChart, writeChart, writeFileAtomic } from './report/render.js';

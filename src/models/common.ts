@@ -25,8 +25,13 @@ export class Initializers {
 export type Pooling = 'avg' | 'max' | undefined;
 
 /** Counts a model's parameters the way Keras's `model.summary()` does. */
-export function countParams(model: tfl.LayersModel): { total: number; trainable: number; nonTrainable: number } {
-  const size = (ws: tfl.LayerVariable[]) => ws.reduce((a, w) => a + (w.shape as number[]).reduce((p, d) => p * d, 1), 0);
+export function countParams(model: tfl.LayersModel): {
+  total: number;
+  trainable: number;
+  nonTrainable: number;
+} {
+  const size = (ws: tfl.LayerVariable[]) =>
+    ws.reduce((a, w) => a + (w.shape as number[]).reduce((p, d) => p * d, 1), 0);
   const trainable = size(model.trainableWeights);
   const nonTrainable = size(model.nonTrainableWeights);
   return { total: trainable + nonTrainable, trainable, nonTrainable };

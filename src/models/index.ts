@@ -1,5 +1,5 @@
 export { countParams, type Pooling } from './common.js';
-export { makeDivisible, type MobileNetV2Options, mobilenetV2 } from './mobilenet-v2.js';
+export { type MobileNetV2Options, makeDivisible, mobilenetV2 } from './mobilenet-v2.js';
 export { type ResNet50V2Options, resnet50v2 } from './resnet50v2.js';
 export { type SimpleCnnOptions, simpleCnn } from './simple-cnn.js';
 export {

@@ -32,9 +32,20 @@ async function openH5<T>(source: string | Uint8Array, fn: (file: H5File) => T): 
     try {
       file = new h5.File(path, 'r');
     } catch (error) {
-      throw new MedimgError('loadKeras', `${label} could not be opened as HDF5 (truncated or corrupt?): ${(error as Error).message}`);
+      throw new MedimgError(
+        'loadKeras',
+        `${label} could not be opened as HDF5 (truncated or corrupt?): ${(error as Error).message}`,
+      );
     }
-    return fn(file);
+    try {
+      return fn(file);
+    } catch (error) {
+      if (error instanceof MedimgError) throw error;
+      throw new MedimgError(
+        'loadKeras',
+        `${label} could not be read (truncated or corrupt?): ${(error as Error).message}`,
+      );
+    }
   } finally {
     file?.close();
     h5.FS!.unlink(path);
@@ -56,18 +67,27 @@ function asStrings(value: unknown): string[] {
 function readWeightGroup(root: H5Group | H5File, label: string): Map<string, NamedWeight> {
   const out = new Map<string, NamedWeight>();
   const layerNames = asStrings(attr(root, 'layer_names'));
-  if (!layerNames.length) throw new MedimgError('loadKeras', `${label} has no 'layer_names' attribute: not a Keras weights file`);
+  if (!layerNames.length)
+    throw new MedimgError('loadKeras', `${label} has no 'layer_names' attribute: not a Keras weights file`);
   for (const layer of layerNames) {
     const group = root.get(layer) as H5Group | null;
-    if (!group) throw new MedimgError('loadKeras', `${label}: layer group '${layer}' is listed but missing (truncated file?)`);
+    if (!group)
+      throw new MedimgError(
+        'loadKeras',
+        `${label}: layer group '${layer}' is listed but missing (truncated file?)`,
+      );
     for (const weightName of asStrings(attr(group, 'weight_names'))) {
       const dataset = group.get(weightName) as H5Dataset | null;
-      if (!dataset) throw new MedimgError('loadKeras', `${label}: weight '${layer}/${weightName}' is listed but missing`);
+      if (!dataset)
+        throw new MedimgError('loadKeras', `${label}: weight '${layer}/${weightName}' is listed but missing`);
       let value: unknown;
       try {
         value = dataset.value;
       } catch (error) {
-        throw new MedimgError('loadKeras', `${label}: weight '${weightName}' cannot be read (truncated file?): ${(error as Error).message}`);
+        throw new MedimgError(
+          'loadKeras',
+          `${label}: weight '${weightName}' cannot be read (truncated file?): ${(error as Error).message}`,
+        );
       }
       const shape = (dataset.shape ?? []) as number[];
       const data = value instanceof Float32Array ? value : Float32Array.from(value as ArrayLike<number>);
@@ -96,7 +116,11 @@ function fixConfig(node: unknown): void {
   }
   if (node && typeof node === 'object') {
     const obj = node as Record<string, unknown>;
-    if ((obj.class_name === 'DepthwiseConv2D' || obj.class_name === 'Conv2D') && obj.config && typeof obj.config === 'object') {
+    if (
+      (obj.class_name === 'DepthwiseConv2D' || obj.class_name === 'Conv2D') &&
+      obj.config &&
+      typeof obj.config === 'object'
+    ) {
       // Keras >= 2.4 writes "groups": 1, which tfjs-layers (and newer Keras) reject on DepthwiseConv2D.
       delete (obj.config as Record<string, unknown>).groups;
     }
@@ -119,17 +143,27 @@ export async function loadKerasModel(source: string | Uint8Array): Promise<tfl.L
   const { config, weights } = await openH5(source, (file) => {
     const raw = attr(file, 'model_config');
     if (typeof raw !== 'string') {
-      throw new MedimgError('loadKerasModel', `${label} has no 'model_config': it holds weights only (use loadKerasWeights with a model built here)`);
+      throw new MedimgError(
+        'loadKerasModel',
+        `${label} has no 'model_config': it holds weights only (use loadKerasWeights with a model built here)`,
+      );
     }
-    if (!file.keys().includes('model_weights')) throw new MedimgError('loadKerasModel', `${label} has no 'model_weights' group`);
-    return { config: JSON.parse(raw) as unknown, weights: readWeightGroup(file.get('model_weights') as H5Group, label) };
+    if (!file.keys().includes('model_weights'))
+      throw new MedimgError('loadKerasModel', `${label} has no 'model_weights' group`);
+    return {
+      config: JSON.parse(raw) as unknown,
+      weights: readWeightGroup(file.get('model_weights') as H5Group, label),
+    };
   });
   fixConfig(config);
   let model: tfl.LayersModel;
   try {
     model = await tfl.models.modelFromJSON({ modelTopology: config as never });
   } catch (error) {
-    throw new MedimgError('loadKerasModel', `${label}: tfjs-layers cannot rebuild this architecture: ${(error as Error).message}`);
+    throw new MedimgError(
+      'loadKerasModel',
+      `${label}: tfjs-layers cannot rebuild this architecture: ${(error as Error).message}`,
+    );
   }
   assignWeightsByName(model, weights, { op: 'loadKerasModel', source: label });
   installKerasBatchNorm(model);

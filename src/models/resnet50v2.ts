@@ -29,20 +29,44 @@ export function resnet50v2(options: ResNet50V2Options = {}): tfl.LayersModel {
   const inputShape = options.inputShape ?? [224, 224, 3];
   const includeTop = options.includeTop ?? false;
   const classes = options.classes ?? 1000;
-  check(inputShape.length === 3 && inputShape.every((d) => Number.isInteger(d) && d > 0), 'resnet50v2', `inputShape must be [height, width, channels], got ${JSON.stringify(inputShape)}`);
-  check(inputShape[0] >= 32 && inputShape[1] >= 32, 'resnet50v2', `input must be at least 32x32, got ${inputShape[0]}x${inputShape[1]}`);
+  check(
+    inputShape.length === 3 && inputShape.every((d) => Number.isInteger(d) && d > 0),
+    'resnet50v2',
+    `inputShape must be [height, width, channels], got ${JSON.stringify(inputShape)}`,
+  );
+  check(
+    inputShape[0] >= 32 && inputShape[1] >= 32,
+    'resnet50v2',
+    `input must be at least 32x32, got ${inputShape[0]}x${inputShape[1]}`,
+  );
   const init = new Initializers(options.seed ?? 0);
   let shortcutPools = 0;
 
-  const conv = (x: tfl.SymbolicTensor, filters: number, kernel: number, strides: number, useBias: boolean, name: string) =>
+  const conv = (
+    x: tfl.SymbolicTensor,
+    filters: number,
+    kernel: number,
+    strides: number,
+    useBias: boolean,
+    name: string,
+  ) =>
     tfl.layers
       .conv2d({ filters, kernelSize: kernel, strides, useBias, name, kernelInitializer: init.glorot() })
       .apply(x) as tfl.SymbolicTensor;
   const bn = (x: tfl.SymbolicTensor, name: string) =>
     tfl.layers.batchNormalization({ axis: 3, epsilon: BN_EPS, name }).apply(x) as tfl.SymbolicTensor;
-  const relu = (x: tfl.SymbolicTensor, name: string) => tfl.layers.activation({ activation: 'relu', name }).apply(x) as tfl.SymbolicTensor;
+  const relu = (x: tfl.SymbolicTensor, name: string) =>
+    tfl.layers.activation({ activation: 'relu', name }).apply(x) as tfl.SymbolicTensor;
   const pad = (x: tfl.SymbolicTensor, p: number, name: string) =>
-    tfl.layers.zeroPadding2d({ padding: [[p, p], [p, p]], name }).apply(x) as tfl.SymbolicTensor;
+    tfl.layers
+      .zeroPadding2d({
+        padding: [
+          [p, p],
+          [p, p],
+        ],
+        name,
+      })
+      .apply(x) as tfl.SymbolicTensor;
 
   const block2 = (x: tfl.SymbolicTensor, filters: number, name: string, stride = 1, convShortcut = false) => {
     let preact = bn(x, `${name}_preact_bn`);
@@ -52,7 +76,9 @@ export function resnet50v2(options: ResNet50V2Options = {}): tfl.LayersModel {
     else if (stride > 1) {
       const poolName = shortcutPools === 0 ? 'max_pooling2d' : `max_pooling2d_${shortcutPools}`;
       shortcutPools++;
-      shortcut = tfl.layers.maxPooling2d({ poolSize: 1, strides: stride, name: poolName }).apply(x) as tfl.SymbolicTensor;
+      shortcut = tfl.layers
+        .maxPooling2d({ poolSize: 1, strides: stride, name: poolName })
+        .apply(x) as tfl.SymbolicTensor;
     } else shortcut = x;
     let y = conv(preact, filters, 1, 1, false, `${name}_1_conv`);
     y = relu(bn(y, `${name}_1_bn`), `${name}_1_relu`);
@@ -80,7 +106,9 @@ export function resnet50v2(options: ResNet50V2Options = {}): tfl.LayersModel {
   x = relu(bn(x, 'post_bn'), 'post_relu');
   if (includeTop) {
     x = tfl.layers.globalAveragePooling2d({ name: 'avg_pool' }).apply(x) as tfl.SymbolicTensor;
-    x = tfl.layers.dense({ units: classes, activation: 'softmax', name: 'predictions', kernelInitializer: init.glorot() }).apply(x) as tfl.SymbolicTensor;
+    x = tfl.layers
+      .dense({ units: classes, activation: 'softmax', name: 'predictions', kernelInitializer: init.glorot() })
+      .apply(x) as tfl.SymbolicTensor;
   } else if (options.pooling === 'avg') {
     x = tfl.layers.globalAveragePooling2d({ name: 'avg_pool' }).apply(x) as tfl.SymbolicTensor;
   } else if (options.pooling === 'max') {

@@ -29,35 +29,71 @@ export function simpleCnn(options: SimpleCnnOptions): tfl.LayersModel {
   const op = 'simpleCnn';
   const { inputShape, numClasses } = options ?? ({} as SimpleCnnOptions);
   check(
-    Array.isArray(inputShape) && inputShape.length === 3 && inputShape.every((d) => Number.isInteger(d) && d > 0),
+    Array.isArray(inputShape) &&
+      inputShape.length === 3 &&
+      inputShape.every((d) => Number.isInteger(d) && d > 0),
     op,
     `inputShape must be [height, width, channels], got ${JSON.stringify(inputShape)}`,
   );
-  check(Number.isInteger(numClasses) && numClasses >= 2, op, `numClasses must be an integer >= 2, got ${numClasses}`);
+  check(
+    Number.isInteger(numClasses) && numClasses >= 2,
+    op,
+    `numClasses must be an integer >= 2, got ${numClasses}`,
+  );
   const filters = options.filters ?? [32, 64, 128];
   const kernelSize = options.kernelSize ?? 3;
   const dense = options.dense ?? 128;
   const dropout = options.dropout ?? 0.5;
   const batchNorm = options.batchNorm ?? true;
-  check(filters.length > 0 && filters.every((f) => Number.isInteger(f) && f > 0), op, 'filters must be positive integers');
+  check(
+    filters.length > 0 && filters.every((f) => Number.isInteger(f) && f > 0),
+    op,
+    'filters must be positive integers',
+  );
   check(dropout >= 0 && dropout < 1, op, `dropout must be in [0, 1), got ${dropout}`);
   const minSide = Math.min(inputShape[0], inputShape[1]);
-  check(minSide >= 2 ** filters.length, op, `input ${inputShape[0]}x${inputShape[1]} is too small for ${filters.length} pooling steps`);
+  check(
+    minSide >= 2 ** filters.length,
+    op,
+    `input ${inputShape[0]}x${inputShape[1]} is too small for ${filters.length} pooling steps`,
+  );
   const init = new Initializers(options.seed ?? 0);
 
   const input = tfl.input({ shape: inputShape, name: 'image' });
   let x: tfl.SymbolicTensor = input;
   filters.forEach((f, i) => {
     const name = `block${i + 1}`;
-    x = tfl.layers.conv2d({ filters: f, kernelSize, padding: 'same', useBias: !batchNorm, name: `${name}_conv`, kernelInitializer: init.he() }).apply(x) as tfl.SymbolicTensor;
+    x = tfl.layers
+      .conv2d({
+        filters: f,
+        kernelSize,
+        padding: 'same',
+        useBias: !batchNorm,
+        name: `${name}_conv`,
+        kernelInitializer: init.he(),
+      })
+      .apply(x) as tfl.SymbolicTensor;
     if (batchNorm) x = tfl.layers.batchNormalization({ name: `${name}_bn` }).apply(x) as tfl.SymbolicTensor;
     x = tfl.layers.activation({ activation: 'relu', name: `${name}_relu` }).apply(x) as tfl.SymbolicTensor;
     x = tfl.layers.maxPooling2d({ poolSize: 2, name: `${name}_pool` }).apply(x) as tfl.SymbolicTensor;
   });
   x = tfl.layers.globalAveragePooling2d({ name: 'pool' }).apply(x) as tfl.SymbolicTensor;
-  if (dense > 0) x = tfl.layers.dense({ units: dense, activation: 'relu', name: 'dense', kernelInitializer: init.he() }).apply(x) as tfl.SymbolicTensor;
-  if (dropout > 0) x = tfl.layers.dropout({ rate: dropout, name: 'dropout', seed: init.seedFor() }).apply(x) as tfl.SymbolicTensor;
-  x = tfl.layers.dense({ units: numClasses, activation: 'softmax', name: 'predictions', kernelInitializer: init.glorot() }).apply(x) as tfl.SymbolicTensor;
+  if (dense > 0)
+    x = tfl.layers
+      .dense({ units: dense, activation: 'relu', name: 'dense', kernelInitializer: init.he() })
+      .apply(x) as tfl.SymbolicTensor;
+  if (dropout > 0)
+    x = tfl.layers
+      .dropout({ rate: dropout, name: 'dropout', seed: init.seedFor() })
+      .apply(x) as tfl.SymbolicTensor;
+  x = tfl.layers
+    .dense({
+      units: numClasses,
+      activation: 'softmax',
+      name: 'predictions',
+      kernelInitializer: init.glorot(),
+    })
+    .apply(x) as tfl.SymbolicTensor;
   const model = tfl.model({ inputs: input, outputs: x, name: 'simple_cnn' });
   installKerasBatchNorm(model);
   return model;

@@ -29,10 +29,14 @@ const PATCHED = Symbol('medimg.kerasBatchNorm');
 export function installKerasBatchNorm(model: tfl.LayersModel): void {
   for (const layer of flattenLayers(model)) {
     if (layer.getClassName() !== 'BatchNormalization') continue;
-    const target = layer as unknown as { call: (inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs) => tf.Tensor; [PATCHED]?: true };
+    const target = layer as unknown as {
+      call: (inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs) => tf.Tensor;
+      [PATCHED]?: true;
+    };
     if (target[PATCHED]) continue;
     const original = target.call.bind(layer);
-    target.call = (inputs, kwargs) => original(inputs, { ...(kwargs ?? {}), training: kwargs?.training === true && layer.trainable });
+    target.call = (inputs, kwargs) =>
+      original(inputs, { ...(kwargs ?? {}), training: kwargs?.training === true && layer.trainable });
     target[PATCHED] = true;
   }
   guardCompile(model);
@@ -80,9 +84,12 @@ export function guardCompile(model: tfl.LayersModel): void {
     const original = m[name]!.bind(model);
     m[name] = (...args: unknown[]) => {
       if (state.compiledWith !== null && state.compiledWith !== trainability(model)) {
-        throw new MedimgError(
-          name,
-          'which layers train changed (freeze/unfreeze) since the model was compiled: call model.compile again with a fresh optimizer',
+        // These methods are async: reject rather than throw.
+        return Promise.reject(
+          new MedimgError(
+            name,
+            'which layers train changed (freeze/unfreeze) since the model was compiled: call model.compile again with a fresh optimizer',
+          ),
         );
       }
       return original(...args);
@@ -119,7 +126,10 @@ export function blockNames(model: tfl.LayersModel): string[] {
  * unfreeze(model, { from: 'conv5_block1_preact_bn' }); // fine-tune conv5 and the head
  * model.compile({ optimizer: adaBelief({ learningRate: 1e-5 }), loss: 'categoricalCrossentropy' });
  */
-export function unfreeze(model: tfl.LayersModel, options: { from: string } | { lastBlocks: number } | { all: true }): tfl.LayersModel {
+export function unfreeze(
+  model: tfl.LayersModel,
+  options: { from: string } | { lastBlocks: number } | { all: true },
+): tfl.LayersModel {
   const layers = flattenLayers(model);
   let start: number;
   if ('all' in options) start = 0;
@@ -129,7 +139,11 @@ export function unfreeze(model: tfl.LayersModel, options: { from: string } | { l
   } else {
     const blocks = blockNames(model);
     const n = options.lastBlocks;
-    check(Number.isInteger(n) && n >= 1 && n <= blocks.length, 'unfreeze', `lastBlocks must be 1..${blocks.length}, got ${n}`);
+    check(
+      Number.isInteger(n) && n >= 1 && n <= blocks.length,
+      'unfreeze',
+      `lastBlocks must be 1..${blocks.length}, got ${n}`,
+    );
     const first = blocks[blocks.length - n] as string;
     start = layers.findIndex((l) => l.name.startsWith(`${first}_`));
   }

@@ -23,17 +23,39 @@ export interface TransferModelOptions {
 export function transferModel(options: TransferModelOptions): tfl.LayersModel {
   const { backbone, numClasses } = options;
   check(backbone && Array.isArray(backbone.inputs), 'transferModel', 'backbone must be a tfjs LayersModel');
-  check(Number.isInteger(numClasses) && numClasses >= 2, 'transferModel', `numClasses must be an integer >= 2, got ${numClasses}`);
+  check(
+    Number.isInteger(numClasses) && numClasses >= 2,
+    'transferModel',
+    `numClasses must be an integer >= 2, got ${numClasses}`,
+  );
   const init = new Initializers(options.seed ?? 0);
   const input = tfl.input({ shape: backbone.inputs[0]!.shape.slice(1) as number[], name: 'image' });
   let x = backbone.apply(input) as tfl.SymbolicTensor;
-  if (x.shape.length === 4) x = tfl.layers.globalAveragePooling2d({ name: 'head_pool' }).apply(x) as tfl.SymbolicTensor;
+  if (x.shape.length === 4)
+    x = tfl.layers.globalAveragePooling2d({ name: 'head_pool' }).apply(x) as tfl.SymbolicTensor;
   if (options.hiddenUnits) {
-    x = tfl.layers.dense({ units: options.hiddenUnits, activation: 'relu', name: 'head_dense', kernelInitializer: init.he() }).apply(x) as tfl.SymbolicTensor;
+    x = tfl.layers
+      .dense({
+        units: options.hiddenUnits,
+        activation: 'relu',
+        name: 'head_dense',
+        kernelInitializer: init.he(),
+      })
+      .apply(x) as tfl.SymbolicTensor;
   }
   const dropout = options.dropout ?? 0.2;
-  if (dropout > 0) x = tfl.layers.dropout({ rate: dropout, name: 'head_dropout', seed: init.seedFor() }).apply(x) as tfl.SymbolicTensor;
-  x = tfl.layers.dense({ units: numClasses, activation: 'softmax', name: 'head_predictions', kernelInitializer: init.glorot() }).apply(x) as tfl.SymbolicTensor;
+  if (dropout > 0)
+    x = tfl.layers
+      .dropout({ rate: dropout, name: 'head_dropout', seed: init.seedFor() })
+      .apply(x) as tfl.SymbolicTensor;
+  x = tfl.layers
+    .dense({
+      units: numClasses,
+      activation: 'softmax',
+      name: 'head_predictions',
+      kernelInitializer: init.glorot(),
+    })
+    .apply(x) as tfl.SymbolicTensor;
   const model = tfl.model({ inputs: input, outputs: x, name: `${backbone.name}_classifier` });
   if (options.freezeBackbone ?? true) {
     freeze(backbone);

@@ -57,10 +57,15 @@ export function assignWeightsByName(
       `shape mismatch: ${result.mismatched.map((m) => `${m.name} expects [${m.expected}] but the file has [${m.got}]`).join('; ')}`,
     );
   }
-  if (result.missing.length && !options.allowMissing) problems.push(`missing from the file: ${preview(result.missing)}`);
-  if (result.unexpected.length && !options.allowUnexpected) problems.push(`not in the model: ${preview(result.unexpected)}`);
+  if (result.missing.length && !options.allowMissing)
+    problems.push(`missing from the file: ${preview(result.missing)}`);
+  if (result.unexpected.length && !options.allowUnexpected)
+    problems.push(`not in the model: ${preview(result.unexpected)}`);
   if (problems.length) {
-    throw new MedimgError(op, `${options.source ? `${options.source}: ` : ''}weights do not fit the model (${problems.join('. ')})`);
+    throw new MedimgError(
+      op,
+      `${options.source ? `${options.source}: ` : ''}weights do not fit the model (${problems.join('. ')})`,
+    );
   }
   for (const [variable, value] of plan) {
     tf.tidy(() => {

@@ -1,7 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { countParams, makeDivisible, mobilenetV2, resnet50v2, setupBackend, simpleCnn } from '../../src/index.js';
+import {
+  countParams,
+  makeDivisible,
+  mobilenetV2,
+  resnet50v2,
+  setupBackend,
+  simpleCnn,
+} from '../../src/index.js';
 
 const conv = (m: tfl.LayersModel, name: string) => m.getLayer(name).getConfig() as Record<string, unknown>;
 
@@ -66,7 +73,9 @@ describe('model builders match the published Keras figures', () => {
     expect(m.outputs[0]!.shape).toEqual([null, 7, 7, 1280]);
     const full = mobilenetV2({ includeTop: true });
     expect(countParams(full).total).toBe(3_538_984);
-    expect([makeDivisible(32 * 0.35), makeDivisible(16 * 0.35), makeDivisible(1280 * 1.4)]).toEqual([16, 8, 1792]);
+    expect([makeDivisible(32 * 0.35), makeDivisible(16 * 0.35), makeDivisible(1280 * 1.4)]).toEqual([
+      16, 8, 1792,
+    ]);
     m.dispose();
     full.dispose();
   });
@@ -78,7 +87,9 @@ describe('model builders match the published Keras figures', () => {
     const x = tf.zeros([2, 64, 64, 1]);
     const y = m.predict(x) as tf.Tensor;
     expect(y.shape).toEqual([2, 3]);
-    expect(Array.from(tf.tidy(() => tf.sum(y, 1)).dataSync()).map((v) => Number(v.toFixed(5)))).toEqual([1, 1]);
+    expect(Array.from(tf.tidy(() => tf.sum(y, 1)).dataSync()).map((v) => Number(v.toFixed(5)))).toEqual([
+      1, 1,
+    ]);
     tf.dispose([x, y]);
     m.dispose();
   });
@@ -107,8 +118,12 @@ describe('model builders match the published Keras figures', () => {
   });
 
   it('bad options are refused clearly', () => {
-    expect(() => simpleCnn({ inputShape: [8, 8, 1], numClasses: 1 })).toThrow(/numClasses must be an integer >= 2/);
-    expect(() => simpleCnn({ inputShape: [4, 4, 1], numClasses: 2 })).toThrow(/too small for 3 pooling steps/);
+    expect(() => simpleCnn({ inputShape: [8, 8, 1], numClasses: 1 })).toThrow(
+      /numClasses must be an integer >= 2/,
+    );
+    expect(() => simpleCnn({ inputShape: [4, 4, 1], numClasses: 2 })).toThrow(
+      /too small for 3 pooling steps/,
+    );
     expect(() => mobilenetV2({ alpha: 0.6 })).toThrow(/alpha must be one of/);
     expect(() => resnet50v2({ inputShape: [16, 16, 3] })).toThrow(/at least 32x32/);
   });
