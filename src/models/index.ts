@@ -1,5 +1,6 @@
 export { countParams, type Pooling } from './common.js';
 export { type MobileNetV2Options, makeDivisible, mobilenetV2 } from './mobilenet-v2.js';
+export { RESNET50V2_IMAGENET, type WeightsDescriptor } from './pretrained.js';
 export { type ResNet50V2Options, resnet50v2 } from './resnet50v2.js';
 export { type SimpleCnnOptions, simpleCnn } from './simple-cnn.js';
 export {
