@@ -9,6 +9,8 @@
 export type { BackendInfo, BackendName, PackageImporter } from './backend/setup.js';
 // --- Backends ---
 export { availableBackends, BACKEND_NAMES, setupBackend } from './backend/setup.js';
+// --- Data: splits, batching, synthetic phantoms (no file system) ---
+export * from './data/index.js';
 // --- Metrics: scikit-learn-exact numbers and clinical views ---
 export * from './metrics/index.js';
 // --- Models: builders, trainability, weights by name ---

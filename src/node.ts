@@ -3,6 +3,24 @@
  * helpers. Everything from the package root is re-exported here too.
  * @packageDocumentation
  */
+
+// --- Data on disk: decoding, class-per-folder datasets, duplicates ---
+export { type DecodedPixels, type DecodeOptions, decodeImage, decodePixels } from './data/decode.js';
+export {
+  classCounts,
+  type DuplicateReport,
+  type FolderSample,
+  type FolderSourceOptions,
+  findDuplicates,
+  folderSource,
+  hashSamples,
+  IMAGE_EXTENSIONS,
+  type ImageFolder,
+  imageFolder,
+  perceptualHash,
+  type SkippedFile,
+  validateSamples,
+} from './data/folder.js';
 export * from './index.js';
 export { defaultCacheDir, type FetchWeightsOptions, fetchWeights, md5 } from './models/download.js';
 // --- Keras HDF5 model and weight loading ---

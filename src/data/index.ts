@@ -1,0 +1,10 @@
+export { arraySource, type Batch, type BatchOptions, batches, type SampleSource } from './loader.js';
+export { classWeights, findLeaks, type LabeledSample, stratifiedSplit } from './split.js';
+export {
+  SYNTHETIC_CLASSES,
+  SYNTHETIC_NORMAL_CLASS,
+  type SyntheticDataset,
+  type SyntheticKind,
+  type SyntheticSample,
+  syntheticDataset,
+} from './synthetic.js';

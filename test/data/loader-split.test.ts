@@ -1,0 +1,157 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  arraySource,
+  batches,
+  classWeights,
+  findLeaks,
+  Letterbox,
+  RandomHorizontalFlip,
+  Resize,
+  setupBackend,
+  stratifiedSplit,
+  syntheticDataset,
+} from '../../src/index.js';
+
+describe('synthetic phantoms', () => {
+  it('are seeded, balanced, in range, and differ between seeds and classes', () => {
+    const a = syntheticDataset({ kind: 'brain-mri', perClass: 3, size: 32, seed: 1 });
+    const b = syntheticDataset({ kind: 'brain-mri', perClass: 3, size: 32, seed: 1 });
+    const c = syntheticDataset({ kind: 'brain-mri', perClass: 3, size: 32, seed: 2 });
+    expect(a.classes).toEqual(['glioma', 'meningioma', 'notumor', 'pituitary']);
+    expect(a.samples.map((s) => s.label)).toEqual([0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3]);
+    expect(a.samples.map((s) => Array.from(s.pixels))).toEqual(b.samples.map((s) => Array.from(s.pixels)));
+    expect(Array.from(a.samples[0]!.pixels)).not.toEqual(Array.from(c.samples[0]!.pixels));
+    for (const s of a.samples) {
+      expect(s.pixels.length).toBe(32 * 32);
+      expect(Math.min(...s.pixels)).toBeGreaterThanOrEqual(0);
+      expect(Math.max(...s.pixels)).toBeLessThanOrEqual(255);
+    }
+    const us = syntheticDataset({ kind: 'breast-ultrasound', perClass: 2, size: 24, seed: 3 });
+    expect(us.classes).toEqual(['benign', 'malignant', 'normal']);
+    expect(() => syntheticDataset({ kind: 'ct' as 'brain-mri', perClass: 1, seed: 1 })).toThrow(
+      /kind must be/,
+    );
+  });
+
+  it('lesion classes carry their structure: pituitary is bright at the midline base, notumor is not', () => {
+    const d = syntheticDataset({ kind: 'brain-mri', perClass: 30, size: 48, seed: 5 });
+    const base = (p: Float32Array) => {
+      let m = 0;
+      for (let y = 30; y < 42; y++) for (let x = 19; x < 29; x++) m = Math.max(m, p[y * 48 + x]!);
+      return m;
+    };
+    const mean = (label: number) => {
+      const xs = d.samples.filter((s) => s.label === label).map((s) => base(s.pixels));
+      return xs.reduce((a, b) => a + b, 0) / xs.length;
+    };
+    expect(mean(3) - mean(2)).toBeGreaterThan(20);
+  });
+});
+
+describe('splits, class weights and leaks', () => {
+  const samples = Array.from({ length: 100 }, (_, i) => ({
+    label: i < 70 ? 0 : 1,
+    path: `f${i}`,
+    hash: `h${i % 90}`,
+  }));
+
+  it('stratifies per class, is seeded, and keeps duplicates on one side', () => {
+    const { train, validation } = stratifiedSplit(samples, { validation: 0.2, seed: 1 });
+    expect(train.length + validation.length).toBe(100);
+    const count = (xs: typeof samples, l: number) => xs.filter((s) => s.label === l).length;
+    expect(Math.abs(count(validation, 0) - 14)).toBeLessThanOrEqual(1);
+    expect(Math.abs(count(validation, 1) - 6)).toBeLessThanOrEqual(1);
+    expect(findLeaks(train, validation)).toEqual([]);
+    const again = stratifiedSplit(samples, { validation: 0.2, seed: 1 });
+    expect(again.validation.map((s) => s.path)).toEqual(validation.map((s) => s.path));
+    const other = stratifiedSplit(samples, { validation: 0.2, seed: 2 });
+    expect(other.validation.map((s) => s.path)).not.toEqual(validation.map((s) => s.path));
+    const loose = stratifiedSplit(samples, { validation: 0.5, seed: 3, keepDuplicatesTogether: false });
+    expect(findLeaks(loose.train, loose.validation).length).toBeGreaterThan(0);
+    expect(() => stratifiedSplit(samples, { validation: 1.5, seed: 1 })).toThrow(
+      /validation must be a fraction in \(0, 1\)/,
+    );
+  });
+
+  it('classWeights are scikit-learn balanced weights (BUSI counts)', () => {
+    const busi = [...Array(350).fill(0), ...Array(168).fill(1), ...Array(106).fill(2)].map((label) => ({
+      label,
+    }));
+    const w = classWeights(busi);
+    expect(w[0]).toBeCloseTo(624 / (3 * 350), 12);
+    expect(w[1]).toBeCloseTo(624 / (3 * 168), 12);
+    expect(w[2]).toBeCloseTo(624 / (3 * 106), 12);
+  });
+});
+
+describe('batches', () => {
+  beforeAll(() => setupBackend('cpu'));
+  const data = syntheticDataset({ kind: 'breast-ultrasound', perClass: 5, size: 16, seed: 1 });
+  const source = arraySource(data.samples, { height: 16, width: 16, numClasses: 3 });
+
+  it('yields one-hot batches through a transform, with a seeded order per epoch, and leaks nothing', async () => {
+    const before = tf.memory().numTensors;
+    const seen: number[][] = [];
+    for await (const b of batches(source, {
+      batchSize: 4,
+      shuffle: true,
+      seed: 3,
+      transform: new Resize({ height: 8, width: 8 }),
+    })) {
+      expect(b.xs.shape.slice(1)).toEqual([8, 8, 1]);
+      expect(b.ys.shape).toEqual([b.xs.shape[0], 3]);
+      expect((b.ys.arraySync() as number[][]).map((row) => row.indexOf(1))).toEqual(b.labels);
+      seen.push(b.indices);
+      tf.dispose([b.xs, b.ys]);
+    }
+    expect(seen.map((g) => g.length)).toEqual([4, 4, 4, 3]);
+    expect(seen.flat().sort((a, b) => a - b)).toEqual(Array.from({ length: 15 }, (_, i) => i));
+    expect(tf.memory().numTensors).toBe(before);
+    const order = async (epoch: number) => {
+      const out: number[] = [];
+      for await (const b of batches(source, { batchSize: 15, shuffle: true, seed: 3, epoch })) {
+        out.push(...b.indices);
+        tf.dispose([b.xs, b.ys]);
+      }
+      return out;
+    };
+    expect(await order(0)).toEqual(seen.flat());
+    expect(await order(1)).not.toEqual(seen.flat());
+  });
+
+  it('frees prefetched batches when the consumer stops early', async () => {
+    const before = tf.memory().numTensors;
+    for await (const b of batches(source, {
+      batchSize: 2,
+      prefetch: 3,
+      transform: new RandomHorizontalFlip({ seed: 1 }),
+    })) {
+      tf.dispose([b.xs, b.ys]);
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('names the sample whose size differs from the batch', async () => {
+    const mixed = arraySource(
+      [
+        { pixels: new Float32Array(16), label: 0 },
+        { pixels: new Float32Array(16), label: 1 },
+      ],
+      { height: 4, width: 4, numClasses: 2 },
+    );
+    const odd = {
+      ...mixed,
+      load: async (i: number) => (i === 1 ? tf.zeros([5, 4, 1]) : tf.zeros([4, 4, 1])) as tf.Tensor3D,
+    };
+    await expect(batches(odd, { batchSize: 2 }).next()).rejects.toThrow(
+      /images in a batch differ in size \(\[4,4,1\] vs \[5,4,1\] for sample 1\): add a Letterbox or Resize transform/,
+    );
+    const ok = batches(odd, { batchSize: 2, transform: new Letterbox({ height: 4, width: 4 }) });
+    const b = (await ok.next()).value!;
+    expect(b.xs.shape).toEqual([2, 4, 4, 1]);
+    tf.dispose([b.xs, b.ys]);
+  });
+});
