@@ -271,5 +271,5 @@ function ultrasound(size: number, cls: string, rng: Random): Float32Array {
 }
 
 function clamp(v: number): number {
-  return v < 0 ? 0 : v > 255 ? 255 : v;
+  return v < 0 ? 0 : Math.min(v, 255);
 }
