@@ -3,6 +3,7 @@ import { defineConfig } from 'tsup';
 export default defineConfig({
   entry: { index: 'src/index.ts', node: 'src/node.ts', cli: 'src/cli/main.ts' },
   format: ['esm', 'cjs'],
+  banner: ({ format }) => (format === 'esm' ? {} : {}),
   dts: { entry: { index: 'src/index.ts', node: 'src/node.ts' } },
   sourcemap: true,
   clean: true,

@@ -17,6 +17,8 @@ export * from './metrics/index.js';
 export * from './models/index.js';
 // --- Optimizers and learning-rate schedules ---
 export * from './optimizers/index.js';
+// --- Training ---
+export * from './train/index.js';
 // --- Transforms: functional core and seeded, serializable classes ---
 export * from './transforms/index.js';
 // --- Utilities ---

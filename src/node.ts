@@ -26,5 +26,9 @@ export { defaultCacheDir, type FetchWeightsOptions, fetchWeights, md5 } from './
 // --- Keras HDF5 model and weight loading ---
 export { loadKerasModel, loadKerasWeights, readKerasWeights } from './models/keras-h5.js';
 export { loadLayersWeights, readLayersWeights } from './models/tfjs-format.js';
+// --- Training on disk: checkpoints, classifier folders, reports ---
+export { fileCheckpointStore } from './node/checkpoints.js';
+export { loadClassifier, NodeClassifier, saveClassifier } from './node/classifier.js';
+export { historyPoints, writeEvaluation, writeGradCamPng, writeTrainingCurves } from './node/report.js';
 // --- Reports: charts rendered to SVG and PNG ---
 export { type RenderedChart, renderChart, writeChart, writeFileAtomic } from './report/render.js';

@@ -151,7 +151,7 @@ function brain(size: number, cls: string, rng: Random): Float32Array {
     };
   } else if (cls === 'meningioma') {
     const a = rng.uniform(0, 2 * Math.PI);
-    const base = rng.uniform(0.13, 0.22);
+    const base = rng.uniform(0.15, 0.24);
     lesion = {
       u: Math.cos(a) * (0.86 - base),
       v: Math.sin(a) * (0.86 - base),
@@ -185,7 +185,7 @@ function brain(size: number, cls: string, rng: Random): Float32Array {
         const skull = smooth(0.9, 0.95, r) * (1 - smooth(1.0, 1.08, r));
         const inside = 1 - smooth(0.88, 0.93, r);
         const t = texture[i] as number;
-        let tissue = gray + 35 * (t - 0.5) + 12 * ((fine[i] as number) - 0.5);
+        let tissue = gray + 28 * (t - 0.5) + 12 * ((fine[i] as number) - 0.5);
         // Ventricles: two dark crescents near the centre.
         const vent = Math.exp(-(((Math.abs(u) - 0.12) / 0.07) ** 2 + ((v + 0.05) / 0.22) ** 2));
         tissue -= 70 * vent;

@@ -15,12 +15,18 @@ export interface SimpleCnnOptions {
   /** Dropout before the classifier. Default 0.5. */
   dropout?: number;
   batchNorm?: boolean;
+  /**
+   * How the feature map becomes a vector: `'flatten'` (default, the classic Keras baseline; keeps
+   * where a finding is, which tells e.g. a meningioma at the skull from a glioma inside) or
+   * `'avg'` (global average pooling: fewer parameters, position-blind).
+   */
+  pooling?: 'flatten' | 'avg';
   seed?: number;
 }
 
 /**
- * The seed projects' baseline CNN: conv blocks, global average pooling, a dense layer, dropout
- * and a softmax classifier. Grayscale or RGB.
+ * The seed projects' baseline CNN: conv blocks (conv 3x3, batch norm, ReLU, max-pool), flatten,
+ * a dense layer, dropout and a softmax classifier. Grayscale or RGB.
  *
  * @example
  * const model = simpleCnn({ inputShape: [128, 128, 1], numClasses: 4 });
@@ -77,7 +83,11 @@ export function simpleCnn(options: SimpleCnnOptions): tfl.LayersModel {
     x = tfl.layers.activation({ activation: 'relu', name: `${name}_relu` }).apply(x) as tfl.SymbolicTensor;
     x = tfl.layers.maxPooling2d({ poolSize: 2, name: `${name}_pool` }).apply(x) as tfl.SymbolicTensor;
   });
-  x = tfl.layers.globalAveragePooling2d({ name: 'pool' }).apply(x) as tfl.SymbolicTensor;
+  x = (
+    options.pooling === 'avg'
+      ? tfl.layers.globalAveragePooling2d({ name: 'pool' })
+      : tfl.layers.flatten({ name: 'flatten' })
+  ).apply(x) as tfl.SymbolicTensor;
   if (dense > 0)
     x = tfl.layers
       .dense({ units: dense, activation: 'relu', name: 'dense', kernelInitializer: init.he() })

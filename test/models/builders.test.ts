@@ -82,8 +82,18 @@ describe('model builders match the published Keras figures', () => {
 
   it('simpleCnn: known parameter count and a working forward pass', () => {
     const m = simpleCnn({ inputShape: [64, 64, 1], numClasses: 3, filters: [8, 16], dense: 16 });
-    // conv 72 + bn 32 + conv 1152 + bn 64 + dense 272 + predictions 51
-    expect(countParams(m)).toEqual({ total: 1643, trainable: 1595, nonTrainable: 48 });
+    // conv 72 + bn 32 + conv 1152 + bn 64 + dense (16*16*16)*16+16 = 65552 + predictions 51
+    expect(countParams(m)).toEqual({ total: 66_923, trainable: 66_875, nonTrainable: 48 });
+    const avg = simpleCnn({
+      inputShape: [64, 64, 1],
+      numClasses: 3,
+      filters: [8, 16],
+      dense: 16,
+      pooling: 'avg',
+    });
+    // ... with global average pooling the dense layer has 16*16+16 = 272
+    expect(countParams(avg).total).toBe(1643);
+    avg.dispose();
     const x = tf.zeros([2, 64, 64, 1]);
     const y = m.predict(x) as tf.Tensor;
     expect(y.shape).toEqual([2, 3]);

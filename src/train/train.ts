@@ -1,0 +1,318 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { batches, type SampleSource } from '../data/loader.js';
+import { MetricAccumulator } from '../metrics/accumulator.js';
+import { classificationReport } from '../metrics/classification-report.js';
+import { getLearningRate, setLearningRate } from '../optimizers/schedules.js';
+import type { Transform } from '../transforms/base.js';
+import { check, MedimgError } from '../util/errors.js';
+import { deriveSeed } from '../util/random.js';
+import {
+  type CheckpointStore,
+  decodeCheckpoint,
+  type EpochLog,
+  encodeCheckpoint,
+  type TrainingState,
+} from './checkpoint.js';
+
+/** Hooks called by {@link train}; `logs` hold `loss`, `accuracy`, `f1` and `val_*` after an epoch. */
+export interface TrainCallbacks {
+  onTrainBegin?: (info: {
+    epochs: number;
+    startEpoch: number;
+    batchesPerEpoch: number;
+  }) => Promise<void> | void;
+  onEpochBegin?: (epoch: number, logs?: Record<string, number>) => Promise<void> | void;
+  onBatchEnd?: (batch: number, logs: { loss: number; size: number; epoch: number }) => Promise<void> | void;
+  onEpochEnd?: (epoch: number, logs?: Record<string, number>) => Promise<void> | void;
+  onTrainEnd?: (result: TrainResult) => Promise<void> | void;
+}
+
+export interface TrainOptions {
+  model: tfl.LayersModel;
+  train: SampleSource;
+  validation?: SampleSource;
+  /** A fresh optimizer (its state is saved in checkpoints). */
+  optimizer: tf.Optimizer;
+  epochs: number;
+  batchSize?: number;
+  /** Training pipeline: augmentation and preprocessing, applied per image. */
+  transform?: Transform;
+  /** Deterministic pipeline for validation (the training one without augmentation). */
+  validationTransform?: Transform;
+  /** Per-class loss weights (see `classWeights`), Keras's `class_weight`. */
+  classWeights?: number[];
+  /** Seed of shuffling and dropout. Default 0. */
+  seed?: number;
+  callbacks?: TrainCallbacks[];
+  /** Metric that picks the best epoch; default `val_loss` (or `loss` without validation). */
+  monitor?: string;
+  /** `'min'` for losses, `'max'` for accuracy and F1; default from the metric's name. */
+  mode?: 'min' | 'max';
+  /** Stop after this many epochs without improvement of `monitor`. */
+  earlyStopping?: { patience: number; minDelta?: number };
+  /** Writes `last` after every epoch and `best` on improvement, atomically. */
+  checkpoints?: CheckpointStore;
+  /** Continue from the `last` checkpoint in `checkpoints`. */
+  resume?: boolean;
+  /** Load the best epoch's weights into the model at the end. Default true when checkpoints are kept. */
+  restoreBest?: boolean;
+}
+
+export interface TrainResult {
+  history: EpochLog[];
+  bestEpoch: number | null;
+  best: number | null;
+  stoppedEarly: boolean;
+  epochsRun: number;
+}
+
+/** Raised when training cannot go on (NaN loss, bad configuration); the last good checkpoint is kept. */
+export class TrainingError extends MedimgError {
+  constructor(message: string) {
+    super('train', message);
+    this.name = 'TrainingError';
+  }
+}
+
+function dropoutLayers(model: tfl.LayersModel): { seed?: number }[] {
+  const out: { seed?: number }[] = [];
+  const visit = (layers: tfl.layers.Layer[]) => {
+    for (const l of layers) {
+      const inner = (l as unknown as { layers?: tfl.layers.Layer[] }).layers;
+      if (Array.isArray(inner)) visit(inner);
+      else if (l.getClassName() === 'Dropout') out.push(l as unknown as { seed?: number });
+    }
+  };
+  visit(model.layers);
+  return out;
+}
+
+/** Keras's categorical cross-entropy with optional per-class weights: mean of w[y_i] * CE_i. */
+export function weightedCrossEntropy(
+  ys: tf.Tensor2D,
+  probs: tf.Tensor2D,
+  classWeights?: readonly number[],
+): tf.Scalar {
+  return tf.tidy(() => {
+    const eps = 1e-7;
+    const ce = tf.neg(tf.sum(tf.mul(ys, tf.log(tf.clipByValue(probs, eps, 1 - eps))), 1));
+    if (!classWeights) return tf.mean(ce) as tf.Scalar;
+    const w = tf.sum(tf.mul(ys, tf.tensor1d([...classWeights])), 1);
+    return tf.mean(tf.mul(ce, w)) as tf.Scalar;
+  });
+}
+
+/**
+ * Trains a classifier over streamed batches: per-epoch loss, accuracy and macro F1 on both
+ * splits, callbacks (progress, learning-rate schedules), early stopping, best and last
+ * checkpoints written atomically with the optimizer and generator states, exact resumption,
+ * and a guard that stops on a NaN or infinite loss without touching the last good checkpoint.
+ * Dropout draws a new, seeded mask each step, so a run is reproducible.
+ *
+ * @example
+ * const result = await train({ model, train: source, validation: valSource, optimizer: adaBelief(),
+ *   epochs: 20, transform: augment, validationTransform: preprocess, checkpoints: fileCheckpointStore('runs/a') });
+ */
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const { model, optimizer } = options;
+  const epochs = options.epochs;
+  check(
+    Number.isInteger(epochs) && epochs > 0,
+    'train',
+    `epochs must be a positive integer, got ${String(epochs)}`,
+  );
+  const batchSize = options.batchSize ?? 32;
+  const seed = options.seed ?? 0;
+  const callbacks = options.callbacks ?? [];
+  const numClasses = options.train.numClasses;
+  const outShape = model.outputs[0]?.shape;
+  check(
+    outShape?.[1] === numClasses,
+    'train',
+    `the model predicts ${outShape?.[1]} classes but the data has ${numClasses}`,
+  );
+  if (options.classWeights)
+    check(
+      options.classWeights.length === numClasses,
+      'train',
+      `classWeights has ${options.classWeights.length} values for ${numClasses} classes`,
+    );
+  const monitor = options.monitor ?? (options.validation ? 'val_loss' : 'loss');
+  const mode = options.mode ?? (/loss/.test(monitor) ? 'min' : 'max');
+  const better = (a: number, b: number) =>
+    mode === 'min'
+      ? a < b - (options.earlyStopping?.minDelta ?? 0)
+      : a > b + (options.earlyStopping?.minDelta ?? 0);
+  const store = options.checkpoints;
+
+  let history: EpochLog[] = [];
+  let startEpoch = 0;
+  let best: TrainingState['best'] = null;
+  let wait = 0;
+  if (options.resume) {
+    check(store, 'train', 'resume needs checkpoints');
+    const bytes = await store.read('last');
+    if (bytes) {
+      const ckpt = await decodeCheckpoint(bytes, store.describe('last'));
+      model.setWeights(ckpt.model.getWeights());
+      ckpt.model.dispose();
+      await optimizer.setWeights(ckpt.optimizerWeights);
+      setLearningRate(optimizer, ckpt.state.learningRate);
+      options.transform?.setState(ckpt.state.transformState);
+      history = ckpt.state.history;
+      best = ckpt.state.best;
+      wait = ckpt.state.earlyStopping?.wait ?? 0;
+      startEpoch = ckpt.state.epoch + 1;
+    }
+  }
+  const dropouts = dropoutLayers(model);
+  const batchesPerEpoch = Math.ceil(options.train.length / batchSize);
+  for (const cb of callbacks) await cb.onTrainBegin?.({ epochs, startEpoch, batchesPerEpoch });
+  let stoppedEarly = false;
+  let epoch = startEpoch;
+  for (; epoch < epochs; epoch++) {
+    for (const cb of callbacks) await cb.onEpochBegin?.(epoch);
+    const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    if (!vars.length) throw new TrainingError('the model has no trainable weights (everything is frozen)');
+    let lossSum = 0;
+    let seen = 0;
+    const yTrue: number[] = [];
+    const yPred: number[] = [];
+    let step = 0;
+    for await (const batch of batches(options.train, {
+      batchSize,
+      shuffle: true,
+      seed,
+      epoch,
+      ...(options.transform ? { transform: options.transform } : {}),
+    })) {
+      const size = batch.labels.length;
+      dropouts.forEach((d, i) => {
+        d.seed = deriveSeed(seed, ((epoch * 100_003 + step) * 31 + i) >>> 0);
+      });
+      let preds: tf.Tensor | undefined;
+      let loss: number;
+      try {
+        const cost = optimizer.minimize(
+          () => {
+            const p = model.apply(batch.xs, { training: true }) as tf.Tensor2D;
+            preds = tf.keep(tf.argMax(p, 1));
+            return weightedCrossEntropy(batch.ys, p, options.classWeights);
+          },
+          true,
+          vars,
+        ) as tf.Scalar;
+        loss = cost.dataSync()[0] as number;
+        cost.dispose();
+      } finally {
+        tf.dispose([batch.xs, batch.ys]);
+      }
+      const p = Array.from((preds as tf.Tensor).dataSync());
+      (preds as tf.Tensor).dispose();
+      if (!Number.isFinite(loss)) {
+        const where = store ? ` The last good checkpoint is kept at ${store.describe('last')}.` : '';
+        throw new TrainingError(
+          `the loss became ${loss} at epoch ${epoch + 1}, batch ${step + 1}: stopped (lower the learning rate?).${where}`,
+        );
+      }
+      lossSum += loss * size;
+      seen += size;
+      yTrue.push(...batch.labels);
+      yPred.push(...p);
+      for (const cb of callbacks) await cb.onBatchEnd?.(step, { loss, size, epoch });
+      step++;
+    }
+    const report = classificationReport(yTrue, yPred, { numClasses });
+    const logs: EpochLog = {
+      epoch,
+      loss: lossSum / seen,
+      accuracy: report.accuracy,
+      f1: report.macro.f1,
+      lr: getLearningRate(optimizer),
+    };
+    if (options.validation) {
+      const v = await evaluateSource(model, options.validation, {
+        batchSize,
+        ...(options.validationTransform ? { transform: options.validationTransform } : {}),
+      });
+      logs.val_loss = v.loss;
+      logs.val_accuracy = v.accuracy;
+      logs.val_f1 = v.f1;
+    }
+    history.push(logs);
+    const value = logs[monitor];
+    if (value === undefined)
+      throw new TrainingError(`monitored metric '${monitor}' is not among ${Object.keys(logs).join(', ')}`);
+    const improved = best === null || better(value, best.value);
+    if (improved) {
+      best = { metric: monitor, value, epoch };
+      wait = 0;
+    } else wait++;
+    for (const cb of callbacks) await cb.onEpochEnd?.(epoch, logs);
+    if (store) {
+      const state: TrainingState = {
+        epoch,
+        history,
+        transformState: options.transform?.getState() ?? [],
+        learningRate: getLearningRate(optimizer),
+        best,
+        earlyStopping: options.earlyStopping ? { wait } : null,
+        optimizerClass: optimizer.getClassName(),
+        optimizerConfig: optimizer.getConfig() as Record<string, unknown>,
+      };
+      const bytes = await encodeCheckpoint(model, optimizer, state);
+      if (improved) await store.write('best', bytes);
+      await store.write('last', bytes);
+    }
+    if (options.earlyStopping && wait >= options.earlyStopping.patience) {
+      stoppedEarly = true;
+      epoch++;
+      break;
+    }
+  }
+  if (store && (options.restoreBest ?? true) && best) {
+    const bytes = await store.read('best');
+    if (bytes) {
+      const ckpt = await decodeCheckpoint(bytes, store.describe('best'));
+      model.setWeights(ckpt.model.getWeights());
+      ckpt.model.dispose();
+      tf.dispose(ckpt.optimizerWeights.map((w) => w.tensor));
+    }
+  }
+  const result: TrainResult = {
+    history,
+    bestEpoch: best?.epoch ?? null,
+    best: best?.value ?? null,
+    stoppedEarly,
+    epochsRun: epoch - startEpoch,
+  };
+  for (const cb of callbacks) await cb.onTrainEnd?.(result);
+  return result;
+}
+
+/**
+ * Runs a model over a source (inference mode) and returns loss, accuracy, macro F1 and the
+ * accumulated labels and probabilities.
+ */
+export async function evaluateSource(
+  model: tfl.LayersModel,
+  source: SampleSource,
+  options: { batchSize?: number; transform?: Transform } = {},
+): Promise<{ loss: number; accuracy: number; f1: number; accumulator: MetricAccumulator }> {
+  const acc = new MetricAccumulator({ numClasses: source.numClasses });
+  for await (const batch of batches(source, {
+    batchSize: options.batchSize ?? 32,
+    ...(options.transform ? { transform: options.transform } : {}),
+  })) {
+    const [probs, losses] = tf.tidy(() => {
+      const p = model.predict(batch.xs) as tf.Tensor2D;
+      const l = tf.neg(tf.sum(tf.mul(batch.ys, tf.log(tf.clipByValue(p, 1e-7, 1 - 1e-7))), 1));
+      return [p, l];
+    });
+    acc.update(batch.labels, probs as tf.Tensor2D, (losses as tf.Tensor).dataSync());
+    tf.dispose([batch.xs, batch.ys, probs, losses]);
+  }
+  const m = acc.aggregate();
+  return { loss: m.loss ?? Number.NaN, accuracy: m.report.accuracy, f1: m.report.macro.f1, accumulator: acc };
+}

@@ -1,0 +1,149 @@
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { arraySource, batches, type SampleSource } from '../data/loader.js';
+import { unfreeze } from '../models/trainability.js';
+import { transferModel } from '../models/transfer.js';
+import { adaBelief } from '../optimizers/adabelief.js';
+import { RandomTransform, type Transform } from '../transforms/base.js';
+import { Compose, OneOf, RandomApply } from '../transforms/compose.js';
+import type { CheckpointStore } from './checkpoint.js';
+import { type TrainCallbacks, type TrainResult, train } from './train.js';
+
+/** Whether a pipeline draws random parameters (then features cannot be computed once). */
+export function isRandomTransform(t: Transform | undefined): boolean {
+  if (!t) return false;
+  if (t instanceof RandomTransform || t instanceof RandomApply || t instanceof OneOf) return true;
+  if (t instanceof Compose) return t.transforms.some(isRandomTransform);
+  return false;
+}
+
+export interface TransferLearnOptions {
+  /** Backbone without top, pretrained weights loaded (e.g. `mobilenetV2({ alpha: 0.35 })` + `loadKerasWeights`). */
+  backbone: tfl.LayersModel;
+  numClasses: number;
+  train: SampleSource;
+  validation?: SampleSource;
+  transform?: Transform;
+  validationTransform?: Transform;
+  batchSize?: number;
+  seed?: number;
+  classWeights?: number[];
+  head?: { dropout?: number; hiddenUnits?: number };
+  /** Phase 1: frozen backbone, new head. */
+  phase1?: { epochs: number; optimizer?: tf.Optimizer; learningRate?: number };
+  /** Phase 2: unfreeze the last block(s) and fine-tune with a fresh optimizer at a lower rate; `epochs: 0` skips it. */
+  phase2?: {
+    epochs: number;
+    unfreeze?: { from: string } | { lastBlocks: number };
+    optimizer?: tf.Optimizer;
+    learningRate?: number;
+  };
+  callbacks?: TrainCallbacks[];
+  /** Checkpoint stores for the two phases. */
+  checkpoints?: { phase1?: CheckpointStore; phase2?: CheckpointStore };
+  log?: (line: string) => void;
+}
+
+/**
+ * The two-phase transfer-learning recipe of the brain-MRI project: (1) frozen backbone, new
+ * classification head; (2) unfreeze the last block, fresh optimizer, lower learning rate,
+ * fine-tune. When phase 1's pipeline has no random augmentation, the backbone's features are
+ * computed once and the head is trained on them (much faster, same result).
+ */
+export async function transferLearn(
+  options: TransferLearnOptions,
+): Promise<{ model: tfl.LayersModel; phase1: TrainResult; phase2: TrainResult | null }> {
+  const seed = options.seed ?? 0;
+  const log = options.log ?? (() => {});
+  const model = transferModel({
+    backbone: options.backbone,
+    numClasses: options.numClasses,
+    seed,
+    ...(options.head ?? {}),
+  });
+  const p1 = options.phase1 ?? { epochs: 10 };
+  const opt1 = p1.optimizer ?? adaBelief({ learningRate: p1.learningRate ?? 1e-3 });
+  const common = {
+    batchSize: options.batchSize ?? 32,
+    seed,
+    ...(options.classWeights ? { classWeights: options.classWeights } : {}),
+    ...(options.callbacks ? { callbacks: options.callbacks } : {}),
+  };
+  let phase1: TrainResult;
+  if (!isRandomTransform(options.transform)) {
+    log('phase 1: the training pipeline is deterministic, computing backbone features once');
+    const feats = async (src: SampleSource, t?: Transform) => {
+      const out: { pixels: Float32Array; label: number }[] = [];
+      for await (const b of batches(src, { batchSize: common.batchSize, ...(t ? { transform: t } : {}) })) {
+        const f = options.backbone.predict(b.xs) as tf.Tensor;
+        const per = f.size / b.labels.length;
+        const data = f.dataSync();
+        b.labels.forEach((label, i) =>
+          out.push({ pixels: Float32Array.from(data.subarray(i * per, (i + 1) * per)), label }),
+        );
+        tf.dispose([f, b.xs, b.ys]);
+      }
+      return out;
+    };
+    const featShape = options.backbone.outputs[0]!.shape.slice(1) as number[];
+    const [h, w, c] = featShape.length === 3 ? featShape : [1, 1, featShape[0] as number];
+    const asSource = (s: { pixels: Float32Array; label: number }[]) =>
+      arraySource(s, {
+        height: h as number,
+        width: w as number,
+        channels: c as number,
+        numClasses: options.numClasses,
+      });
+    const trainFeats = asSource(await feats(options.train, options.transform));
+    const valFeats = options.validation
+      ? asSource(await feats(options.validation, options.validationTransform))
+      : undefined;
+    // The head's layers, shared with the full model, on a feature input.
+    const headInput = tfl.input({ shape: [h as number, w as number, c as number] });
+    const backboneIndex = model.layers.findIndex((l) => l === options.backbone);
+    let x: tfl.SymbolicTensor =
+      featShape.length === 3
+        ? headInput
+        : (tfl.layers.reshape({ targetShape: featShape }).apply(headInput) as tfl.SymbolicTensor);
+    for (const layer of model.layers.slice(backboneIndex + 1)) x = layer.apply(x) as tfl.SymbolicTensor;
+    const head = tfl.model({ inputs: headInput, outputs: x });
+    phase1 = await train({
+      ...common,
+      model: head,
+      train: trainFeats,
+      ...(valFeats ? { validation: valFeats } : {}),
+      optimizer: opt1,
+      epochs: p1.epochs,
+      ...(options.checkpoints?.phase1 ? { checkpoints: options.checkpoints.phase1 } : {}),
+    });
+  } else {
+    phase1 = await train({
+      ...common,
+      model,
+      train: options.train,
+      ...(options.validation ? { validation: options.validation } : {}),
+      ...(options.transform ? { transform: options.transform } : {}),
+      ...(options.validationTransform ? { validationTransform: options.validationTransform } : {}),
+      optimizer: opt1,
+      epochs: p1.epochs,
+      ...(options.checkpoints?.phase1 ? { checkpoints: options.checkpoints.phase1 } : {}),
+    });
+  }
+  const p2 = options.phase2;
+  if (!p2 || p2.epochs === 0) return { model, phase1, phase2: null };
+  unfreeze(model, p2.unfreeze ?? { lastBlocks: 1 });
+  log(`phase 2: fine-tuning ${model.trainableWeights.length} weight tensors with a fresh optimizer`);
+  const opt2 = p2.optimizer ?? adaBelief({ learningRate: p2.learningRate ?? 1e-4 });
+  const phase2 = await train({
+    ...common,
+    model,
+    train: options.train,
+    ...(options.validation ? { validation: options.validation } : {}),
+    ...(options.transform ? { transform: options.transform } : {}),
+    ...(options.validationTransform ? { validationTransform: options.validationTransform } : {}),
+    optimizer: opt2,
+    epochs: p2.epochs,
+    ...(options.checkpoints?.phase2 ? { checkpoints: options.checkpoints.phase2 } : {}),
+  });
+  return { model, phase1, phase2 };
+}
