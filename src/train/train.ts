@@ -88,6 +88,30 @@ function dropoutLayers(model: tfl.LayersModel): { seed?: number }[] {
   return out;
 }
 
+/**
+ * Optimizer state is keyed by tfjs variable names, which differ between two builds of the same
+ * model (tfjs makes them unique per process). Checkpoints store it under the layers' stable
+ * weight names (`block1_conv/kernel/m`) and map it back onto the live variables on resume.
+ */
+function renameOptimizerWeights(
+  weights: { name: string; tensor: tf.Tensor }[],
+  map: Map<string, string>,
+): { name: string; tensor: tf.Tensor }[] {
+  return weights.map(({ name, tensor }) => {
+    const cut = name.lastIndexOf('/');
+    const base = cut > 0 ? name.slice(0, cut) : name;
+    const renamed = map.get(base);
+    return { name: renamed === undefined ? name : `${renamed}${name.slice(cut)}`, tensor };
+  });
+}
+
+function stableNames(model: tfl.LayersModel, optimizer: tf.Optimizer): tf.Optimizer {
+  const map = new Map(model.weights.map((w) => [w.read().name, w.originalName]));
+  return {
+    getWeights: async () => renameOptimizerWeights(await optimizer.getWeights(), map),
+  } as unknown as tf.Optimizer;
+}
+
 /** Keras's categorical cross-entropy with optional per-class weights: mean of w[y_i] * CE_i. */
 export function weightedCrossEntropy(
   ys: tf.Tensor2D,
@@ -157,7 +181,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const ckpt = await decodeCheckpoint(bytes, store.describe('last'));
       model.setWeights(ckpt.model.getWeights());
       ckpt.model.dispose();
-      await optimizer.setWeights(ckpt.optimizerWeights);
+      await optimizer.setWeights(
+        renameOptimizerWeights(
+          ckpt.optimizerWeights,
+          new Map(model.weights.map((w) => [w.originalName, w.read().name])),
+        ),
+      );
       setLearningRate(optimizer, ckpt.state.learningRate);
       options.transform?.setState(ckpt.state.transformState);
       history = ckpt.state.history;
@@ -192,12 +221,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         d.seed = deriveSeed(seed, ((epoch * 100_003 + step) * 31 + i) >>> 0);
       });
       let preds: tf.Tensor | undefined;
+      let nonFinite: tf.Tensor | undefined;
       let loss: number;
       try {
         const cost = optimizer.minimize(
           () => {
             const p = model.apply(batch.xs, { training: true }) as tf.Tensor2D;
             preds = tf.keep(tf.argMax(p, 1));
+            // The loss clips probabilities, which would hide NaN outputs: count them separately.
+            nonFinite = tf.keep(tf.sum(tf.cast(tf.logicalNot(tf.isFinite(p)), 'int32')));
             return weightedCrossEntropy(batch.ys, p, options.classWeights);
           },
           true,
@@ -209,7 +241,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         tf.dispose([batch.xs, batch.ys]);
       }
       const p = Array.from((preds as tf.Tensor).dataSync());
-      (preds as tf.Tensor).dispose();
+      const bad = (nonFinite as tf.Tensor).dataSync()[0] as number;
+      tf.dispose([preds as tf.Tensor, nonFinite as tf.Tensor]);
+      if (bad > 0) loss = Number.NaN;
       if (!Number.isFinite(loss)) {
         const where = store ? ` The last good checkpoint is kept at ${store.describe('last')}.` : '';
         throw new TrainingError(
@@ -261,7 +295,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         optimizerClass: optimizer.getClassName(),
         optimizerConfig: optimizer.getConfig() as Record<string, unknown>,
       };
-      const bytes = await encodeCheckpoint(model, optimizer, state);
+      const bytes = await encodeCheckpoint(model, stableNames(model, optimizer), state);
       if (improved) await store.write('best', bytes);
       await store.write('last', bytes);
     }
