@@ -12,6 +12,7 @@ import {
   classWeights as balancedWeights,
   Compose,
   cosineDecay,
+  type EpochLog,
   evaluate,
   fileCheckpointStore,
   findDuplicates,
@@ -400,7 +401,7 @@ async function trainCommand(argv: string[]) {
   if (normalClass && !folder.classes.includes(normalClass))
     throw new UsageError(`--normal-class '${normalClass}' is not one of ${folder.classes.join(', ')}`);
   let model: tfl.LayersModel;
-  let history;
+  let history: EpochLog[];
   if (!pretrainedArch) {
     model = simpleCnn({ inputShape: [size, size, channels], numClasses: n, seed });
     const result = await train({

@@ -106,7 +106,7 @@ function renameOptimizerWeights(
 }
 
 function stableNames(model: tfl.LayersModel, optimizer: tf.Optimizer): tf.Optimizer {
-  const map = new Map(model.weights.map((w) => [w.read().name, w.originalName]));
+  const map = new Map(model.weights.map((w) => [(w.read() as tf.Variable).name, w.originalName]));
   return {
     getWeights: async () => renameOptimizerWeights(await optimizer.getWeights(), map),
   } as unknown as tf.Optimizer;
@@ -184,7 +184,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       await optimizer.setWeights(
         renameOptimizerWeights(
           ckpt.optimizerWeights,
-          new Map(model.weights.map((w) => [w.originalName, w.read().name])),
+          new Map(model.weights.map((w) => [w.originalName, (w.read() as tf.Variable).name])),
         ),
       );
       setLearningRate(optimizer, ckpt.state.learningRate);

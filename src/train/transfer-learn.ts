@@ -100,7 +100,7 @@ export async function transferLearn(
       : undefined;
     // The head's layers, shared with the full model, on a feature input.
     const headInput = tfl.input({ shape: [h as number, w as number, c as number] });
-    const backboneIndex = model.layers.findIndex((l) => l === options.backbone);
+    const backboneIndex = model.layers.indexOf(options.backbone);
     let x: tfl.SymbolicTensor =
       featShape.length === 3
         ? headInput
