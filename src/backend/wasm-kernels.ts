@@ -408,10 +408,103 @@ function depthwiseBackpropInput({
   });
 }
 
+/** The shipped wasm kernel of `name`, captured before this library replaces it. */
+const shipped = new Map<string, tf.KernelFunc>();
+function original(
+  name: string,
+  b: Backend,
+  inputs: Record<string, TensorInfo> | TensorInfo[],
+  attrs: Attrs = {},
+): TensorInfo {
+  const fn = shipped.get(name);
+  if (!fn) throw new Error(`medimg-classify: no shipped wasm kernel '${name}'`);
+  return fn({
+    inputs: inputs as tf.NamedTensorInfoMap,
+    backend: b,
+    attrs: attrs as tf.NamedAttrMap,
+  }) as TensorInfo;
+}
+
+/**
+ * wasm's BatchMatMul runs ~15x slower with a transpose flag set (1.8 vs 25 GFLOP/s here), and
+ * every matmul gradient sets one: transpose the operand explicitly, then multiply without flags.
+ */
+function batchMatMul({
+  inputs,
+  backend,
+  attrs,
+}: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs: Attrs;
+}) {
+  const b = backend as Backend;
+  const { a, b: bb } = inputs as { a: TensorInfo; b: TensorInfo };
+  const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
+  if (!transposeA && !transposeB) return original('BatchMatMul', b, { a, b: bb }, attrs);
+  return scoped(b, (keep) => {
+    const flip = (t: TensorInfo) => {
+      const perm = t.shape.map((_, i) => i);
+      const r = perm.length;
+      [perm[r - 2], perm[r - 1]] = [perm[r - 1] as number, perm[r - 2] as number];
+      return keep(call('Transpose', b, { x: t }, { perm }));
+    };
+    return original(
+      'BatchMatMul',
+      b,
+      { a: transposeA ? flip(a) : a, b: transposeB ? flip(bb) : bb },
+      { transposeA: false, transposeB: false },
+    );
+  });
+}
+
+/** Axes as sorted non-negative numbers. */
+function normAxes(axis: number | number[] | undefined, rank: number): number[] {
+  const list =
+    axis === undefined ? Array.from({ length: rank }, (_, i) => i) : Array.isArray(axis) ? axis : [axis];
+  return [...new Set(list.map((a) => (a < 0 ? a + rank : a)))].sort((x, y) => x - y);
+}
+
+/**
+ * Sum and Mean over the leading axes (per-channel statistics of NHWC tensors, as batch
+ * normalisation and its gradient compute them) as one matrix product with a ones vector;
+ * wasm's own reduction transposes the tensor first, which dominated training steps.
+ */
+function leadingReduction(kind: 'Sum' | 'Mean') {
+  return ({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs: Attrs }) => {
+    const b = backend as Backend;
+    const { x } = inputs as { x: TensorInfo };
+    const { axis, keepDims } = attrs as { axis: number | number[]; keepDims: boolean };
+    const rank = x.shape.length;
+    const axes = normAxes(axis, rank);
+    const leading = axes.length > 0 && axes.length < rank && axes.every((a, i) => a === i);
+    const rows = axes.reduce((p, a) => p * (x.shape[a] as number), 1);
+    if (!leading || x.dtype !== 'float32' || rows < 64) return original(kind, b, { x }, attrs);
+    const rest = x.shape.slice(axes.length);
+    const cols = rest.reduce((p, d) => p * d, 1);
+    return scoped(b, (keep) => {
+      const values = new Float32Array(rows).fill(kind === 'Mean' ? 1 / rows : 1);
+      const ones = keep({
+        dataId: b.write(values, [1, 1, rows], 'float32'),
+        shape: [1, 1, rows],
+        dtype: 'float32',
+      });
+      const flat = keep(reshape(b, x, [1, rows, cols]));
+      const product = keep(
+        original('BatchMatMul', b, { a: ones, b: flat }, { transposeA: false, transposeB: false }),
+      );
+      return reshape(b, product, keepDims ? [...axes.map(() => 1), ...rest] : rest);
+    });
+  };
+}
+
 const KERNELS: [
   string,
   (args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs: Attrs }) => TensorInfo,
 ][] = [
+  ['BatchMatMul', batchMatMul],
+  ['Sum', leadingReduction('Sum')],
+  ['Mean', leadingReduction('Mean')],
   ['Conv2DBackpropFilter', conv2DBackpropFilter],
   ['Conv2DBackpropInput', conv2DBackpropInput],
   ['DepthwiseConv2dNativeBackpropFilter', depthwiseBackpropFilter],
@@ -427,12 +520,49 @@ let registered = false;
 export function registerWasmTrainingKernels(): void {
   if (registered) return;
   for (const [kernelName, kernelFunc] of KERNELS) {
-    if (tf.getKernel(kernelName, 'wasm')) tf.unregisterKernel(kernelName, 'wasm');
+    const existing = tf.getKernel(kernelName, 'wasm');
+    if (existing) {
+      shipped.set(kernelName, existing.kernelFunc);
+      tf.unregisterKernel(kernelName, 'wasm');
+    }
     tf.registerKernel({
       kernelName,
       backendName: 'wasm',
       kernelFunc: kernelFunc as unknown as tf.KernelFunc,
     });
   }
+  registerBatchNormGradient();
   registered = true;
+}
+
+/**
+ * The gradient of FusedBatchNorm with the same formulas as tfjs-core's, but broadcasting the
+ * per-channel factors instead of tiling them to the input's full size (the `Tile` took a third
+ * of a SimpleCNN training step on wasm). Backend-independent; registered once.
+ */
+function registerBatchNormGradient(): void {
+  tf.registerGradient({
+    kernelName: 'FusedBatchNorm',
+    inputsToSave: ['x', 'mean', 'variance', 'scale'],
+    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: tf.NamedAttrMap) => {
+      const grad = dy as tf.Tensor;
+      const { varianceEpsilon } = attrs as unknown as { varianceEpsilon: number };
+      const [x, mean, variance, scale] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor | undefined];
+      const scaleValue = scale ?? tf.scalar(1);
+      const axes = tf.backend_util.getReductionAxes(mean.shape, x.shape);
+      const reduce = (t: tf.Tensor) => (mean.rank === 1 ? tf.sum(t, axes) : t);
+      const rstd = tf.rsqrt(tf.add(variance, tf.scalar(varianceEpsilon)));
+      const xMinusMean = tf.sub(x, mean);
+      const dyTimesScale = tf.mul(grad, scaleValue);
+      const minusHalfRCube = tf.mul(tf.mul(tf.mul(rstd, rstd), rstd), tf.scalar(-0.5));
+      return {
+        x: () => tf.reshape(tf.mul(tf.mul(grad, rstd), scaleValue), x.shape),
+        mean: () => tf.reshape(reduce(tf.mul(tf.mul(rstd, tf.scalar(-1)), dyTimesScale)), mean.shape),
+        variance: () =>
+          tf.reshape(reduce(tf.mul(tf.mul(minusHalfRCube, xMinusMean), dyTimesScale)), mean.shape),
+        scale: () => tf.reshape(reduce(tf.mul(grad, tf.mul(xMinusMean, rstd))), mean.shape),
+        offset: () => tf.reshape(reduce(grad), mean.shape),
+      };
+    },
+  });
 }

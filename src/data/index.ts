@@ -1,3 +1,4 @@
+export { type BrowserDecodeOptions, type BrowserImageSource, imageFromBrowser } from './browser.js';
 export { arraySource, type Batch, type BatchOptions, batches, type SampleSource } from './loader.js';
 export { classWeights, findLeaks, type LabeledSample, stratifiedSplit } from './split.js';
 export {

@@ -1,0 +1,408 @@
+/**
+ * `npm run bench`: numbers, not tests. Prints a table and writes bench/results.json.
+ *
+ *  1. Training throughput (images/s) per model on wasm (this library's kernels) and cpu (tfjs's
+ *     pure-JS backend, the "before"), and PyTorch at 1 and 2 threads in the same run when
+ *     Debian's /usr/bin/python3 has torch, with the ratio to PyTorch's single thread.
+ *  2. Transform pipeline throughput beside torchvision.
+ *  3. Decoding + letterbox + augmentation throughput on ../shared/data (with and without the
+ *     cache) beside PIL/torchvision, when the data is there.
+ *  4. AdaBelief vs Adam training curves on the same small task (chart + numbers).
+ *
+ * Flags: --quick (fewer steps, skips the slowest configurations), --only=models|transforms|loader|optimizers
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  adaBelief,
+  arraySource,
+  Compose,
+  decodePixels,
+  GaussianBlur,
+  Grayscale,
+  imageFolder,
+  Letterbox,
+  Normalize,
+  RandomErasing,
+  RandomHorizontalFlip,
+  Rescale,
+  setupBackend,
+  simpleCnn,
+  stratifiedSplit,
+  syntheticDataset,
+  train,
+  trainingCurvesChart,
+  writeChart,
+} from '../src/node.js';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const only = args.find((a) => a.startsWith('--only='))?.slice(7);
+const here = resolve(import.meta.dirname);
+const shared = resolve(here, '../../shared/data');
+const python = '/usr/bin/python3';
+const hasTorch =
+  existsSync(python) &&
+  spawnSync(python, ['-c', 'import torch, torchvision'], { encoding: 'utf8' }).status === 0;
+const results: Record<string, unknown> = {
+  date: new Date().toISOString(),
+  machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
+  torch: hasTorch,
+};
+const log = (s = '') => console.log(s);
+
+function torch(
+  jobs: object[],
+  timeout = 900_000,
+): { results: (Record<string, unknown> & { imagesPerSecond: number })[] } | null {
+  if (!hasTorch) return null;
+  const r = spawnSync(python, [join(here, 'torch_bench.py')], {
+    input: JSON.stringify(jobs),
+    encoding: 'utf8',
+    timeout,
+    maxBuffer: 1 << 24,
+  });
+  if (r.status !== 0) {
+    log(`  (PyTorch failed: ${r.stderr.split('\n').slice(-3).join(' ')})`);
+    return null;
+  }
+  return JSON.parse(r.stdout);
+}
+
+interface ModelJob {
+  label: string;
+  model: 'simple-cnn' | 'resnet50v2' | 'mobilenetv2';
+  train: 'full' | 'frozen' | 'conv5' | 'last-block' | 'inference';
+  size: number;
+  channels: number;
+  batch: number;
+  torchModel: string;
+  torchTrain: string;
+  gflopPerImage: number;
+}
+
+function tfjsTiming(backend: 'wasm' | 'cpu', job: ModelJob, steps: number, timeoutS: number) {
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', join(here, 'models.ts'), JSON.stringify({ ...job, backend, steps })],
+    {
+      encoding: 'utf8',
+      timeout: timeoutS * 1000,
+    },
+  );
+  if (r.error || r.status !== 0)
+    return {
+      imagesPerSecond: null,
+      note: r.error
+        ? `over ${timeoutS}s for ${steps + 1} steps`
+        : r.stderr.split('\n').filter(Boolean).slice(-1)[0],
+    };
+  const line = r.stdout.trim().split('\n').at(-1) ?? '{}';
+  return JSON.parse(line) as { imagesPerSecond: number; secondsPerStep: number };
+}
+
+async function models() {
+  log('== Training throughput (images/s; higher is better) ==');
+  // Forward GFLOP per image (multiply-adds x 2); a training step costs about 3x for the trained part.
+  const jobs: ModelJob[] = [
+    {
+      label: 'SimpleCNN 128x128x1 b32, train all',
+      model: 'simple-cnn',
+      train: 'full',
+      size: 128,
+      channels: 1,
+      batch: 32,
+      torchModel: 'simple-cnn',
+      torchTrain: 'full',
+      gflopPerImage: 0.31,
+    },
+    {
+      label: 'SimpleCNN 128x128x1 b32, inference',
+      model: 'simple-cnn',
+      train: 'inference',
+      size: 128,
+      channels: 1,
+      batch: 32,
+      torchModel: 'simple-cnn',
+      torchTrain: 'inference',
+      gflopPerImage: 0.31,
+    },
+    {
+      label: 'MobileNetV2-0.35 224 b32, frozen backbone',
+      model: 'mobilenetv2',
+      train: 'frozen',
+      size: 224,
+      channels: 3,
+      batch: 32,
+      torchModel: 'mobilenetv2',
+      torchTrain: 'frozen',
+      gflopPerImage: 0.12,
+    },
+    {
+      label: 'MobileNetV2-0.35 224 b32, last block unfrozen',
+      model: 'mobilenetv2',
+      train: 'last-block',
+      size: 224,
+      channels: 3,
+      batch: 32,
+      torchModel: 'mobilenetv2',
+      torchTrain: 'last-block',
+      gflopPerImage: 0.12,
+    },
+    {
+      label: 'MobileNetV2-0.35 224 b32, train all',
+      model: 'mobilenetv2',
+      train: 'full',
+      size: 224,
+      channels: 3,
+      batch: 32,
+      torchModel: 'mobilenetv2',
+      torchTrain: 'full',
+      gflopPerImage: 0.12,
+    },
+    {
+      label: 'MobileNetV2-0.35 224 b32, inference',
+      model: 'mobilenetv2',
+      train: 'inference',
+      size: 224,
+      channels: 3,
+      batch: 32,
+      torchModel: 'mobilenetv2',
+      torchTrain: 'inference',
+      gflopPerImage: 0.12,
+    },
+    {
+      label: 'ResNet50V2 224 b8, frozen backbone',
+      model: 'resnet50v2',
+      train: 'frozen',
+      size: 224,
+      channels: 3,
+      batch: 8,
+      torchModel: 'resnet50',
+      torchTrain: 'frozen',
+      gflopPerImage: 8.2,
+    },
+    {
+      label: 'ResNet50V2 224 b8, conv5 unfrozen',
+      model: 'resnet50v2',
+      train: 'conv5',
+      size: 224,
+      channels: 3,
+      batch: 8,
+      torchModel: 'resnet50',
+      torchTrain: 'conv5',
+      gflopPerImage: 8.2,
+    },
+    {
+      label: 'ResNet50V2 224 b8, train all',
+      model: 'resnet50v2',
+      train: 'full',
+      size: 224,
+      channels: 3,
+      batch: 8,
+      torchModel: 'resnet50',
+      torchTrain: 'full',
+      gflopPerImage: 8.2,
+    },
+    {
+      label: 'ResNet50V2 224 b8, inference',
+      model: 'resnet50v2',
+      train: 'inference',
+      size: 224,
+      channels: 3,
+      batch: 8,
+      torchModel: 'resnet50',
+      torchTrain: 'inference',
+      gflopPerImage: 8.2,
+    },
+  ].filter((j) => !quick || !(j.model === 'resnet50v2' && j.train === 'full')) as ModelJob[];
+  const steps = quick ? 1 : 2;
+  const torchJobs = jobs.flatMap((j) =>
+    [1, 2].map((threads) => ({
+      model: j.torchModel,
+      train: j.torchTrain,
+      size: j.size,
+      channels: j.channels,
+      batch: j.batch,
+      threads,
+      steps: steps + 1,
+    })),
+  );
+  const pt = torch(torchJobs);
+  const rows = [];
+  for (const job of jobs) {
+    const wasm = tfjsTiming('wasm', job, steps, 900);
+    // The pure-JS cpu backend takes minutes per step on convolutions: measure SimpleCNN only, with a cap.
+    const cpu =
+      job.model === 'simple-cnn'
+        ? tfjsTiming('cpu', job, 1, quick ? 120 : 300)
+        : { imagesPerSecond: null, note: 'not run (minutes per step)' };
+    const torch1 =
+      pt?.results.find(
+        (r) =>
+          r.model === job.torchModel && r.train === job.torchTrain && r.size === job.size && r.threads === 1,
+      )?.imagesPerSecond ?? null;
+    const torch2 =
+      pt?.results.find(
+        (r) =>
+          r.model === job.torchModel && r.train === job.torchTrain && r.size === job.size && r.threads === 2,
+      )?.imagesPerSecond ?? null;
+    const factor = job.train === 'inference' ? 1 : 3;
+    const row = {
+      ...job,
+      wasm: wasm.imagesPerSecond,
+      cpu: cpu.imagesPerSecond,
+      cpuNote: 'note' in cpu ? cpu.note : undefined,
+      torch1,
+      torch2,
+      ratioToTorch1: wasm.imagesPerSecond && torch1 ? wasm.imagesPerSecond / torch1 : null,
+      wasmGflops: wasm.imagesPerSecond
+        ? wasm.imagesPerSecond * job.gflopPerImage * (job.train === 'frozen' ? 1 : factor)
+        : null,
+    };
+    rows.push(row);
+    const f = (v: number | null | undefined) => (v == null ? '   -  ' : v.toFixed(2).padStart(6));
+    log(
+      `${job.label.padEnd(48)} wasm ${f(row.wasm)}  cpu ${f(row.cpu)}  torch(1t) ${f(torch1)}  torch(2t) ${f(torch2)}  wasm/torch1 ${f(row.ratioToTorch1)}  ~${f(row.wasmGflops)} GFLOP/s`,
+    );
+  }
+  log(
+    '  (PyTorch has no ResNet50V2; torchvision ResNet50 v1, same size class, stands in. GFLOP/s are estimates from forward FLOPs x3 for trained parts.)',
+  );
+  results.models = rows;
+}
+
+async function transforms() {
+  log(
+    '\n== Transform pipeline (letterbox 224, grayscale, blur, erasing, normalize; 256x256x3 inputs, batch 32) ==',
+  );
+  await setupBackend('wasm');
+  const pipe = new Compose(
+    [
+      new Letterbox({ height: 224, width: 224 }),
+      new Grayscale(),
+      new GaussianBlur({ kernelSize: 5, sigma: [0.1, 2] }),
+      new RandomErasing({ p: 0.5 }),
+      new Normalize({ mean: [127.5], std: [127.5] }),
+    ],
+    { seed: 1 },
+  );
+  const batch = tf.randomUniform([32, 256, 256, 3], 0, 255, 'float32', 1) as tf.Tensor4D;
+  tf.dispose(pipe.apply(batch));
+  const reps = quick ? 2 : 4;
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) tf.tidy(() => pipe.apply(batch).dataSync());
+  const ips = (32 * reps) / ((performance.now() - t0) / 1000);
+  batch.dispose();
+  const pt = torch([{ kind: 'transforms', batch: 32, threads: 1, steps: reps }]);
+  const tv = pt?.results[0]?.imagesPerSecond ?? null;
+  log(
+    `medimg-classify (wasm) ${ips.toFixed(1)} images/s; torchvision (1 thread) ${tv?.toFixed(1) ?? '-'} images/s; ratio ${tv ? (ips / tv).toFixed(2) : '-'}`,
+  );
+  results.transforms = { imagesPerSecond: ips, torchvision: tv };
+}
+
+async function loader() {
+  log('\n== Decoding + letterbox 224 + augmentation on ../shared/data ==');
+  if (!existsSync(shared)) {
+    log('  skipped: ../shared/data is absent');
+    return;
+  }
+  await setupBackend('wasm');
+  const folder = await imageFolder(join(shared, 'brain-mri/Training'));
+  const files = folder.samples.filter((_, i) => i % 19 === 0).slice(0, quick ? 100 : 300);
+  const aug = new Compose([new RandomHorizontalFlip(), new Rescale({ scale: 1 / 255 })], { seed: 1 });
+  const run = async (cache: Map<string, Awaited<ReturnType<typeof decodePixels>>> | null) => {
+    const t0 = performance.now();
+    await Promise.all(
+      files.map(async (s) => {
+        const p =
+          cache?.get(s.path) ??
+          (await decodePixels(s.path, { channels: 1, resize: { height: 224, width: 224, fit: 'contain' } }));
+        cache?.set(s.path, p);
+        tf.tidy(() => aug.apply(tf.tensor3d(Float32Array.from(p.data), [p.height, p.width, 1])));
+      }),
+    );
+    return files.length / ((performance.now() - t0) / 1000);
+  };
+  const cold = await run(null);
+  const cache = new Map();
+  await run(cache);
+  const warm = await run(cache);
+  const pt = torch([{ kind: 'decode', files: files.map((f) => f.path), threads: 1 }]);
+  const pil = pt?.results[0]?.imagesPerSecond ?? null;
+  log(
+    `decode+letterbox+augment: ${cold.toFixed(0)} images/s (sharp, libuv threads), cached ${warm.toFixed(0)} images/s; PIL/torchvision ${pil?.toFixed(0) ?? '-'} images/s`,
+  );
+  results.loader = { imagesPerSecond: cold, cachedImagesPerSecond: warm, pil };
+}
+
+async function optimizers() {
+  log('\n== AdaBelief vs Adam on the same small task (synthetic brain-MRI phantoms, SimpleCNN) ==');
+  await setupBackend('wasm');
+  const size = 48;
+  const data = syntheticDataset({ kind: 'brain-mri', perClass: quick ? 50 : 100, size, seed: 1 });
+  const { train: tr, validation: va } = stratifiedSplit(data.samples, { validation: 0.25, seed: 1 });
+  const src = (s: typeof tr) => arraySource(s, { height: size, width: size, numClasses: 4 });
+  const history: { epoch: number; metric: string; split: string; value: number }[] = [];
+  const summary: Record<string, unknown> = {};
+  for (const [name, make] of [
+    ['AdaBelief', () => adaBelief({ learningRate: 1e-3 })],
+    ['Adam', () => tf.train.adam(1e-3)],
+  ] as const) {
+    const model = simpleCnn({
+      inputShape: [size, size, 1],
+      numClasses: 4,
+      filters: [16, 32, 64],
+      dense: 64,
+      dropout: 0.3,
+      seed: 1,
+    });
+    const r = await train({
+      model,
+      train: src(tr),
+      validation: src(va),
+      optimizer: make(),
+      epochs: quick ? 6 : 16,
+      batchSize: 16,
+      transform: new Rescale({ scale: 1 / 255 }),
+      validationTransform: new Rescale({ scale: 1 / 255 }),
+      seed: 1,
+    });
+    for (const h of r.history) {
+      history.push({ epoch: h.epoch + 1, metric: 'validation loss', split: name, value: h.val_loss! });
+      history.push({
+        epoch: h.epoch + 1,
+        metric: 'validation accuracy',
+        split: name,
+        value: h.val_accuracy!,
+      });
+      history.push({ epoch: h.epoch + 1, metric: 'train loss', split: name, value: h.loss! });
+    }
+    const last = r.history.at(-1)!;
+    summary[name] = {
+      finalValLoss: last.val_loss,
+      finalValAccuracy: last.val_accuracy,
+      bestValAccuracy: Math.max(...r.history.map((h) => h.val_accuracy!)),
+    };
+    log(
+      `${name.padEnd(10)} final val loss ${last.val_loss!.toFixed(4)}, final val accuracy ${last.val_accuracy!.toFixed(3)}, best ${(summary[name] as { bestValAccuracy: number }).bestValAccuracy.toFixed(3)}`,
+    );
+    model.dispose();
+  }
+  const chart = await writeChart(
+    trainingCurvesChart(history, { title: 'AdaBelief vs Adam (same model, data, seed)' }),
+    join(here, 'adabelief-vs-adam'),
+  );
+  log(`chart: ${chart.png}`);
+  results.optimizers = summary;
+}
+
+const sections: Record<string, () => Promise<void>> = { models, transforms, loader, optimizers };
+for (const [name, fn] of Object.entries(sections)) if (!only || only === name) await fn();
+writeFileSync(join(here, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+log(`\nwrote ${join(here, 'results.json')}`);
+void execFileSync;
