@@ -175,7 +175,7 @@ export interface FolderSourceOptions extends DecodeOptions {
 /**
  * A {@link SampleSource} over image files: decodes with sharp on demand (so a whole dataset is
  * never held in memory unless `cache`), resizing while decoding when `resize` is given.
- * With `onError: 'skip'`, call {@link validateSource} first to drop unreadable files up front.
+ * With `onError: 'skip'`, call {@link validateSamples} first to drop unreadable files up front.
  */
 export function folderSource(
   samples: readonly FolderSample[],
