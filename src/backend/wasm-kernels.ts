@@ -150,40 +150,91 @@ function paddedInput(
   ]);
 }
 
+type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs: Attrs };
+type Shape4 = [number, number, number, number];
+interface ConvAttrs {
+  strides: number | [number, number];
+  dilations?: number | [number, number];
+  pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+  dataFormat?: 'NHWC' | 'NCHW';
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+/** The convolution's geometry, refusing what these kernels do not handle. */
+function convInfo(
+  kernel: string,
+  xShape: Shape4,
+  filterShape: Shape4,
+  attrs: ConvAttrs,
+  depthwise: boolean,
+): tf.backend_util.Conv2DInfo {
+  if (attrs.dataFormat === 'NCHW') throw new Error(`medimg-classify: ${kernel} on wasm supports NHWC only`);
+  if (depthwise && filterShape[3] !== 1)
+    throw new Error(`medimg-classify: ${kernel} on wasm supports channel multiplier 1`);
+  const info = depthwise
+    ? tf.backend_util.computeConv2DInfo(
+        xShape,
+        filterShape,
+        attrs.strides,
+        attrs.dilations ?? 1,
+        attrs.pad,
+        attrs.dimRoundingMode,
+        true,
+      )
+    : tf.backend_util.computeConv2DInfo(
+        xShape,
+        filterShape,
+        attrs.strides,
+        1,
+        attrs.pad,
+        attrs.dimRoundingMode,
+        false,
+        'channelsLast',
+      );
+  if (depthwise && (info.dilationHeight !== 1 || info.dilationWidth !== 1) && kernel.endsWith('Input')) {
+    throw new Error(`medimg-classify: ${kernel} on wasm supports dilation 1`);
+  }
+  return info;
+}
+
+/**
+ * The input gradient of a convolution is a "full" correlation of dy with the flipped filter:
+ * dilate dy by the stride, then pad it so that a stride-1 valid convolution gives the input size.
+ */
+function fullCorrelationInput(
+  b: Backend,
+  keep: (t: TensorInfo) => TensorInfo,
+  dy: TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+): TensorInfo {
+  const kh = info.filterHeight;
+  const kw = info.filterWidth;
+  const dilated = dilateSpatial(b, keep, dy, info.strideHeight, info.strideWidth);
+  const padTop = kh - 1 - info.padInfo.top;
+  const padLeft = kw - 1 - info.padInfo.left;
+  return padOrCrop(b, keep, dilated, [
+    [0, 0],
+    [padTop, info.inHeight + kh - 1 - (dilated.shape[1] as number) - padTop],
+    [padLeft, info.inWidth + kw - 1 - (dilated.shape[2] as number) - padLeft],
+    [0, 0],
+  ]);
+}
+
 /**
  * dW = im2col(x)^T . dy as one matrix multiply. wasm's BatchMatMul is fast only without
  * transpose flags, so the transposed im2col [KH*KW*Ci, N*OH*OW] is built directly from a
  * channels-first copy of x.
  */
-function conv2DBackpropFilter({
-  inputs,
-  backend,
-  attrs,
-}: {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-  attrs: Attrs;
-}) {
+function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs) {
   const b = backend as Backend;
   const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
-  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as {
-    strides: number | [number, number];
-    pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
-    dataFormat: 'NHWC' | 'NCHW';
-    dimRoundingMode?: 'floor' | 'round' | 'ceil';
-    filterShape: [number, number, number, number];
-  };
-  if (dataFormat === 'NCHW')
-    throw new Error('medimg-classify: Conv2DBackpropFilter on wasm supports NHWC only');
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
+  const { filterShape } = attrs as { filterShape: Shape4 };
+  const info = convInfo(
+    'Conv2DBackpropFilter',
+    x.shape as Shape4,
     filterShape,
-    strides,
-    1,
-    pad,
-    dimRoundingMode,
+    attrs as unknown as ConvAttrs,
     false,
-    'channelsLast',
   );
   return scoped(b, (keep) => {
     const rows = info.batchSize * info.outHeight * info.outWidth;
@@ -246,56 +297,22 @@ function tapChannelsFirst(
 }
 
 /** dx = conv2d(dilate(dy), flip(W)^T): a forward convolution on XNNPACK. */
-function conv2DBackpropInput({
-  inputs,
-  backend,
-  attrs,
-}: {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-  attrs: Attrs;
-}) {
+function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs) {
   const b = backend as Backend;
   const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
-  const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs as {
-    strides: number | [number, number];
-    pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
-    dataFormat: 'NHWC' | 'NCHW';
-    dimRoundingMode?: 'floor' | 'round' | 'ceil';
-    inputShape: [number, number, number, number];
-  };
-  if (dataFormat === 'NCHW')
-    throw new Error('medimg-classify: Conv2DBackpropInput on wasm supports NHWC only');
-  const info = tf.backend_util.computeConv2DInfo(
+  const { inputShape } = attrs as { inputShape: Shape4 };
+  const info = convInfo(
+    'Conv2DBackpropInput',
     inputShape,
-    filter.shape as [number, number, number, number],
-    strides,
-    1,
-    pad,
-    dimRoundingMode,
+    filter.shape as Shape4,
+    attrs as unknown as ConvAttrs,
     false,
-    'channelsLast',
   );
   return scoped(b, (keep) => {
-    const kh = info.filterHeight;
-    const kw = info.filterWidth;
-    let w: TensorInfo;
-    if (kh === 1 && kw === 1) w = keep(call('Transpose', b, { x: filter }, { perm: [0, 1, 3, 2] }));
-    else {
-      const flipped = keep(call('Reverse', b, { x: filter }, { dims: [0, 1] }));
-      w = keep(call('Transpose', b, { x: flipped }, { perm: [0, 1, 3, 2] }));
-    }
-    const dilated = dilateSpatial(b, keep, dy, info.strideHeight, info.strideWidth);
-    const padTop = kh - 1 - info.padInfo.top;
-    const padLeft = kw - 1 - info.padInfo.left;
-    const padBottom = info.inHeight + kh - 1 - (dilated.shape[1] as number) - padTop;
-    const padRight = info.inWidth + kw - 1 - (dilated.shape[2] as number) - padLeft;
-    const padded = padOrCrop(b, keep, dilated, [
-      [0, 0],
-      [padTop, padBottom],
-      [padLeft, padRight],
-      [0, 0],
-    ]);
+    const pointwise = info.filterHeight === 1 && info.filterWidth === 1;
+    const flipped = pointwise ? filter : keep(call('Reverse', b, { x: filter }, { dims: [0, 1] }));
+    const w = keep(call('Transpose', b, { x: flipped }, { perm: [0, 1, 3, 2] }));
+    const padded = fullCorrelationInput(b, keep, dy, info);
     return call(
       'Conv2D',
       b,
@@ -306,33 +323,15 @@ function conv2DBackpropInput({
 }
 
 /** Depthwise dW[kh, kw, c, 0] = sum over N, OH, OW of x-tap * dy (channel multiplier 1). */
-function depthwiseBackpropFilter({
-  inputs,
-  backend,
-  attrs,
-}: {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-  attrs: Attrs;
-}) {
+function depthwiseBackpropFilter({ inputs, backend, attrs }: KernelArgs) {
   const b = backend as Backend;
   const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
-  const { strides, dilations, pad, dimRoundingMode, filterShape } = attrs as {
-    strides: number | [number, number];
-    dilations: number | [number, number];
-    pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
-    dimRoundingMode?: 'floor' | 'round' | 'ceil';
-    filterShape: [number, number, number, number];
-  };
-  if (filterShape[3] !== 1)
-    throw new Error('medimg-classify: depthwise backprop on wasm supports channel multiplier 1');
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
+  const { filterShape } = attrs as { filterShape: Shape4 };
+  const info = convInfo(
+    'DepthwiseConv2dNativeBackpropFilter',
+    x.shape as Shape4,
     filterShape,
-    strides,
-    dilations,
-    pad,
-    dimRoundingMode,
+    attrs as unknown as ConvAttrs,
     true,
   );
   return scoped(b, (keep) => {
@@ -351,54 +350,20 @@ function depthwiseBackpropFilter({
 }
 
 /** Depthwise dx = depthwise conv of dilate(dy) with the flipped filter (channel multiplier 1). */
-function depthwiseBackpropInput({
-  inputs,
-  backend,
-  attrs,
-}: {
-  inputs: tf.NamedTensorInfoMap;
-  backend: unknown;
-  attrs: Attrs;
-}) {
+function depthwiseBackpropInput({ inputs, backend, attrs }: KernelArgs) {
   const b = backend as Backend;
   const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
-  const { strides, dilations, pad, dimRoundingMode, inputShape } = attrs as {
-    strides: number | [number, number];
-    dilations: number | [number, number];
-    pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
-    dimRoundingMode?: 'floor' | 'round' | 'ceil';
-    inputShape: [number, number, number, number];
-  };
-  const fshape = filter.shape as [number, number, number, number];
-  if (fshape[3] !== 1)
-    throw new Error('medimg-classify: depthwise backprop on wasm supports channel multiplier 1');
-  const info = tf.backend_util.computeConv2DInfo(
+  const { inputShape } = attrs as { inputShape: Shape4 };
+  const info = convInfo(
+    'DepthwiseConv2dNativeBackpropInput',
     inputShape,
-    fshape,
-    strides,
-    dilations,
-    pad,
-    dimRoundingMode,
+    filter.shape as Shape4,
+    attrs as unknown as ConvAttrs,
     true,
   );
-  if (info.dilationHeight !== 1 || info.dilationWidth !== 1) {
-    throw new Error('medimg-classify: depthwise backprop input on wasm supports dilation 1');
-  }
   return scoped(b, (keep) => {
-    const kh = info.filterHeight;
-    const kw = info.filterWidth;
     const w = keep(call('Reverse', b, { x: filter }, { dims: [0, 1] }));
-    const dilated = dilateSpatial(b, keep, dy, info.strideHeight, info.strideWidth);
-    const padTop = kh - 1 - info.padInfo.top;
-    const padLeft = kw - 1 - info.padInfo.left;
-    const padBottom = info.inHeight + kh - 1 - (dilated.shape[1] as number) - padTop;
-    const padRight = info.inWidth + kw - 1 - (dilated.shape[2] as number) - padLeft;
-    const padded = padOrCrop(b, keep, dilated, [
-      [0, 0],
-      [padTop, padBottom],
-      [padLeft, padRight],
-      [0, 0],
-    ]);
+    const padded = fullCorrelationInput(b, keep, dy, info);
     return call(
       'DepthwiseConv2dNative',
       b,
@@ -498,10 +463,7 @@ function leadingReduction(kind: 'Sum' | 'Mean') {
   };
 }
 
-const KERNELS: [
-  string,
-  (args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs: Attrs }) => TensorInfo,
-][] = [
+const KERNELS: [string, (args: KernelArgs) => TensorInfo][] = [
   ['BatchMatMul', batchMatMul],
   ['Sum', leadingReduction('Sum')],
   ['Mean', leadingReduction('Mean')],

@@ -69,6 +69,19 @@ export async function transferLearn(
     ...(options.classWeights ? { classWeights: options.classWeights } : {}),
     ...(options.callbacks ? { callbacks: options.callbacks } : {}),
   };
+  /** Trains the whole model (backbone frozen or partly unfrozen) on images. */
+  const trainFull = (optimizer: tf.Optimizer, epochs: number, checkpoints?: CheckpointStore) =>
+    train({
+      ...common,
+      model,
+      train: options.train,
+      ...(options.validation ? { validation: options.validation } : {}),
+      ...(options.transform ? { transform: options.transform } : {}),
+      ...(options.validationTransform ? { validationTransform: options.validationTransform } : {}),
+      optimizer,
+      epochs,
+      ...(checkpoints ? { checkpoints } : {}),
+    });
   let phase1: TrainResult;
   if (!isRandomTransform(options.transform)) {
     log('phase 1: the training pipeline is deterministic, computing backbone features once');
@@ -116,34 +129,12 @@ export async function transferLearn(
       epochs: p1.epochs,
       ...(options.checkpoints?.phase1 ? { checkpoints: options.checkpoints.phase1 } : {}),
     });
-  } else {
-    phase1 = await train({
-      ...common,
-      model,
-      train: options.train,
-      ...(options.validation ? { validation: options.validation } : {}),
-      ...(options.transform ? { transform: options.transform } : {}),
-      ...(options.validationTransform ? { validationTransform: options.validationTransform } : {}),
-      optimizer: opt1,
-      epochs: p1.epochs,
-      ...(options.checkpoints?.phase1 ? { checkpoints: options.checkpoints.phase1 } : {}),
-    });
-  }
+  } else phase1 = await trainFull(opt1, p1.epochs, options.checkpoints?.phase1);
   const p2 = options.phase2;
   if (!p2 || p2.epochs === 0) return { model, phase1, phase2: null };
   unfreeze(model, p2.unfreeze ?? { lastBlocks: 1 });
   log(`phase 2: fine-tuning ${model.trainableWeights.length} weight tensors with a fresh optimizer`);
   const opt2 = p2.optimizer ?? adaBelief({ learningRate: p2.learningRate ?? 1e-4 });
-  const phase2 = await train({
-    ...common,
-    model,
-    train: options.train,
-    ...(options.validation ? { validation: options.validation } : {}),
-    ...(options.transform ? { transform: options.transform } : {}),
-    ...(options.validationTransform ? { validationTransform: options.validationTransform } : {}),
-    optimizer: opt2,
-    epochs: p2.epochs,
-    ...(options.checkpoints?.phase2 ? { checkpoints: options.checkpoints.phase2 } : {}),
-  });
+  const phase2 = await trainFull(opt2, p2.epochs, options.checkpoints?.phase2);
   return { model, phase1, phase2 };
 }

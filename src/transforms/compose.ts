@@ -77,22 +77,13 @@ export class Compose extends Transform {
   }
 }
 
-/** Applies all of `transforms` with probability `p` (decided per image). */
-export class RandomApply extends RandomTransform<boolean> {
-  readonly name = 'RandomApply';
+/** A random transform that holds children: reseeds them with derived seeds and carries their generator states. */
+abstract class RandomContainer<P> extends RandomTransform<P> {
   readonly transforms: readonly Transform[];
-  private readonly p: number;
-  constructor(transforms: Transform[], options: { p?: number; seed?: number } = {}) {
-    super(options.seed);
-    this.transforms = checkChildren(this.name, transforms);
-    this.p = checkProbability(this.name, options.p ?? 0.5);
+  constructor(op: string, transforms: Transform[], seed: number | undefined) {
+    super(seed);
+    this.transforms = checkChildren(op, transforms);
     reseedChildren(this.transforms, this.seed);
-  }
-  sampleParams(_size: ImageSize): boolean {
-    return this.rng.next() < this.p;
-  }
-  applyParams<T extends Image>(image: T, applyIt: boolean): T {
-    return applyIt ? runSteps(this.name, this.transforms, image) : (tf.clone(image) as T);
   }
   override reseed(seed: number): void {
     super.reseed(seed);
@@ -105,19 +96,33 @@ export class RandomApply extends RandomTransform<boolean> {
     super.setState(states.slice(0, 1));
     setChildStates(this.transforms, states.slice(1));
   }
+}
+
+/** Applies all of `transforms` with probability `p` (decided per image). */
+export class RandomApply extends RandomContainer<boolean> {
+  readonly name = 'RandomApply';
+  private readonly p: number;
+  constructor(transforms: Transform[], options: { p?: number; seed?: number } = {}) {
+    super('RandomApply', transforms, options.seed);
+    this.p = checkProbability(this.name, options.p ?? 0.5);
+  }
+  sampleParams(_size: ImageSize): boolean {
+    return this.rng.next() < this.p;
+  }
+  applyParams<T extends Image>(image: T, applyIt: boolean): T {
+    return applyIt ? runSteps(this.name, this.transforms, image) : (tf.clone(image) as T);
+  }
   getConfig() {
     return { p: this.p, seed: this.seed, transforms: this.transforms.map((t) => t.toJSON()) };
   }
 }
 
 /** Applies one of `transforms`, picked per image (uniformly, or by `weights`). */
-export class OneOf extends RandomTransform<number> {
+export class OneOf extends RandomContainer<number> {
   readonly name = 'OneOf';
-  readonly transforms: readonly Transform[];
   private readonly weights: number[];
   constructor(transforms: Transform[], options: { weights?: number[]; seed?: number } = {}) {
-    super(options.seed);
-    this.transforms = checkChildren(this.name, transforms);
+    super('OneOf', transforms, options.seed);
     check(this.transforms.length > 0, this.name, 'needs at least one transform');
     const weights = options.weights ?? this.transforms.map(() => 1);
     check(
@@ -128,7 +133,6 @@ export class OneOf extends RandomTransform<number> {
     const total = weights.reduce((a, b) => a + b, 0);
     check(total > 0, this.name, 'weights must not all be 0');
     this.weights = weights;
-    reseedChildren(this.transforms, this.seed);
   }
   sampleParams(_size: ImageSize): number {
     const total = this.weights.reduce((a, b) => a + b, 0);
@@ -141,17 +145,6 @@ export class OneOf extends RandomTransform<number> {
   }
   applyParams<T extends Image>(image: T, index: number): T {
     return runSteps(this.name, [this.transforms[index] as Transform], image);
-  }
-  override reseed(seed: number): void {
-    super.reseed(seed);
-    reseedChildren(this.transforms, seed);
-  }
-  override getState(): RandomState[] {
-    return [...super.getState(), ...childStates(this.transforms)];
-  }
-  override setState(states: RandomState[]): void {
-    super.setState(states.slice(0, 1));
-    setChildStates(this.transforms, states.slice(1));
   }
   getConfig() {
     return {
