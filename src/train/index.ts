@@ -14,6 +14,7 @@ export {
   type DecodeSpec,
   describePrediction,
   loadClassifierFromUrl,
+  loadClassifierFromUrl as loadClassifier,
   type Prediction,
 } from './classifier.js';
 export { evaluate } from './evaluate.js';

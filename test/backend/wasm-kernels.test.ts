@@ -144,3 +144,32 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     expect(backend.dataIdMap.numDataIds()).toBe(ids);
   });
 });
+
+describe('a whole SimpleCNN training step: wasm with these kernels vs cpu', () => {
+  it('gives the same weights within float32 tolerance', async () => {
+    const { simpleCnn, adaBelief } = await import('../../src/index.js');
+    const step = async (backend: 'cpu' | 'wasm') => {
+      await useBackend(backend);
+      if (backend === 'wasm') registerWasmTrainingKernels();
+      const model = simpleCnn({ inputShape: [24, 24, 1], numClasses: 3, filters: [4, 8], dense: 8, dropout: 0, seed: 3 });
+      const x = tf.randomUniform([6, 24, 24, 1], 0, 1, 'float32', 4);
+      const y = tf.oneHot(tf.tensor1d([0, 1, 2, 0, 1, 2], 'int32'), 3);
+      const opt = adaBelief({ learningRate: 1e-2, rectify: false });
+      const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+      for (let i = 0; i < 3; i++) {
+        opt.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, false, vars);
+      }
+      const weights = model.getWeights().map((w) => Float32Array.from(w.dataSync()));
+      tf.dispose([x, y]);
+      opt.dispose();
+      model.dispose();
+      return weights;
+    };
+    const cpu = await step('cpu');
+    const wasm = await step('wasm');
+    expect(wasm.length).toBe(cpu.length);
+    wasm.forEach((w, i) => {
+      expect(relativeError(w, cpu[i]!), `weight ${i}`).toBeLessThan(1e-4);
+    });
+  });
+});
