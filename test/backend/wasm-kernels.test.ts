@@ -109,6 +109,35 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     });
   }
 
+  it('MaxPoolGrad matches cpu (2x2/2, 3x3/2 same with padding, ties after ReLU)', async () => {
+    const grads = async (backend: 'cpu' | 'wasm', size: number, stride: number, pad: 'valid' | 'same') => {
+      await useBackend(backend);
+      if (backend === 'wasm') registerWasmTrainingKernels();
+      return tf.tidy(() => {
+        const x = tf.relu(tf.randomNormal([2, 9, 10, 3], 0, 1, 'float32', 5)); // many tied zeros
+        const probe = tf.randomNormal(
+          tf.maxPool(x as tf.Tensor4D, size, stride, pad).shape,
+          0,
+          1,
+          'float32',
+          6,
+        );
+        return tf
+          .grad((a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, size, stride, pad), probe)))(x)
+          .dataSync() as Float32Array;
+      });
+    };
+    for (const [size, stride, pad] of [
+      [2, 2, 'valid'],
+      [3, 2, 'same'],
+      [3, 1, 'same'],
+    ] as const) {
+      const cpu = await grads('cpu', size, stride, pad);
+      const wasm = await grads('wasm', size, stride, pad);
+      expect(relativeError(wasm, cpu), `${size}/${stride} ${pad}`).toBeLessThan(1e-6);
+    }
+  });
+
   it('frees every intermediate buffer (wasm memory flat over repeated steps)', async () => {
     await useBackend('wasm');
     registerWasmTrainingKernels();
@@ -151,13 +180,25 @@ describe('a whole SimpleCNN training step: wasm with these kernels vs cpu', () =
     const step = async (backend: 'cpu' | 'wasm') => {
       await useBackend(backend);
       if (backend === 'wasm') registerWasmTrainingKernels();
-      const model = simpleCnn({ inputShape: [24, 24, 1], numClasses: 3, filters: [4, 8], dense: 8, dropout: 0, seed: 3 });
+      const model = simpleCnn({
+        inputShape: [24, 24, 1],
+        numClasses: 3,
+        filters: [4, 8],
+        dense: 8,
+        dropout: 0,
+        seed: 3,
+      });
       const x = tf.randomUniform([6, 24, 24, 1], 0, 1, 'float32', 4);
       const y = tf.oneHot(tf.tensor1d([0, 1, 2, 0, 1, 2], 'int32'), 3);
       const opt = adaBelief({ learningRate: 1e-2, rectify: false });
       const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
       for (let i = 0; i < 3; i++) {
-        opt.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar, false, vars);
+        opt.minimize(
+          () =>
+            tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
+          false,
+          vars,
+        );
       }
       const weights = model.getWeights().map((w) => Float32Array.from(w.dataSync()));
       tf.dispose([x, y]);

@@ -4,7 +4,10 @@ import { describe, expect, it } from 'vitest';
 
 describe('API docs', () => {
   it('typedoc renders the API from the doc comments without errors', () => {
-    const r = spawnSync('npx', ['--no-install', 'typedoc', '--emit', 'none'], { cwd: resolve(__dirname, '../..'), encoding: 'utf8' });
+    const r = spawnSync('npx', ['--no-install', 'typedoc', '--emit', 'none'], {
+      cwd: resolve(__dirname, '../..'),
+      encoding: 'utf8',
+    });
     expect(r.stdout + r.stderr).toMatch(/Found 0 errors/);
     expect(r.status).toBe(0);
   }, 180_000);
