@@ -237,6 +237,20 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         ) as tf.Scalar;
         loss = cost.dataSync()[0] as number;
         cost.dispose();
+      } catch (error) {
+        const message = (error as Error).message ?? String(error);
+        if (
+          /Aborted\(|out of memory|OOM|Cannot enlarge memory|RangeError: Array buffer allocation failed/i.test(
+            message,
+          )
+        ) {
+          throw new TrainingError(
+            `the ${tf.getBackend()} backend ran out of memory at epoch ${epoch + 1}, batch ${step + 1} (batch of ${size}` +
+              `${tf.getBackend() === 'wasm' ? '; WebAssembly has a 4 GB heap, and a wasm module that aborted cannot be used again in this process' : ''}). ` +
+              'Lower batchSize or the image size, train fewer layers, or install @tensorflow/tfjs-node.',
+          );
+        }
+        throw error;
       } finally {
         tf.dispose([batch.xs, batch.ys]);
       }

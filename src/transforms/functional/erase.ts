@@ -37,9 +37,11 @@ export function erase<T extends Image>(image: T, options: EraseOptions): T {
   }
   return mapBatch(op, image, (batch) => {
     if (h === 0 || w === 0) return batch.clone();
-    const rows = tf.logicalAnd(tf.greaterEqual(tf.range(0, H), top), tf.less(tf.range(0, H), top + h));
-    const cols = tf.logicalAnd(tf.greaterEqual(tf.range(0, W), left), tf.less(tf.range(0, W), left + w));
-    const mask = tf.reshape(tf.logicalAnd(tf.reshape(rows, [H, 1]), tf.reshape(cols, [1, W])), [1, H, W, 1]);
+    // The rectangle as a small [1, H, W, 1] mask built in JS: one multiply-add over the image.
+    const maskData = new Float32Array(H * W);
+    for (let r = top; r < top + h; r++) maskData.fill(1, r * W + left, r * W + left + w);
+    const mask = tf.tensor4d(maskData, [1, H, W, 1]);
+    const keep = tf.sub(1, mask);
     let fill: tf.Tensor;
     if (value instanceof tf.Tensor) {
       fill = tf.pad(value, [
@@ -47,11 +49,8 @@ export function erase<T extends Image>(image: T, options: EraseOptions): T {
         [left, W - left - w],
         [0, 0],
       ]);
-    } else fill = perChannel(op, 'value', value, channels);
-    return tf.where(
-      tf.broadcastTo(mask, batch.shape),
-      tf.broadcastTo(fill, batch.shape),
-      batch,
-    ) as tf.Tensor4D;
+    } else fill = tf.mul(mask, perChannel(op, 'value', value, channels));
+    if (value instanceof tf.Tensor) fill = tf.mul(fill, mask);
+    return tf.add(tf.mul(batch, keep), fill);
   });
 }

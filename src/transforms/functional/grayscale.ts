@@ -23,17 +23,14 @@ export function grayscale<T extends Image>(image: T, options: GrayscaleOptions =
     `outputChannels must be 1 or 3, got ${outputChannels}`,
   );
   return mapBatch(op, image, (batch) => {
-    const c = batch.shape[3];
+    const [n, h, w, c] = batch.shape;
     check(c !== 2, op, 'image has 2 channels; expected 1 (gray), 3 (RGB) or 4 (RGBA)');
     let gray: tf.Tensor;
     if (c === 1) gray = batch.clone();
     else {
-      const [r, g, b] = tf.split(tf.slice(batch, [0, 0, 0, 0], [-1, -1, -1, 3]), 3, 3) as [
-        tf.Tensor4D,
-        tf.Tensor4D,
-        tf.Tensor4D,
-      ];
-      gray = tf.addN([tf.mul(r, LUMA_WEIGHTS[0]), tf.mul(g, LUMA_WEIGHTS[1]), tf.mul(b, LUMA_WEIGHTS[2])]);
+      // One matrix product over [pixels, channels]: much faster than splitting the channel axis.
+      const weights = tf.tensor2d(c === 4 ? [...LUMA_WEIGHTS, 0] : [...LUMA_WEIGHTS], [c, 1]);
+      gray = tf.reshape(tf.matMul(tf.reshape(batch, [n * h * w, c]), weights), [n, h, w, 1]);
     }
     return outputChannels === 3 ? tf.tile(gray, [1, 1, 1, 3]) : gray;
   });
