@@ -9,7 +9,8 @@
  *     cache) beside PIL/torchvision, when the data is there.
  *  4. AdaBelief vs Adam training curves on the same small task (chart + numbers).
  *
- * Flags: --quick (fewer steps, skips the slowest configurations), --only=models|transforms|loader|optimizers
+ * Flags: --quick (fewer steps, skips the slowest configurations), --only=models|transforms|loader|optimizers,
+ *        --model=simple-cnn|mobilenetv2|resnet50v2
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -41,6 +42,7 @@ import {
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const only = args.find((a) => a.startsWith('--only='))?.slice(7);
+const modelFilter = args.find((a) => a.startsWith('--model='))?.slice(8);
 const here = resolve(import.meta.dirname);
 const shared = resolve(here, '../../shared/data');
 const python = '/usr/bin/python3';
@@ -218,7 +220,7 @@ async function models() {
       torchTrain: 'inference',
       gflopPerImage: 8.2,
     },
-  ].filter((j) => !quick || !(j.model === 'resnet50v2' && j.train === 'full')) as ModelJob[];
+  ].filter((j) => (!quick || !(j.model === 'resnet50v2' && j.train === 'full')) && (!modelFilter || j.model === modelFilter)) as ModelJob[];
   const steps = quick ? 1 : 2;
   const torchJobs = jobs.flatMap((j) =>
     [1, 2].map((threads) => ({
@@ -403,6 +405,6 @@ async function optimizers() {
 
 const sections: Record<string, () => Promise<void>> = { models, transforms, loader, optimizers };
 for (const [name, fn] of Object.entries(sections)) if (!only || only === name) await fn();
-writeFileSync(join(here, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-log(`\nwrote ${join(here, 'results.json')}`);
+writeFileSync(join(here, only || modelFilter ? `results-${only ?? 'all'}${modelFilter ? `-${modelFilter}` : ''}.json` : 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+log('\nwrote bench results JSON');
 void execFileSync;

@@ -21,6 +21,30 @@ export function gaussianKernel1d(kernelSize: number, sigma: number): number[] {
   return values.map((v) => v / sum);
 }
 
+/**
+ * The `size x size` matrix applying a 1-D kernel with reflect padding (torchvision's 'reflect':
+ * the edge sample is not repeated), so that `M . x` equals the padded correlation of `x`.
+ */
+export function blurMatrix(size: number, kernel: number[]): Float32Array {
+  const half = (kernel.length - 1) / 2;
+  const m = new Float32Array(size * size);
+  for (let i = 0; i < size; i++) {
+    for (let k = 0; k < kernel.length; k++) {
+      let j = i + k - half;
+      if (j < 0) j = -j;
+      if (j >= size) j = 2 * (size - 1) - j;
+      m[i * size + j] = (m[i * size + j] as number) + (kernel[k] as number);
+    }
+  }
+  return m;
+}
+
+function transposeSquare(m: Float32Array, size: number): Float32Array {
+  const t = new Float32Array(size * size);
+  for (let i = 0; i < size; i++) for (let j = 0; j < size; j++) t[j * size + i] = m[i * size + j] as number;
+  return t;
+}
+
 function pair(op: string, name: string, value: number | readonly [number, number]): [number, number] {
   if (typeof value === 'number') return [value, value];
   check(Array.isArray(value) && value.length === 2, op, `${name} must be a number or a pair [x, y]`);
@@ -51,6 +75,20 @@ export function gaussianBlur<T extends Image>(image: T, options: GaussianBlurOpt
   );
   return mapBatch(op, image, (batch) => {
     const c = batch.shape[3];
+    if (c === 1) {
+      // Gray images: the separable blur with reflect padding is B_y . X . B_x^T with banded
+      // matrices that fold the padding in; two small matrix products instead of pad + 2 convolutions.
+      // (Batch dimensions broadcast; B_x is built transposed so that no transpose runs.)
+      const by = tf.tensor3d(blurMatrix(height, gaussianKernel1d(ky, sy)), [1, height, height]);
+      const bxT = tf.tensor3d(transposeSquare(blurMatrix(width, gaussianKernel1d(kx, sx)), width), [
+        1,
+        width,
+        width,
+      ]);
+      const n = batch.shape[0];
+      const planes = tf.reshape(batch, [n, height, width]);
+      return tf.reshape(tf.matMul(tf.matMul(by, planes), bxT), [n, height, width, 1]);
+    }
     const px = Math.floor(kx / 2);
     const py = Math.floor(ky / 2);
     const padded = tf.mirrorPad(
