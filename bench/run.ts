@@ -220,7 +220,11 @@ async function models() {
       torchTrain: 'inference',
       gflopPerImage: 8.2,
     },
-  ].filter((j) => (!quick || !(j.model === 'resnet50v2' && j.train === 'full')) && (!modelFilter || j.model === modelFilter)) as ModelJob[];
+  ].filter(
+    (j) =>
+      (!quick || !(j.model === 'resnet50v2' && j.train === 'full')) &&
+      (!modelFilter || j.model === modelFilter),
+  ) as ModelJob[];
   const steps = quick ? 1 : 2;
   const torchJobs = jobs.flatMap((j) =>
     [1, 2].map((threads) => ({
@@ -405,6 +409,14 @@ async function optimizers() {
 
 const sections: Record<string, () => Promise<void>> = { models, transforms, loader, optimizers };
 for (const [name, fn] of Object.entries(sections)) if (!only || only === name) await fn();
-writeFileSync(join(here, only || modelFilter ? `results-${only ?? 'all'}${modelFilter ? `-${modelFilter}` : ''}.json` : 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+writeFileSync(
+  join(
+    here,
+    only || modelFilter
+      ? `results-${only ?? 'all'}${modelFilter ? `-${modelFilter}` : ''}.json`
+      : 'results.json',
+  ),
+  `${JSON.stringify(results, null, 2)}\n`,
+);
 log('\nwrote bench results JSON');
 void execFileSync;
