@@ -8,7 +8,8 @@ describe('API docs', () => {
       cwd: resolve(__dirname, '../..'),
       encoding: 'utf8',
     });
-    expect(r.stdout + r.stderr).toMatch(/Found 0 errors/);
+    // typedoc exits non-zero on errors and prints a summary only when something was reported.
+    expect(r.stdout + r.stderr).not.toMatch(/\[error\]|Found [1-9]\d* error/);
     expect(r.status).toBe(0);
   }, 180_000);
 });
