@@ -10,7 +10,7 @@
  *  4. AdaBelief vs Adam training curves on the same small task (chart + numbers).
  *
  * Flags: --quick (fewer steps, skips the slowest configurations), --only=models|transforms|loader|optimizers,
- *        --model=simple-cnn|mobilenetv2|resnet50v2
+ *        --model=simple-cnn|mobilenetv2|resnet50v2, --no-cpu (skip the slow pure-JS baseline)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -43,6 +43,7 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const only = args.find((a) => a.startsWith('--only='))?.slice(7);
 const modelFilter = args.find((a) => a.startsWith('--model='))?.slice(8);
+const skipCpu = args.includes('--no-cpu');
 const here = resolve(import.meta.dirname);
 const shared = resolve(here, '../../shared/data');
 const python = '/usr/bin/python3';

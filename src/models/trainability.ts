@@ -1,6 +1,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { check, MedimgError } from '../util/errors.js';
+import { batchNormTraining, fusedBatchNormApplies } from './batchnorm.js';
 
 type Layer = tfl.layers.Layer;
 type Kwargs = Record<string, unknown> | undefined;
@@ -25,6 +26,8 @@ const PATCHED = Symbol('medimg.kerasBatchNorm');
  * Gives every BatchNormalization layer Keras 2's semantics: a frozen one (`trainable = false`)
  * runs in inference mode, using its moving statistics and leaving them unchanged during `fit`.
  * tfjs-layers would otherwise keep normalising with batch statistics and updating them.
+ * A trainable one trains through {@link batchNormTraining}: same values and updates as
+ * tfjs-layers, with a closed-form gradient that takes a few passes instead of ~15.
  */
 export function installKerasBatchNorm(model: tfl.LayersModel): void {
   for (const layer of flattenLayers(model)) {
@@ -35,8 +38,13 @@ export function installKerasBatchNorm(model: tfl.LayersModel): void {
     };
     if (target[PATCHED]) continue;
     const original = target.call.bind(layer);
-    target.call = (inputs, kwargs) =>
-      original(inputs, { ...(kwargs ?? {}), training: kwargs?.training === true && layer.trainable });
+    target.call = (inputs, kwargs) => {
+      const training = kwargs?.training === true && layer.trainable;
+      // tfjs hands a single input either bare or as a one-element list.
+      const x = Array.isArray(inputs) ? (inputs.length === 1 ? inputs[0] : undefined) : inputs;
+      if (training && x && fusedBatchNormApplies(layer, x)) return batchNormTraining(layer, x);
+      return original(inputs, { ...(kwargs ?? {}), training });
+    };
     target[PATCHED] = true;
   }
   guardCompile(model);
