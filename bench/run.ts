@@ -244,7 +244,7 @@ async function models() {
     const wasm = tfjsTiming('wasm', job, steps, 900);
     // The pure-JS cpu backend takes minutes per step on convolutions: measure SimpleCNN only, with a cap.
     const cpu =
-      job.model === 'simple-cnn'
+      job.model === 'simple-cnn' && !skipCpu
         ? tfjsTiming('cpu', job, 1, quick ? 120 : 300)
         : { imagesPerSecond: null, note: 'not run (minutes per step)' };
     const torch1 =
