@@ -156,6 +156,10 @@ function num(
 }
 
 async function backend(name: string | undefined) {
+  // tfjs's cpu backend prints an "install tfjs-node" banner on first use; the CLI reports the
+  // backend choice itself (with why tfjs-node was skipped), so the banner is only noise here.
+  const cpu = tf.findBackend('cpu') as { firstUse?: boolean } | null;
+  if (cpu) cpu.firstUse = false;
   const b = (name ?? 'auto') as BackendName;
   if (!(BACKEND_NAMES as readonly string[]).includes(b))
     throw new UsageError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got '${b}'`);
