@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { installKerasBatchNorm } from '../models/trainability.js';
+import { registerAdaBelief } from '../optimizers/adabelief.js';
 import type { Transform, TransformJSON } from '../transforms/base.js';
 import { transformFromJSON } from '../transforms/serialization.js';
 import { check, MedimgError } from '../util/errors.js';
@@ -135,6 +136,7 @@ export async function loadClassifierFromUrl(baseUrl: string): Promise<Classifier
   if (!response.ok)
     throw new MedimgError('loadClassifier', `cannot fetch ${base}classifier.json: HTTP ${response.status}`);
   const meta = (await response.json()) as ClassifierMeta;
+  registerAdaBelief();
   const model = await tfl.loadLayersModel(`${base}model.json`);
   installKerasBatchNorm(model);
   return new Classifier(model, meta);

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { installKerasBatchNorm } from '../models/trainability.js';
+import { registerAdaBelief } from '../optimizers/adabelief.js';
 import { MedimgError } from '../util/errors.js';
 
 /** A model's topology and weights, in memory (TF.js Layers format). */
@@ -28,6 +29,8 @@ export async function modelArtifacts(model: tfl.LayersModel): Promise<ModelArtif
 
 /** Rebuilds a model from {@link modelArtifacts}, with Keras BatchNormalization semantics installed. */
 export async function modelFromArtifacts(artifacts: ModelArtifacts): Promise<tfl.LayersModel> {
+  // Explicit, so loading never depends on a module's import-time side effect (sideEffects: false).
+  registerAdaBelief();
   const model = await tfl.loadLayersModel(
     tf.io.fromMemory({
       modelTopology: artifacts.modelTopology,
