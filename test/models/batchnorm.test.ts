@@ -65,4 +65,18 @@ describe.each(['cpu', 'wasm'] as const)('fused training-mode BatchNormalization 
     plain.dispose();
     fused.dispose();
   });
+
+  it('leaks no tensors: repeated forward + gradient calls keep the count flat (moving stats rewritten in place)', async () => {
+    await useBackend(backend);
+    const m = bnModel(true);
+    const x = tf.randomNormal([2, 5, 6, 4], 0, 1, 'float32', 9);
+    const call = () =>
+      tf.dispose(tf.grad((a: tf.Tensor) => tf.sum(m.apply(a, { training: true }) as tf.Tensor))(x));
+    call();
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) call();
+    expect(tf.memory().numTensors).toBe(before);
+    x.dispose();
+    m.dispose();
+  });
 });
