@@ -3,11 +3,13 @@
  *   node --import tsx bench/models.ts '{"backend":"wasm","model":"simple-cnn",...}'
  * Prints one JSON line: { imagesPerSecond, secondsPerStep, params }.
  */
-import { countParams, setupBackend } from '../src/index.js';
+import { countParams, setupBackend } from '../src/node.js';
 import { type BenchModel, type BenchTrain, benchModel, benchStep } from './common.js';
 
 interface Job {
   backend: 'wasm' | 'cpu';
+  /** wasm threads (default: every core). */
+  threads?: number;
   model: BenchModel;
   train: BenchTrain;
   size: number;
@@ -17,7 +19,7 @@ interface Job {
 }
 
 const job = JSON.parse(process.argv[2] ?? '{}') as Job;
-await setupBackend(job.backend);
+const info = await setupBackend(job.backend, job.threads === undefined ? {} : { threads: job.threads });
 const model = benchModel(job.model, job.train, job.size, job.channels);
 const step = benchStep(model, job.train, job.batch, job.size, job.channels);
 step();
@@ -30,5 +32,6 @@ console.log(
     secondsPerStep,
     params: countParams(model),
     trainable: model.trainableWeights.length,
+    threads: info.threads ?? 1,
   }),
 );

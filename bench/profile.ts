@@ -1,12 +1,16 @@
 /** Kernel-time profile of one training step: node --import tsx bench/profile.ts simple-cnn|mobilenetv2|resnet50v2 [size] [batch] */
 import * as tf from '@tensorflow/tfjs-core';
-import { setupBackend } from '../src/index.js';
+import { setupBackend } from '../src/node.js';
 import { type BenchModel, benchModel, benchStep } from './common.js';
 
 const [name = 'simple-cnn', sizeArg, batchArg] = process.argv.slice(2);
 const size = Number(sizeArg ?? 128);
 const batch = Number(batchArg ?? 32);
-await setupBackend('wasm');
+const backend = await setupBackend(
+  'wasm',
+  process.env.THREADS ? { threads: Number(process.env.THREADS) } : {},
+);
+console.log(`wasm threads: ${backend.threads}`);
 const channels = name === 'simple-cnn' ? 1 : 3;
 const model = benchModel(name as BenchModel, 'full', size, channels);
 const step = benchStep(model, 'full', batch, size, channels);

@@ -13,7 +13,7 @@
  *        --model=simple-cnn|mobilenetv2|resnet50v2, --no-cpu (skip the slow pure-JS baseline)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -50,9 +50,28 @@ const python = '/usr/bin/python3';
 const hasTorch =
   existsSync(python) &&
   spawnSync(python, ['-c', 'import torch, torchvision'], { encoding: 'utf8' }).status === 0;
+/**
+ * Theoretical single-precision peaks from /proc/cpuinfo (Linux): native code with AVX2 + FMA
+ * issues two 8-lane FMAs per cycle (32 FLOP/cycle/core); wasm's 128-bit SIMD has no FMA, so
+ * XNNPACK issues separate 4-lane multiplies and adds, two per cycle (8 FLOP/cycle/core).
+ */
+function peaks(): { mhz: number; nativeGflops: number | null; wasmGflops: number } | null {
+  if (!existsSync('/proc/cpuinfo')) return null;
+  const info = readFileSync('/proc/cpuinfo', 'utf8');
+  const mhz = Number(/cpu MHz\s*:\s*([\d.]+)/.exec(info)?.[1] ?? Number.NaN);
+  if (!Number.isFinite(mhz)) return null;
+  const flags = /flags\s*:(.*)/.exec(info)?.[1]?.split(' ') ?? [];
+  const ghzCores = (mhz / 1000) * cpus().length;
+  return {
+    mhz,
+    nativeGflops: flags.includes('avx2') && flags.includes('fma') ? ghzCores * 32 : null,
+    wasmGflops: ghzCores * 8,
+  };
+}
+
 const results: Record<string, unknown> = {
   date: new Date().toISOString(),
-  machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
+  machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, peaks: peaks() },
   torch: hasTorch,
 };
 const log = (s = '') => console.log(s);
@@ -87,10 +106,16 @@ interface ModelJob {
   gflopPerImage: number;
 }
 
-function tfjsTiming(backend: 'wasm' | 'cpu', job: ModelJob, steps: number, timeoutS: number) {
+function tfjsTiming(
+  backend: 'wasm' | 'cpu',
+  job: ModelJob,
+  steps: number,
+  timeoutS: number,
+  threads?: number,
+) {
   const r = spawnSync(
     process.execPath,
-    ['--import', 'tsx', join(here, 'models.ts'), JSON.stringify({ ...job, backend, steps })],
+    ['--import', 'tsx', join(here, 'models.ts'), JSON.stringify({ ...job, backend, steps, threads })],
     {
       encoding: 'utf8',
       timeout: timeoutS * 1000,
@@ -104,7 +129,7 @@ function tfjsTiming(backend: 'wasm' | 'cpu', job: ModelJob, steps: number, timeo
         : r.stderr.split('\n').filter(Boolean).slice(-1)[0],
     };
   const line = r.stdout.trim().split('\n').at(-1) ?? '{}';
-  return JSON.parse(line) as { imagesPerSecond: number; secondsPerStep: number };
+  return JSON.parse(line) as { imagesPerSecond: number; secondsPerStep: number; threads: number };
 }
 
 async function models() {
@@ -241,7 +266,9 @@ async function models() {
   const pt = torch(torchJobs);
   const rows = [];
   for (const job of jobs) {
+    // wasm on every core (the default), and on one thread to compare with PyTorch at 1 thread.
     const wasm = tfjsTiming('wasm', job, steps, 900);
+    const wasm1 = tfjsTiming('wasm', job, steps, 900, 1);
     // The pure-JS cpu backend takes minutes per step on convolutions: measure SimpleCNN only, with a cap.
     const cpu =
       job.model === 'simple-cnn' && !skipCpu
@@ -261,11 +288,15 @@ async function models() {
     const row = {
       ...job,
       wasm: wasm.imagesPerSecond,
+      wasmThreads: 'threads' in wasm ? wasm.threads : null,
+      wasm1t: wasm1.imagesPerSecond,
       cpu: cpu.imagesPerSecond,
       cpuNote: 'note' in cpu ? cpu.note : undefined,
       torch1,
       torch2,
       ratioToTorch1: wasm.imagesPerSecond && torch1 ? wasm.imagesPerSecond / torch1 : null,
+      ratio1tTo1t: wasm1.imagesPerSecond && torch1 ? wasm1.imagesPerSecond / torch1 : null,
+      ratioToTorch2: wasm.imagesPerSecond && torch2 ? wasm.imagesPerSecond / torch2 : null,
       wasmGflops: wasm.imagesPerSecond
         ? wasm.imagesPerSecond * job.gflopPerImage * (job.train === 'frozen' ? 1 : factor)
         : null,
@@ -273,12 +304,17 @@ async function models() {
     rows.push(row);
     const f = (v: number | null | undefined) => (v == null ? '   -  ' : v.toFixed(2).padStart(6));
     log(
-      `${job.label.padEnd(48)} wasm ${f(row.wasm)}  cpu ${f(row.cpu)}  torch(1t) ${f(torch1)}  torch(2t) ${f(torch2)}  wasm/torch1 ${f(row.ratioToTorch1)}  ~${f(row.wasmGflops)} GFLOP/s`,
+      `${job.label.padEnd(48)} wasm(${row.wasmThreads ?? '?'}t) ${f(row.wasm)}  wasm(1t) ${f(row.wasm1t)}  cpu ${f(row.cpu)}  torch(1t) ${f(torch1)}  torch(2t) ${f(torch2)}  wasm/torch1 ${f(row.ratioToTorch1)}  wasm1t/torch1 ${f(row.ratio1tTo1t)}  wasm/torch2 ${f(row.ratioToTorch2)}  ~${f(row.wasmGflops)} GFLOP/s`,
     );
   }
   log(
     '  (PyTorch has no ResNet50V2; torchvision ResNet50 v1, same size class, stands in. GFLOP/s are estimates from forward FLOPs x3 for trained parts.)',
   );
+  const p = peaks();
+  if (p)
+    log(
+      `  Machine peak (all ${cpus().length} cores at ${p.mhz.toFixed(0)} MHz): native AVX2+FMA ${p.nativeGflops?.toFixed(0) ?? '-'} GFLOP/s, wasm SIMD128 (no FMA) ${p.wasmGflops.toFixed(0)} GFLOP/s.`,
+    );
   results.models = rows;
 }
 

@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 
-export type { BackendInfo, BackendName, PackageImporter } from './backend/setup.js';
+export type { BackendInfo, BackendName, PackageImporter, SetupBackendOptions } from './backend/setup.js';
 // --- Backends ---
 export { availableBackends, BACKEND_NAMES, setupBackend } from './backend/setup.js';
 // --- Data: splits, batching, synthetic phantoms (no file system) ---

@@ -4,6 +4,7 @@
  * @packageDocumentation
  */
 
+export { setWasmThreading, type WasmThreading } from './backend/threading.js';
 // --- Data on disk: decoding, class-per-folder datasets, duplicates ---
 export { type DecodedPixels, type DecodeOptions, decodeImage, decodePixels } from './data/decode.js';
 export {
@@ -26,9 +27,12 @@ export { defaultCacheDir, type FetchWeightsOptions, fetchWeights, md5 } from './
 // --- Keras HDF5 model and weight loading ---
 export { loadKerasModel, loadKerasWeights, readKerasWeights } from './models/keras-h5.js';
 export { loadLayersWeights, readLayersWeights } from './models/tfjs-format.js';
+// setupBackend with the threaded wasm build on every core (overrides the root's re-export).
+export { setupBackend } from './node/backend.js';
 // --- Training on disk: checkpoints, classifier folders, reports ---
 export { fileCheckpointStore } from './node/checkpoints.js';
 export { loadClassifier, NodeClassifier, saveClassifier } from './node/classifier.js';
 export { historyPoints, writeEvaluation, writeGradCamPng, writeTrainingCurves } from './node/report.js';
+export { type NodeWasmThreadingOptions, nodeWasmThreading } from './node/wasm-threads.js';
 // --- Reports: charts rendered to SVG and PNG ---
 export { type RenderedChart, renderChart, writeChart, writeFileAtomic } from './report/render.js';

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-backend-wasm';
+import { getThreadsCount, setThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { MedimgError } from '../util/errors.js';
+import { wasmThreading } from './threading.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
 
 /** Backends that {@link setupBackend} knows how to activate. */
@@ -16,8 +17,27 @@ export interface BackendInfo {
   package: string;
   /** For `tensorflow`: whether the CUDA build (tfjs-node-gpu) was loaded. */
   gpu: boolean;
+  /**
+   * For `wasm`: the threads XNNPACK's pool uses (1 = the single-threaded build). Fixed when the
+   * backend is first initialised in a process.
+   */
+  threads?: number;
   /** Backends that were tried and failed before this one, with the reason. */
   skipped: { name: string; reason: string }[];
+}
+
+/** Options of {@link setupBackend}. */
+export interface SetupBackendOptions {
+  /** Loads optional backend packages; replaced in tests. */
+  importer?: PackageImporter;
+  /**
+   * Threads for the `wasm` backend. In Node (with `medimg-classify/node` imported) the default
+   * is every core and the threaded build is loaded by this library; `1` keeps the
+   * single-threaded build. In browsers tfjs decides whether threads are possible (the page
+   * must be cross-origin isolated) and this caps their number. Only the first initialisation
+   * of the wasm backend in a process can set it.
+   */
+  threads?: number;
 }
 
 /** Loads an optional package by name; replaced in tests. */
@@ -67,9 +87,20 @@ function describe(error: unknown): string {
   return text.split('\n')[0] ?? text;
 }
 
+/** Arranges the wasm thread count before the backend's first initialisation. */
+function prepareWasmThreads(threads: number | undefined): () => void {
+  if (tf.engine().registry.wasm !== undefined) return () => {};
+  const hook = wasmThreading();
+  const wanted = threads ?? hook?.defaultThreads() ?? -1;
+  if (hook !== undefined && wanted > 1) return hook.prepare(wanted);
+  if (wanted >= 1) setThreadsCount(wanted);
+  return () => {};
+}
+
 async function tryActivate(
   candidate: Candidate,
   importer: PackageImporter,
+  threads: number | undefined,
 ): Promise<{ ok: true; info: Omit<BackendInfo, 'skipped'> } | { ok: false; reason: string }> {
   const reasons: string[] = [];
   for (const pkg of candidate.packages) {
@@ -86,11 +117,14 @@ async function tryActivate(
       continue;
     }
     let ok = false;
+    const restore = candidate.name === 'wasm' ? prepareWasmThreads(threads) : () => {};
     try {
       ok = await tf.setBackend(candidate.name);
     } catch (error) {
       reasons.push(`${pkg} failed to initialise (${describe(error)})`);
       continue;
+    } finally {
+      restore();
     }
     if (!ok) {
       reasons.push(`${pkg} failed to initialise`);
@@ -98,8 +132,17 @@ async function tryActivate(
     }
     await tf.ready();
     // wasm as shipped cannot differentiate a convolution: add this library's training kernels.
-    if (candidate.name === 'wasm') registerWasmTrainingKernels();
-    return { ok: true, info: { name: candidate.name, package: pkg, gpu: pkg.endsWith('-gpu') } };
+    const info: Omit<BackendInfo, 'skipped'> = {
+      name: candidate.name,
+      package: pkg,
+      gpu: pkg.endsWith('-gpu'),
+    };
+    if (candidate.name === 'wasm') {
+      wasmThreading()?.settle?.(tf.backend());
+      registerWasmTrainingKernels();
+      info.threads = getThreadsCount();
+    }
+    return { ok: true, info };
   }
   return { ok: false, reason: reasons.join('; ') };
 }
@@ -122,9 +165,13 @@ export function availableBackends(): string[] {
  */
 export async function setupBackend(
   name: BackendName = 'auto',
-  options: { importer?: PackageImporter } = {},
+  options: SetupBackendOptions = {},
 ): Promise<BackendInfo> {
   const importer = options.importer ?? defaultImporter;
+  const { threads } = options;
+  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) {
+    throw new MedimgError('setupBackend', `threads must be a positive integer, got ${String(threads)}`);
+  }
   if (!(BACKEND_NAMES as readonly string[]).includes(name)) {
     throw new MedimgError(
       'setupBackend',
@@ -135,7 +182,7 @@ export async function setupBackend(
   const skipped: BackendInfo['skipped'] = [];
   for (const key of order) {
     const candidate = CANDIDATES[key];
-    const result = await tryActivate(candidate, importer);
+    const result = await tryActivate(candidate, importer, threads);
     if (result.ok) return { ...result.info, skipped };
     skipped.push({ name: key, reason: result.reason });
   }

@@ -221,10 +221,86 @@ function fullCorrelationInput(
 }
 
 /**
+ * dW as a forward convolution on XNNPACK, with the roles swapped: the batch of x becomes the
+ * contracted channel axis, its channels the batch, and dy the filter.
+ *   dW[kh, kw, ci, co] = sum over n, oh, ow of xp[n, oh*s + kh, ow*s + kw, ci] * dy[n, oh, ow, co]
+ * is conv2d(xp^T [Ci, Hp, Wp, N], dy^T [OH, OW, N, Co]) with stride 1 and dilation s, giving
+ * [Ci, KH, KW, Co]. No im2col is materialised, and strided convolutions need no strided slices.
+ */
+function filterGradByConv(
+  b: Backend,
+  keep: (t: TensorInfo) => TensorInfo,
+  x: TensorInfo,
+  dy: TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+): TensorInfo {
+  const xp = paddedInput(b, keep, x, info);
+  const xt = keep(call('Transpose', b, { x: xp }, { perm: [3, 1, 2, 0] }));
+  const dyt = keep(call('Transpose', b, { x: dy }, { perm: [1, 2, 0, 3] }));
+  const out = keep(
+    call(
+      'Conv2D',
+      b,
+      { x: xt, filter: dyt },
+      {
+        strides: [info.dilationHeight, info.dilationWidth],
+        pad: 'valid',
+        dataFormat: 'NHWC',
+        dilations: [info.strideHeight, info.strideWidth],
+      },
+    ),
+  );
+  return call('Transpose', b, { x: out }, { perm: [1, 2, 0, 3] });
+}
+
+/**
  * dW = im2col(x)^T . dy as one matrix multiply. wasm's BatchMatMul is fast only without
  * transpose flags, so the transposed im2col [KH*KW*Ci, N*OH*OW] is built directly from a
  * channels-first copy of x.
  */
+function filterGradByMatMul(
+  b: Backend,
+  keep: (t: TensorInfo) => TensorInfo,
+  x: TensorInfo,
+  dy: TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+  filterShape: Shape4,
+): TensorInfo {
+  const rows = info.batchSize * info.outHeight * info.outWidth;
+  const dy2 = keep(reshape(b, dy, [1, rows, info.outChannels]));
+  const xp = paddedInput(b, keep, x, info);
+  const xt = keep(call('Transpose', b, { x: xp }, { perm: [3, 0, 1, 2] })); // [Ci, N, Hp, Wp]
+  const taps: TensorInfo[] = [];
+  for (let kh = 0; kh < info.filterHeight; kh++) {
+    for (let kw = 0; kw < info.filterWidth; kw++) taps.push(keep(tapChannelsFirst(b, xt, info, kh, kw)));
+  }
+  const colsT = taps.length === 1 ? (taps[0] as TensorInfo) : keep(call('Concat', b, taps, { axis: 0 }));
+  const a = keep(reshape(b, colsT, [1, info.filterHeight * info.filterWidth * info.inChannels, rows]));
+  const dw = keep(call('BatchMatMul', b, { a, b: dy2 }, { transposeA: false, transposeB: false }));
+  return reshape(b, dw, filterShape);
+}
+
+/**
+ * Which filter-gradient formulation is faster, measured on 2 cores (`bench/conv-grad.ts`):
+ * the swapped convolution wins for strided convolutions (22 vs 719 ms for 8x56x56x64, 3x3 s2:
+ * wasm's StridedSlice is slow) and for wide feature maps with several input channels
+ * (276 vs 316 ms for 32x64x64x32->64); the im2col matrix multiply wins for 1x1 filters,
+ * single-channel inputs (29 vs 186 ms for 32x128x128x1->32) and small deep maps.
+ */
+export function useConvForFilterGrad(info: tf.backend_util.Conv2DInfo): boolean {
+  if (filterGradStrategy !== 'auto') return filterGradStrategy === 'conv';
+  if (info.strideHeight > 1 || info.strideWidth > 1) return true;
+  if (info.filterHeight * info.filterWidth === 1) return false;
+  return info.inChannels >= 8 && info.outHeight * info.outWidth >= 32 * 32;
+}
+
+let filterGradStrategy: 'auto' | 'conv' | 'matmul' = 'auto';
+
+/** Forces one filter-gradient formulation (for tests and benchmarks); `'auto'` restores the choice. */
+export function setFilterGradStrategy(strategy: 'auto' | 'conv' | 'matmul'): void {
+  filterGradStrategy = strategy;
+}
+
 function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs) {
   const b = backend as Backend;
   const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
@@ -236,20 +312,11 @@ function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs) {
     attrs as unknown as ConvAttrs,
     false,
   );
-  return scoped(b, (keep) => {
-    const rows = info.batchSize * info.outHeight * info.outWidth;
-    const dy2 = keep(reshape(b, dy, [1, rows, info.outChannels]));
-    const xp = paddedInput(b, keep, x, info);
-    const xt = keep(call('Transpose', b, { x: xp }, { perm: [3, 0, 1, 2] })); // [Ci, N, Hp, Wp]
-    const taps: TensorInfo[] = [];
-    for (let kh = 0; kh < info.filterHeight; kh++) {
-      for (let kw = 0; kw < info.filterWidth; kw++) taps.push(keep(tapChannelsFirst(b, xt, info, kh, kw)));
-    }
-    const colsT = taps.length === 1 ? (taps[0] as TensorInfo) : keep(call('Concat', b, taps, { axis: 0 }));
-    const a = keep(reshape(b, colsT, [1, info.filterHeight * info.filterWidth * info.inChannels, rows]));
-    const dw = keep(call('BatchMatMul', b, { a, b: dy2 }, { transposeA: false, transposeB: false }));
-    return reshape(b, dw, filterShape);
-  });
+  return scoped(b, (keep) =>
+    useConvForFilterGrad(info)
+      ? filterGradByConv(b, keep, x, dy, info)
+      : filterGradByMatMul(b, keep, x, dy, info, filterShape),
+  );
 }
 
 /** Like {@link tap}, on a channels-first [C, N, Hp, Wp] copy: returns [C, N, OH, OW]. */
@@ -442,6 +509,12 @@ type HeapBackend = Backend & {
  * float64. wasm's own reduction transposes the tensor first (74 ms for 16.7M values here); a
  * matrix product with a ones vector is slower still on fresh data (it repacks the operand).
  */
+/**
+ * Sum or mean over leading axes (BatchNorm statistics, bias gradients) in one pass over the
+ * wasm heap, accumulated in float64. Eight rows are added per step, which makes the loop ~3x
+ * faster than one row at a time (fewer accumulator loads and stores). A matrix product with
+ * ones on XNNPACK is not faster: it packs (transposes) its right operand first.
+ */
 function leadingReduction(kind: 'Sum' | 'Mean') {
   return ({ inputs, backend, attrs }: KernelArgs) => {
     const b = backend as HeapBackend;
@@ -457,16 +530,44 @@ function leadingReduction(kind: 'Sum' | 'Mean') {
     const cols = rest.reduce((p, d) => p * d, 1);
     const out = b.makeOutput(keepDims ? [...axes.map(() => 1), ...rest] : rest, 'float32');
     // Views after makeOutput: allocating may grow (and move) the heap.
-    const src = b.typedArrayFromHeap(x);
+    const acc = columnSums(b.typedArrayFromHeap(x), rows, cols);
     const dst = b.typedArrayFromHeap(out);
-    const acc = new Float64Array(cols);
-    for (let r = 0, o = 0; r < rows; r++, o += cols) {
-      for (let c = 0; c < cols; c++) acc[c] = (acc[c] as number) + (src[o + c] as number);
-    }
     const scale = kind === 'Mean' ? 1 / rows : 1;
     for (let c = 0; c < cols; c++) dst[c] = (acc[c] as number) * scale;
     return out;
   };
+}
+
+/** Column sums of a row-major [rows, cols] matrix, in float64. */
+export function columnSums(src: Float32Array, rows: number, cols: number): Float64Array {
+  const acc = new Float64Array(cols);
+  const c2 = 2 * cols;
+  const c3 = 3 * cols;
+  const c4 = 4 * cols;
+  const c5 = 5 * cols;
+  const c6 = 6 * cols;
+  const c7 = 7 * cols;
+  let r = 0;
+  let o = 0;
+  for (; r + 8 <= rows; r += 8, o += 8 * cols) {
+    for (let c = 0; c < cols; c++) {
+      const p = o + c;
+      acc[c] =
+        (acc[c] as number) +
+        ((src[p] as number) +
+          (src[p + cols] as number) +
+          (src[p + c2] as number) +
+          (src[p + c3] as number) +
+          (src[p + c4] as number) +
+          (src[p + c5] as number) +
+          (src[p + c6] as number) +
+          (src[p + c7] as number));
+    }
+  }
+  for (; r < rows; r++, o += cols) {
+    for (let c = 0; c < cols; c++) acc[c] = (acc[c] as number) + (src[o + c] as number);
+  }
+  return acc;
 }
 
 /**
@@ -501,6 +602,10 @@ function maxPoolGrad({ inputs, backend, attrs }: KernelArgs) {
   const g = b.typedArrayFromHeap(dy);
   const dx = b.typedArrayFromHeap(out);
   dx.fill(0);
+  if (fh === 2 && fw === 2 && sh === 2 && sw === 2 && top === 0 && left === 0 && 2 * OH <= H && 2 * OW <= W) {
+    maxPoolGrad2x2(x, g, dx, n, H, W, C, OH, OW);
+    return out;
+  }
   for (let i = 0; i < n; i++) {
     for (let oh = 0; oh < OH; oh++) {
       const r0 = oh * sh - top;
@@ -528,6 +633,59 @@ function maxPoolGrad({ inputs, backend, attrs }: KernelArgs) {
     }
   }
   return out;
+}
+
+/**
+ * The common 2x2/2 unpadded pooling: windows do not overlap, so each input receives at most one
+ * gradient, and the four candidates are compared in row-major order (first maximum wins).
+ */
+function maxPoolGrad2x2(
+  x: Float32Array,
+  g: Float32Array,
+  dx: Float32Array,
+  n: number,
+  H: number,
+  W: number,
+  C: number,
+  OH: number,
+  OW: number,
+): void {
+  const rowStride = W * C;
+  let gi = 0;
+  for (let i = 0; i < n; i++) {
+    for (let oh = 0; oh < OH; oh++) {
+      const rowBase = (i * H + 2 * oh) * rowStride;
+      for (let ow = 0; ow < OW; ow++) {
+        const p0 = rowBase + 2 * ow * C;
+        for (let c = 0; c < C; c++, gi++) {
+          const a = p0 + c;
+          const b2 = a + C;
+          const c3 = a + rowStride;
+          const d = c3 + C;
+          let best = Number.NEGATIVE_INFINITY;
+          let at = -1;
+          let v = x[a] as number;
+          if (v > best) {
+            best = v;
+            at = a;
+          }
+          v = x[b2] as number;
+          if (v > best) {
+            best = v;
+            at = b2;
+          }
+          v = x[c3] as number;
+          if (v > best) {
+            best = v;
+            at = c3;
+          }
+          v = x[d] as number;
+          if (v > best) at = d;
+          if (at >= 0) dx[at] = g[gi] as number;
+        }
+      }
+    }
+  }
 }
 
 const KERNELS: [string, (args: KernelArgs) => TensorInfo][] = [

@@ -73,7 +73,7 @@ Commands:
   inspect-data   counts, sizes, unreadable files, duplicates and leaks of a dataset
 
 Run 'medimg-classify <command> --help' for a command's options.`,
-  demo: `Usage: medimg-classify demo [--out DIR] [--kind brain-mri|breast-ultrasound] [--epochs N] [--backend NAME] [--seed N]
+  demo: `Usage: medimg-classify demo [--out DIR] [--kind brain-mri|breast-ultrasound] [--epochs N] [--backend NAME] [--threads N] [--seed N]
 
 Generates synthetic phantom images (no download), trains a small CNN with AdaBelief, prints the
 classification report and missed findings, and writes pictures (training curves, confusion
@@ -100,13 +100,14 @@ matrices, ROC curves, Grad-CAM overlays) and a saved classifier to --out (defaul
   --exclude GLOB           files to ignore, repeatable (e.g. '*_mask*' for BUSI)
   --normal-class NAME      the healthy class, for missed-finding counts
   --backend NAME           ${BACKEND_NAMES.join(' | ')} (default auto)
+  --threads N              wasm threads (default: every core; 1 = single-threaded build)
   --seed N                 default 0
   --out DIR                output folder (default runs/train)`,
-  evaluate: `Usage: medimg-classify evaluate --model DIR --data DIR [--out DIR] [--exclude GLOB] [--backend NAME]
+  evaluate: `Usage: medimg-classify evaluate --model DIR --data DIR [--out DIR] [--exclude GLOB] [--backend NAME] [--threads N]
 
 Writes report.txt, report.md, metrics.json, confusion matrices and ROC curves to --out
 (default DIR/evaluation).`,
-  predict: `Usage: medimg-classify predict --model DIR IMAGE... [--gradcam] [--out DIR] [--json] [--backend NAME]
+  predict: `Usage: medimg-classify predict --model DIR IMAGE... [--gradcam] [--out DIR] [--json] [--backend NAME] [--threads N]
 
 Prints the class and probabilities of each image, with a warning when the top class is normal
 but an abnormal class is close. --gradcam writes a heat-map overlay PNG per image to --out.`,
@@ -155,7 +156,7 @@ function num(
   return v;
 }
 
-async function backend(name: string | undefined) {
+async function backend(name: string | undefined, threads: string | undefined) {
   // tfjs's cpu backend prints an "install tfjs-node" banner on first use; the CLI reports the
   // backend choice itself (with why tfjs-node was skipped), so the banner is only noise here.
   const cpu = tf.findBackend('cpu') as { firstUse?: boolean } | null;
@@ -163,9 +164,10 @@ async function backend(name: string | undefined) {
   const b = (name ?? 'auto') as BackendName;
   if (!(BACKEND_NAMES as readonly string[]).includes(b))
     throw new UsageError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got '${b}'`);
-  const info = await setupBackend(b);
+  const t = threads === undefined ? undefined : num('threads', threads, 1, { integer: true, min: 1 });
+  const info = await setupBackend(b, t === undefined ? {} : { threads: t });
   out(
-    `backend: ${info.name} (${info.package})${info.skipped.length ? `; skipped ${info.skipped.map((s) => s.name).join(', ')}` : ''}`,
+    `backend: ${info.name} (${info.package}${info.threads ? `, ${info.threads} thread${info.threads > 1 ? 's' : ''}` : ''})${info.skipped.length ? `; skipped ${info.skipped.map((s) => s.name).join(', ')}` : ''}`,
   );
   return info;
 }
@@ -219,6 +221,7 @@ async function demo(argv: string[]) {
     kind: { type: 'string' },
     epochs: { type: 'string' },
     backend: { type: 'string' },
+    threads: { type: 'string' },
     seed: { type: 'string' },
   });
   if (values.help) return out(HELP.demo);
@@ -228,7 +231,7 @@ async function demo(argv: string[]) {
   const epochs = num('epochs', values.epochs as string | undefined, 24, { integer: true, min: 1 });
   const seed = num('seed', values.seed as string | undefined, 0, { integer: true });
   const dir = resolve((values.out as string | undefined) ?? 'runs/demo');
-  await backend(values.backend as string | undefined);
+  await backend(values.backend as string | undefined, values.threads as string | undefined);
   const size = 48;
   const data = syntheticDataset({ kind, perClass: 100, size, seed: seed + 1 });
   const { train: tr, validation: va } = stratifiedSplit(data.samples, { validation: 0.25, seed });
@@ -333,6 +336,7 @@ async function trainCommand(argv: string[]) {
     exclude: { type: 'string', multiple: true },
     'normal-class': { type: 'string' },
     backend: { type: 'string' },
+    threads: { type: 'string' },
     seed: { type: 'string' },
     out: { type: 'string' },
   });
@@ -365,7 +369,7 @@ async function trainCommand(argv: string[]) {
   const makeOptimizer = (rate: number) =>
     optimizerName === 'adam' ? tf.train.adam(rate) : adaBelief({ learningRate: rate });
   const dir = resolve((values.out as string | undefined) ?? 'runs/train');
-  await backend(values.backend as string | undefined);
+  await backend(values.backend as string | undefined, values.threads as string | undefined);
   const exclude = (values.exclude as string[] | undefined) ?? [];
   const folder = await imageFolder(values.data as string, { exclude });
   const channels: 1 | 3 = values.grayscale ? 1 : 3;
@@ -496,11 +500,12 @@ async function evaluateCommand(argv: string[]) {
     out: { type: 'string' },
     exclude: { type: 'string', multiple: true },
     backend: { type: 'string' },
+    threads: { type: 'string' },
   });
   if (values.help) return out(HELP.evaluate);
   if (!values.model || !values.data)
     throw new UsageError(`--model and --data are required\n\n${HELP.evaluate}`);
-  await backend(values.backend as string | undefined);
+  await backend(values.backend as string | undefined, values.threads as string | undefined);
   const clf = await loadClassifier(values.model as string);
   const folder = await imageFolder(values.data as string, {
     exclude: (values.exclude as string[] | undefined) ?? [],
@@ -529,13 +534,14 @@ async function predictCommand(argv: string[]) {
       out: { type: 'string' },
       json: { type: 'boolean' },
       backend: { type: 'string' },
+      threads: { type: 'string' },
     },
     true,
   );
   if (values.help) return out(HELP.predict);
   if (!values.model) throw new UsageError(`--model is required\n\n${HELP.predict}`);
   if (!positionals.length) throw new UsageError(`give at least one IMAGE\n\n${HELP.predict}`);
-  await backend(values.backend as string | undefined);
+  await backend(values.backend as string | undefined, values.threads as string | undefined);
   const clf = await loadClassifier(values.model as string);
   const dir = resolve((values.out as string | undefined) ?? 'runs/predict');
   const results = [];

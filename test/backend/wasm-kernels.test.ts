@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
-import { registerWasmTrainingKernels } from '../../src/backend/wasm-kernels.js';
+import { registerWasmTrainingKernels, setFilterGradStrategy } from '../../src/backend/wasm-kernels.js';
 import { useBackend } from '../helpers.js';
 
 interface ConvCase {
@@ -44,6 +44,14 @@ const CASES: ConvCase[] = [
     ],
   },
   { name: '5x3 s1 same', x: [2, 8, 9, 2], f: [5, 3, 2, 3], strides: [1, 1], pad: 'same' },
+  // Large enough that 'auto' picks the swapped-convolution filter gradient at stride 1.
+  {
+    name: '3x3 s1 same, 33x32x8 (wide map)',
+    x: [1, 33, 32, 8],
+    f: [3, 3, 8, 4],
+    strides: [1, 1],
+    pad: 'same',
+  },
   {
     name: 'depthwise 3x3 s1 same (MobileNetV2)',
     x: [2, 8, 8, 6],
@@ -100,12 +108,20 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
   for (const c of CASES) {
     it(c.name, async () => {
       const [dxCpu, dfCpu] = await gradients('cpu', c);
-      const before = tf.memory().numTensors;
-      const [dxWasm, dfWasm] = await gradients('wasm', c);
-      expect(tf.memory().numTensors).toBe(before);
-      expect(dxWasm.length).toBe(dxCpu.length);
-      expect(relativeError(dxWasm, dxCpu)).toBeLessThan(1e-4);
-      expect(relativeError(dfWasm, dfCpu)).toBeLessThan(1e-4);
+      // Both filter-gradient formulations, whichever 'auto' would pick for this shape.
+      for (const strategy of ['conv', 'matmul', 'auto'] as const) {
+        setFilterGradStrategy(strategy);
+        try {
+          const before = tf.memory().numTensors;
+          const [dxWasm, dfWasm] = await gradients('wasm', c);
+          expect(tf.memory().numTensors).toBe(before);
+          expect(dxWasm.length).toBe(dxCpu.length);
+          expect(relativeError(dxWasm, dxCpu), strategy).toBeLessThan(1e-4);
+          expect(relativeError(dfWasm, dfCpu), strategy).toBeLessThan(1e-4);
+        } finally {
+          setFilterGradStrategy('auto');
+        }
+      }
     });
   }
 

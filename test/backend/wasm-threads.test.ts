@@ -1,0 +1,63 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { setupBackend } from '../../src/index.js';
+import { bundleRequires, workerPrelude } from '../../src/node/wasm-threads.js';
+
+const child = join(import.meta.dirname, 'scripts', 'wasm-threads-child.ts');
+
+interface ChildResult {
+  threads: number;
+  conv: number[];
+  weights: number[];
+}
+
+function run(threads: string): ChildResult {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', child, threads], {
+    encoding: 'utf8',
+    // A pthread pool that kept the process alive would hit this timeout.
+    timeout: 60_000,
+  });
+  expect(r.status, `${r.signal} ${r.stderr.slice(-2000)} ${r.stdout.slice(0, 300)}`).toBe(0);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1) as string) as ChildResult;
+}
+
+describe('wasm threads in Node', () => {
+  it("finds the Node built-ins the threaded factory expects in tfjs-backend-wasm's bundle", () => {
+    const bundle = readFileSync(
+      createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm'),
+      'utf8',
+    );
+    const names = bundleRequires(bundle);
+    expect([...names.values()].sort()).toEqual(expect.arrayContaining(['fs', 'os', 'path']));
+    // Every require$$N the inlined Emscripten factory uses is defined by the worker prelude.
+    const used = new Set(bundle.match(/require\$\$\d+/g));
+    for (const name of used) expect(names.has(name), name).toBe(true);
+    const prelude = workerPrelude(names, '/tmp/x/main.js');
+    expect(prelude).toContain('globalThis.commonjsGlobal = globalThis;');
+    expect(prelude).toContain('URL.createObjectURL = () => "/tmp/x/main.js";');
+  });
+
+  it('runs the threaded build on every core by default, and gives bit-identical results to 1 thread', () => {
+    const one = run('1');
+    const all = run('default');
+    const two = run('2');
+    expect(one.threads).toBe(1);
+    expect(all.threads).toBe(Math.min(8, availableParallelism()));
+    expect(two.threads).toBe(2);
+    // XNNPACK splits work by output tiles, never the reduction: the sums are the same.
+    expect(two.conv).toEqual(one.conv);
+    expect(two.weights).toEqual(one.weights);
+    expect(one.weights.length).toBe(17723);
+  }, 300_000);
+
+  it('rejects a thread count that is not a positive integer', async () => {
+    await expect(setupBackend('wasm', { threads: 0 })).rejects.toThrow(
+      /threads must be a positive integer, got 0/,
+    );
+    await expect(setupBackend('wasm', { threads: 1.5 })).rejects.toThrow(/got 1\.5/);
+  });
+});
