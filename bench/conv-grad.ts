@@ -1,35 +1,60 @@
+/**
+ * Convolution gradient microbenchmark on wasm: the two filter-gradient formulations (swapped
+ * convolution vs im2col matrix multiply) and the input gradient, on layer shapes from the
+ * model builders. `useConvForFilterGrad` picks the formulation from numbers like these.
+ *   node --import tsx bench/conv-grad.ts [threads]
+ */
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-layers';
-import { setupBackend } from '../src/index.js';
+import { setFilterGradStrategy, useConvForFilterGrad } from '../src/backend/wasm-kernels.js';
+import { setupBackend } from '../src/node.js';
 
-const shapes = {
-  x: [8, 64, 64, 32] as [number, number, number, number],
-  f: [3, 3, 32, 64] as [number, number, number, number],
-};
-async function time(backend: 'cpu' | 'wasm', which: 'input' | 'filter' | 'forward', reps: number) {
-  await setupBackend(backend);
-  const x = tf.randomNormal(shapes.x, 0, 1, 'float32', 1) as tf.Tensor4D;
-  const f = tf.randomNormal(shapes.f, 0, 1, 'float32', 2) as tf.Tensor4D;
-  const dy = tf.randomNormal([8, 64, 64, 64], 0, 1, 'float32', 3) as tf.Tensor4D;
-  const run = () =>
-    tf
-      .tidy(() =>
-        which === 'forward'
-          ? tf.conv2d(x, f, 1, 'same')
-          : which === 'input'
-            ? tf.conv2dTranspose(dy, f, shapes.x, 1, 'same')
-            : tf.grad((w: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(x, w as tf.Tensor4D, 1, 'same'), dy)))(f),
-      )
-      .dataSync();
-  run();
+const threads = process.argv[2] ? Number(process.argv[2]) : undefined;
+const info = await setupBackend('wasm', threads === undefined ? {} : { threads });
+console.log(`wasm, ${info.threads} thread(s); ms per call (GFLOP/s)`);
+
+// [batch, size, in channels, out channels, kernel, stride, where it occurs]
+const SHAPES: [number, number, number, number, number, number, string][] = [
+  [32, 128, 1, 32, 3, 1, 'SimpleCNN block 1'],
+  [32, 64, 32, 64, 3, 1, 'SimpleCNN block 2'],
+  [32, 32, 64, 128, 3, 1, 'SimpleCNN block 3'],
+  [8, 56, 64, 64, 3, 2, 'ResNet50V2 conv2 last block'],
+  [8, 14, 256, 256, 3, 1, 'ResNet50V2 conv4'],
+  [8, 7, 512, 512, 3, 1, 'ResNet50V2 conv5'],
+  [8, 7, 512, 2048, 1, 1, 'ResNet50V2 conv5 1x1'],
+];
+
+function time(f: () => tf.Tensor, reps = 3): number {
+  f().dispose();
   const t0 = performance.now();
-  for (let i = 0; i < reps; i++) run();
-  const ms = (performance.now() - t0) / reps;
-  const gflop = (2 * 8 * 64 * 64 * 9 * 32 * 64) / 1e9;
-  console.log(`${backend} ${which}: ${ms.toFixed(1)} ms, ${(gflop / (ms / 1000)).toFixed(1)} GFLOP/s`);
+  for (let i = 0; i < reps; i++) {
+    const r = f();
+    r.dataSync();
+    r.dispose();
+  }
+  return (performance.now() - t0) / reps;
+}
+
+for (const [n, size, ci, co, k, s, where] of SHAPES) {
+  const pad = k === 1 ? 'valid' : 'same';
+  const x = tf.randomNormal([n, size, size, ci], 0, 1, 'float32', 1) as tf.Tensor4D;
+  const f = tf.randomNormal([k, k, ci, co], 0, 1, 'float32', 2) as tf.Tensor4D;
+  const outShape = tf.tidy(() => tf.conv2d(x, f, s, pad).shape);
+  const dy = tf.randomNormal(outShape, 0, 1, 'float32', 3) as tf.Tensor4D;
+  const attrs = { strides: [s, s], pad, dataFormat: 'NHWC', filterShape: [k, k, ci, co] };
+  const filterGrad = () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, attrs) as tf.Tensor;
+  const gflop = (2 * n * (dy.shape[1] as number) * (dy.shape[2] as number) * co * k * k * ci) / 1e9;
+  const fmt = (ms: number) => `${ms.toFixed(0).padStart(5)} (${(gflop / (ms / 1000)).toFixed(1).padStart(5)})`;
+  setFilterGradStrategy('conv');
+  const byConv = time(filterGrad);
+  setFilterGradStrategy('matmul');
+  const byMatMul = time(filterGrad);
+  setFilterGradStrategy('auto');
+  const forward = time(() => tf.conv2d(x, f, s, pad));
+  const input = time(() => tf.conv2dTranspose(dy, f, x.shape, s, pad));
+  const geometry = tf.backend_util.computeConv2DInfo(x.shape, f.shape, s, 1, pad);
+  console.log(
+    `${where.padEnd(28)} forward ${fmt(forward)}  dx ${fmt(input)}  dW conv ${fmt(byConv)}  dW matmul ${fmt(byMatMul)}  auto: ${useConvForFilterGrad(geometry) ? 'conv' : 'matmul'}`,
+  );
   tf.dispose([x, f, dy]);
 }
-await time('wasm', 'forward', 5);
-await time('wasm', 'input', 5);
-await time('wasm', 'filter', 3);

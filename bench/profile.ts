@@ -1,9 +1,13 @@
-/** Kernel-time profile of one training step: node --import tsx bench/profile.ts simple-cnn|mobilenetv2|resnet50v2 [size] [batch] */
+/**
+ * Kernel-time profile of one training step:
+ *   node --import tsx bench/profile.ts simple-cnn|mobilenetv2|resnet50v2 [size] [batch] [full|frozen|conv5|last-block]
+ */
 import * as tf from '@tensorflow/tfjs-core';
 import { setupBackend } from '../src/node.js';
-import { type BenchModel, benchModel, benchStep } from './common.js';
+import { type BenchModel, type BenchTrain, benchModel, benchStep } from './common.js';
 
-const [name = 'simple-cnn', sizeArg, batchArg] = process.argv.slice(2);
+const [name = 'simple-cnn', sizeArg, batchArg, trainArg = 'full'] = process.argv.slice(2);
+const trainMode = trainArg as BenchTrain;
 const size = Number(sizeArg ?? 128);
 const batch = Number(batchArg ?? 32);
 const backend = await setupBackend(
@@ -12,8 +16,8 @@ const backend = await setupBackend(
 );
 console.log(`wasm threads: ${backend.threads}`);
 const channels = name === 'simple-cnn' ? 1 : 3;
-const model = benchModel(name as BenchModel, 'full', size, channels);
-const step = benchStep(model, 'full', batch, size, channels);
+const model = benchModel(name as BenchModel, trainMode, size, channels);
+const step = benchStep(model, trainMode, batch, size, channels);
 step();
 const info = await tf.profile(() => {
   step();
@@ -22,7 +26,7 @@ const byKernel = new Map<string, { ms: number; n: number }>();
 let total = 0;
 for (const k of info.kernels) {
   const ms = (await k.kernelTimeMs) as number;
-  const key = `${k.name} ${k.name.startsWith('Conv') || k.name.startsWith('Depthwise') ? JSON.stringify(k.inputShapes) : ''}`;
+  const key = `${k.name} ${k.name.startsWith('Conv') || k.name.startsWith('Depthwise') || k.name === process.env.SHAPES_OF ? JSON.stringify(k.inputShapes) : ''}`;
   const e = byKernel.get(key) ?? { ms: 0, n: 0 };
   e.ms += ms;
   e.n++;

@@ -281,17 +281,17 @@ function filterGradByMatMul(
 }
 
 /**
- * Which filter-gradient formulation is faster, measured on 2 cores (`bench/conv-grad.ts`):
- * the swapped convolution wins for strided convolutions (22 vs 719 ms for 8x56x56x64, 3x3 s2:
- * wasm's StridedSlice is slow) and for wide feature maps with several input channels
- * (276 vs 316 ms for 32x64x64x32->64); the im2col matrix multiply wins for 1x1 filters,
- * single-channel inputs (29 vs 186 ms for 32x128x128x1->32) and small deep maps.
+ * Which filter-gradient formulation is faster, measured on 2 threads (`bench/conv-grad.ts`):
+ * the swapped convolution wins for strided convolutions (26 vs 834 ms for 8x56x56x64, 3x3 s2:
+ * wasm's StridedSlice is slow) and for 3x3 filters over several input channels (236 vs 313 ms
+ * for 32x32x32x64->128, 73 vs 84 ms for ResNet's 8x7x7x512->512); the im2col matrix multiply
+ * wins for 1x1 filters (21 vs 38 ms) and single-channel inputs (37 vs 181 ms, 32x128x128x1->32).
  */
 export function useConvForFilterGrad(info: tf.backend_util.Conv2DInfo): boolean {
   if (filterGradStrategy !== 'auto') return filterGradStrategy === 'conv';
   if (info.strideHeight > 1 || info.strideWidth > 1) return true;
   if (info.filterHeight * info.filterWidth === 1) return false;
-  return info.inChannels >= 8 && info.outHeight * info.outWidth >= 32 * 32;
+  return info.inChannels >= 8;
 }
 
 let filterGradStrategy: 'auto' | 'conv' | 'matmul' = 'auto';
@@ -363,6 +363,25 @@ function tapChannelsFirst(
   );
 }
 
+/**
+ * Reverses a [KH, KW, ...] filter over both spatial axes: the taps in reverse order, each a
+ * contiguous block, copied on the heap (wasm's Reverse kernel took 106 ms for 3x3x512x512).
+ */
+function flipTaps(b: Backend, filter: TensorInfo): TensorInfo {
+  const hb = b as HeapBackend;
+  if (filter.dtype !== 'float32' || typeof hb.typedArrayFromHeap !== 'function')
+    return call('Reverse', b, { x: filter }, { dims: [0, 1] });
+  const [kh, kw] = filter.shape as [number, number];
+  const taps = kh * kw;
+  const out = hb.makeOutput(filter.shape, 'float32');
+  // Views after makeOutput: allocating may grow (and move) the heap.
+  const src = hb.typedArrayFromHeap(filter);
+  const dst = hb.typedArrayFromHeap(out);
+  const block = src.length / taps;
+  for (let t = 0; t < taps; t++) dst.set(src.subarray(t * block, (t + 1) * block), (taps - 1 - t) * block);
+  return out;
+}
+
 /** dx = conv2d(dilate(dy), flip(W)^T): a forward convolution on XNNPACK. */
 function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs) {
   const b = backend as Backend;
@@ -377,7 +396,7 @@ function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs) {
   );
   return scoped(b, (keep) => {
     const pointwise = info.filterHeight === 1 && info.filterWidth === 1;
-    const flipped = pointwise ? filter : keep(call('Reverse', b, { x: filter }, { dims: [0, 1] }));
+    const flipped = pointwise ? filter : keep(flipTaps(b, filter));
     const w = keep(call('Transpose', b, { x: flipped }, { perm: [0, 1, 3, 2] }));
     const padded = fullCorrelationInput(b, keep, dy, info);
     return call(
@@ -429,7 +448,7 @@ function depthwiseBackpropInput({ inputs, backend, attrs }: KernelArgs) {
     true,
   );
   return scoped(b, (keep) => {
-    const w = keep(call('Reverse', b, { x: filter }, { dims: [0, 1] }));
+    const w = keep(flipTaps(b, filter));
     const padded = fullCorrelationInput(b, keep, dy, info);
     return call(
       'DepthwiseConv2dNative',

@@ -44,7 +44,7 @@ const CASES: ConvCase[] = [
     ],
   },
   { name: '5x3 s1 same', x: [2, 8, 9, 2], f: [5, 3, 2, 3], strides: [1, 1], pad: 'same' },
-  // Large enough that 'auto' picks the swapped-convolution filter gradient at stride 1.
+  // A wider map with 8 input channels (where 'auto' picks the swapped convolution at stride 1).
   {
     name: '3x3 s1 same, 33x32x8 (wide map)',
     x: [1, 33, 32, 8],
