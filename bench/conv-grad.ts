@@ -44,7 +44,8 @@ for (const [n, size, ci, co, k, s, where] of SHAPES) {
   const attrs = { strides: [s, s], pad, dataFormat: 'NHWC', filterShape: [k, k, ci, co] };
   const filterGrad = () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, attrs) as tf.Tensor;
   const gflop = (2 * n * (dy.shape[1] as number) * (dy.shape[2] as number) * co * k * k * ci) / 1e9;
-  const fmt = (ms: number) => `${ms.toFixed(0).padStart(5)} (${(gflop / (ms / 1000)).toFixed(1).padStart(5)})`;
+  const fmt = (ms: number) =>
+    `${ms.toFixed(0).padStart(5)} (${(gflop / (ms / 1000)).toFixed(1).padStart(5)})`;
   setFilterGradStrategy('conv');
   const byConv = time(filterGrad);
   setFilterGradStrategy('matmul');
