@@ -154,6 +154,24 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     }
   });
 
+  it('Identity (tf.clone, used to save tensors for gradients) shares the buffer and keeps its own reference', async () => {
+    await useBackend('wasm');
+    registerWasmTrainingKernels();
+    const backend = tf.backend() as unknown as { numDataIds(): number };
+    const x = tf.tensor2d([
+      [1, 2],
+      [3, 4],
+    ]);
+    const ids = backend.numDataIds();
+    const y = tf.clone(x);
+    expect(backend.numDataIds()).toBe(ids); // no copy
+    x.dispose();
+    expect(Array.from(y.dataSync())).toEqual([1, 2, 3, 4]);
+    expect(y.shape).toEqual([2, 2]);
+    y.dispose();
+    expect(backend.numDataIds()).toBe(ids - 1); // freed with the last reference
+  });
+
   it('frees every intermediate buffer (wasm memory flat over repeated steps)', async () => {
     await useBackend('wasm');
     registerWasmTrainingKernels();
