@@ -22,6 +22,8 @@ export interface BackendInfo {
    * backend is first initialised in a process.
    */
   threads?: number;
+  /** For `wasm`: why it runs on one thread although more were asked for, when it does. */
+  threadsNote?: string;
   /** Backends that were tried and failed before this one, with the reason. */
   skipped: { name: string; reason: string }[];
 }
@@ -88,13 +90,14 @@ function describe(error: unknown): string {
 }
 
 /** Arranges the wasm thread count before the backend's first initialisation. */
-function prepareWasmThreads(threads: number | undefined): () => void {
-  if (tf.engine().registry.wasm !== undefined) return () => {};
+function prepareWasmThreads(threads: number | undefined): { restore(): void; note?: string } {
+  const none = { restore: () => {} };
+  if (tf.engine().registry.wasm !== undefined) return none;
   const hook = wasmThreading();
   const wanted = threads ?? hook?.defaultThreads() ?? -1;
   if (hook !== undefined && wanted > 1) return hook.prepare(wanted);
   if (wanted >= 1) setThreadsCount(wanted);
-  return () => {};
+  return none;
 }
 
 async function tryActivate(
@@ -117,14 +120,14 @@ async function tryActivate(
       continue;
     }
     let ok = false;
-    const restore = candidate.name === 'wasm' ? prepareWasmThreads(threads) : () => {};
+    const threading = candidate.name === 'wasm' ? prepareWasmThreads(threads) : { restore: () => {} };
     try {
       ok = await tf.setBackend(candidate.name);
     } catch (error) {
       reasons.push(`${pkg} failed to initialise (${describe(error)})`);
       continue;
     } finally {
-      restore();
+      threading.restore();
     }
     if (!ok) {
       reasons.push(`${pkg} failed to initialise`);
@@ -141,6 +144,7 @@ async function tryActivate(
       wasmThreading()?.settle?.(tf.backend());
       registerWasmTrainingKernels();
       info.threads = getThreadsCount();
+      if (threading.note !== undefined) info.threadsNote = threading.note;
     }
     return { ok: true, info };
   }

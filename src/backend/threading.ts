@@ -11,10 +11,11 @@ export interface WasmThreading {
   defaultThreads(): number;
   /**
    * Called right before the wasm backend is first initialised, with the thread count wanted
-   * (> 1). Returns a function that undoes any temporary global patches; it is called once
-   * initialisation has settled, whether it succeeded or not.
+   * (> 1). `restore` undoes any temporary global patches; it is called once initialisation has
+   * settled, whether it succeeded or not. `note` says why threads could not be arranged (the
+   * backend then initialises single-threaded).
    */
-  prepare(threads: number): () => void;
+  prepare(threads: number): { restore(): void; note?: string };
   /**
    * Called with the backend once it has initialised, e.g. to let the process exit although the
    * thread pool's workers are alive.

@@ -169,6 +169,7 @@ async function backend(name: string | undefined, threads: string | undefined) {
   out(
     `backend: ${info.name} (${info.package}${info.threads ? `, ${info.threads} thread${info.threads > 1 ? 's' : ''}` : ''})${info.skipped.length ? `; skipped ${info.skipped.map((s) => s.name).join(', ')}` : ''}`,
   );
+  if (info.threadsNote) out(`note: ${info.threadsNote}`);
   return info;
 }
 

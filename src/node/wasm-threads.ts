@@ -22,7 +22,15 @@
  * workers are unref'd, or their idle threads would keep the process from exiting.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as os from 'node:os';
 import { join } from 'node:path';
@@ -81,6 +89,17 @@ function materialise(mainScript: string, workerScript: string, cacheDir: string)
   return workerPath;
 }
 
+/** Why `dir` cannot take the worker scripts, or undefined when it can. */
+function unwritable(dir: string): string | undefined {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+    return undefined;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code ?? String(error);
+  }
+}
+
 /** Options of {@link nodeWasmThreading}; the defaults suit normal use. */
 export interface NodeWasmThreadingOptions {
   /** Where the worker scripts are written (default `os.tmpdir()`). */
@@ -96,6 +115,13 @@ export function nodeWasmThreading(options: NodeWasmThreadingOptions = {}): WasmT
         : osModule.cpus().length,
     prepare(threads) {
       const cacheDir = options.cacheDir ?? osModule.tmpdir();
+      const problem = unwritable(cacheDir);
+      if (problem !== undefined) {
+        return {
+          restore: () => {},
+          note: `single-threaded: the worker scripts cannot be written to ${cacheDir} (${problem})`,
+        };
+      }
       const OriginalBlob = globalThis.Blob;
       const originalCreate = URL.createObjectURL;
       const originalCpus = osModule.cpus;
@@ -124,10 +150,12 @@ export function nodeWasmThreading(options: NodeWasmThreadingOptions = {}): WasmT
         Array.from({ length: 2 * threads }, (_, i) => cpus[i % cpus.length] as os.CpuInfo);
       tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
       setThreadsCount(threads);
-      return () => {
-        globalThis.Blob = OriginalBlob;
-        URL.createObjectURL = originalCreate;
-        osModule.cpus = originalCpus;
+      return {
+        restore: () => {
+          globalThis.Blob = OriginalBlob;
+          URL.createObjectURL = originalCreate;
+          osModule.cpus = originalCpus;
+        },
       };
     },
     settle(backend) {

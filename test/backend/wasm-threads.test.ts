@@ -11,12 +11,13 @@ const child = join(import.meta.dirname, 'scripts', 'wasm-threads-child.ts');
 
 interface ChildResult {
   threads: number;
+  note?: string;
   conv: number[];
   weights: number[];
 }
 
-function run(threads: string): ChildResult {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', child, threads], {
+function run(threads: string, cache = 'tmp'): ChildResult {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', child, threads, cache], {
     encoding: 'utf8',
     // A pthread pool that kept the process alive would hit this timeout.
     timeout: 60_000,
@@ -52,7 +53,16 @@ describe('wasm threads in Node', () => {
     expect(two.conv).toEqual(one.conv);
     expect(two.weights).toEqual(one.weights);
     expect(one.weights.length).toBe(17723);
+    expect(two.note).toBeUndefined();
   }, 300_000);
+
+  it('falls back to one thread, with a note, when the worker scripts cannot be written', () => {
+    const r = run('2', 'unwritable');
+    expect(r.threads).toBe(1);
+    expect(r.note).toMatch(
+      /single-threaded: the worker scripts cannot be written to .*wasm-threads-child\.ts\/cache \(ENOTDIR\)/,
+    );
+  }, 120_000);
 
   it('rejects a thread count that is not a positive integer', async () => {
     await expect(setupBackend('wasm', { threads: 0 })).rejects.toThrow(

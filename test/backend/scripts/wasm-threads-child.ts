@@ -4,10 +4,20 @@
  * Prints one JSON line: the threads in use, a convolution's output and the weights after a
  * seeded SimpleCNN training step, so that runs with different thread counts can be compared.
  */
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { adaBelief, setupBackend, simpleCnn } from '../../../src/node.js';
+import {
+  adaBelief,
+  nodeWasmThreading,
+  setupBackend,
+  setWasmThreading,
+  simpleCnn,
+} from '../../../src/node.js';
 
 const arg = process.argv[2] ?? 'default';
+// A cache directory that cannot be created (under a file): threads are refused with a note.
+if (process.argv[3] === 'unwritable')
+  setWasmThreading(nodeWasmThreading({ cacheDir: join(import.meta.filename, 'cache') }));
 const info = await setupBackend('wasm', arg === 'default' ? {} : { threads: Number(arg) });
 const conv = tf.tidy(() => {
   const x = tf.randomNormal([2, 20, 20, 8], 0, 1, 'float32', 1) as tf.Tensor4D;
@@ -34,4 +44,4 @@ for (let i = 0; i < 2; i++) {
   );
 }
 const weights = vars.flatMap((v) => Array.from(v.dataSync()));
-console.log(JSON.stringify({ threads: info.threads, conv, weights }));
+console.log(JSON.stringify({ threads: info.threads, note: info.threadsNote, conv, weights }));
