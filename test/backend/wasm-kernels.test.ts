@@ -21,6 +21,15 @@ const CASES: ConvCase[] = [
   { name: '3x3 s1 same (SimpleCNN)', x: [2, 9, 11, 3], f: [3, 3, 3, 5], strides: [1, 1], pad: 'same' },
   { name: '3x3 s1 valid', x: [2, 8, 8, 4], f: [3, 3, 4, 6], strides: [1, 1], pad: 'valid' },
   { name: '1x1 s1 (bottleneck)', x: [2, 7, 7, 8], f: [1, 1, 8, 16], strides: [1, 1], pad: 'valid' },
+  // Few positions, many channels (ResNet50V2 conv5 at batch 8): the input gradient is computed
+  // as W . dy^T with the weights as the left operand.
+  {
+    name: '1x1 s1, 3x3 map, 32->48 channels',
+    x: [1, 3, 3, 32],
+    f: [1, 1, 32, 48],
+    strides: [1, 1],
+    pad: 'valid',
+  },
   { name: '1x1 s2 (shortcut)', x: [2, 8, 8, 8], f: [1, 1, 8, 4], strides: [2, 2], pad: 'valid' },
   {
     name: '3x3 s2 valid after explicit pad (ResNet50V2 block)',
