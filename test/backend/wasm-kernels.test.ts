@@ -163,6 +163,40 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     }
   });
 
+  it('FusedBatchNorm (inference) matches cpu with and without scale/offset, per-channel and full-shape statistics', async () => {
+    const run = async (backend: 'cpu' | 'wasm') => {
+      await useBackend(backend);
+      if (backend === 'wasm') registerWasmTrainingKernels();
+      return tf.tidy(() => {
+        const x = tf.randomNormal([2, 5, 4, 6], 3, 2, 'float32', 21) as tf.Tensor4D;
+        const mean = tf.randomNormal([6], 3, 1, 'float32', 22);
+        const variance = tf.randomUniform([6], 0.1, 2, 'float32', 23);
+        const offset = tf.randomNormal([6], 0, 1, 'float32', 24);
+        const scale = tf.randomNormal([6], 1, 0.5, 'float32', 25);
+        const full = tf.randomNormal([2, 5, 4, 6], 0, 1, 'float32', 26);
+        return [
+          tf.batchNorm(x, mean, variance, offset, scale, 1e-3),
+          tf.batchNorm(x, mean, variance, undefined, undefined, 1e-5),
+          tf.batchNorm(
+            x,
+            tf.reshape(mean, [1, 1, 1, 6]),
+            tf.reshape(variance, [1, 1, 1, 6]),
+            tf.reshape(offset, [1, 1, 1, 6]),
+            tf.reshape(scale, [1, 1, 1, 6]),
+            1e-3,
+          ),
+          // Not per-channel statistics: left to the shipped kernel.
+          tf.batchNorm(x, full, tf.add(tf.square(full), 0.5), full, full, 1e-3),
+        ].map((t) => t.dataSync() as Float32Array);
+      });
+    };
+    const cpu = await run('cpu');
+    const before = tf.memory().numTensors;
+    const wasm = await run('wasm');
+    expect(tf.memory().numTensors).toBe(before);
+    cpu.forEach((c, i) => expect(relativeError(wasm[i]!, c), `case ${i}`).toBeLessThan(1e-6));
+  });
+
   it('Identity (tf.clone, used to save tensors for gradients) shares the buffer and keeps its own reference', async () => {
     await useBackend('wasm');
     registerWasmTrainingKernels();
