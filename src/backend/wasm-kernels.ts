@@ -595,7 +595,7 @@ function leadingReduction(kind: 'Sum' | 'Mean') {
 }
 
 /** Column sums of a row-major [rows, cols] matrix, in float64. */
-export function columnSums(src: Float32Array, rows: number, cols: number): Float64Array {
+function columnSums(src: Float32Array, rows: number, cols: number): Float64Array {
   const acc = new Float64Array(cols);
   const c2 = 2 * cols;
   const c3 = 3 * cols;

@@ -22,21 +22,14 @@
  * workers are unref'd, or their idle threads would keep the process from exiting.
  */
 import { createHash } from 'node:crypto';
-import {
-  accessSync,
-  constants,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  writeFileSync,
-} from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as os from 'node:os';
 import { join } from 'node:path';
 import { setThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import type { WasmThreading } from '../backend/threading.js';
+import { writeFileAtomicSync } from '../report/render.js';
 
 const requireCjs = createRequire(import.meta.url);
 /** The mutable CommonJS `os` object, which Emscripten's Node code reads. */
@@ -69,10 +62,7 @@ export function workerPrelude(requires: Map<string, string>, mainScriptPath: str
 }
 
 function writeOnce(path: string, text: string): void {
-  if (existsSync(path)) return;
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
+  if (!existsSync(path)) writeFileAtomicSync(path, text);
 }
 
 /** Writes the two scripts the pthread workers need and returns the worker's path. */
@@ -81,7 +71,6 @@ function materialise(mainScript: string, workerScript: string, cacheDir: string)
   const requires = bundleRequires(readFileSync(bundlePath, 'utf8'));
   const hash = createHash('sha256').update(mainScript).update(workerScript).digest('hex').slice(0, 16);
   const dir = join(cacheDir, `medimg-classify-wasm-threads-${hash}`);
-  mkdirSync(dir, { recursive: true });
   const mainPath = join(dir, 'main.js');
   const workerPath = join(dir, 'worker.cjs');
   writeOnce(mainPath, mainScript);

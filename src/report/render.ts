@@ -1,3 +1,4 @@
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { ChartSpec } from '../metrics/charts.js';
@@ -35,6 +36,14 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
   await writeFile(tmp, data);
   await rename(tmp, path);
+}
+
+/** {@link writeFileAtomic} for callers that cannot wait (e.g. inside a synchronous callback). */
+export function writeFileAtomicSync(path: string, data: string | Uint8Array): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, path);
 }
 
 /**
