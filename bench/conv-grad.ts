@@ -6,7 +6,12 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
-import { setFilterGradStrategy, useConvForFilterGrad } from '../src/backend/wasm-kernels.js';
+import {
+  setFilterGradStrategy,
+  setInputGradStrategy,
+  useConvForFilterGrad,
+  useMatMulForInputGrad,
+} from '../src/backend/wasm-kernels.js';
 import { setupBackend } from '../src/node.js';
 
 const threads = process.argv[2] ? Number(process.argv[2]) : undefined;
@@ -52,10 +57,15 @@ for (const [n, size, ci, co, k, s, where] of SHAPES) {
   const byMatMul = time(filterGrad);
   setFilterGradStrategy('auto');
   const forward = time(() => tf.conv2d(x, f, s, pad));
-  const input = time(() => tf.conv2dTranspose(dy, f, x.shape, s, pad));
+  const inputGrad = () => tf.conv2dTranspose(dy, f, x.shape, s, pad);
+  setInputGradStrategy('conv');
+  const dxConv = time(inputGrad);
+  setInputGradStrategy('matmul');
+  const dxMatMul = time(inputGrad);
+  setInputGradStrategy('auto');
   const geometry = tf.backend_util.computeConv2DInfo(x.shape, f.shape, s, 1, pad);
   console.log(
-    `${where.padEnd(28)} forward ${fmt(forward)}  dx ${fmt(input)}  dW conv ${fmt(byConv)}  dW matmul ${fmt(byMatMul)}  auto: ${useConvForFilterGrad(geometry) ? 'conv' : 'matmul'}`,
+    `${where.padEnd(28)} forward ${fmt(forward)}  dx conv ${fmt(dxConv)}  dx matmul ${fmt(dxMatMul)}  dW conv ${fmt(byConv)}  dW matmul ${fmt(byMatMul)}  auto: dx ${useMatMulForInputGrad(geometry) ? 'matmul' : 'conv'}, dW ${useConvForFilterGrad(geometry) ? 'conv' : 'matmul'}`,
   );
   tf.dispose([x, f, dy]);
 }

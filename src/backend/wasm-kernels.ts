@@ -395,6 +395,10 @@ function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs) {
     false,
   );
   if (pointwiseByWeightsAsA(info)) return pointwiseInputGrad(b, dy, filter, info);
+  if (useMatMulForInputGrad(info) && dy.dtype === 'float32' && filter.dtype === 'float32') {
+    const dx = inputGradByMatMul(b, dy, filter, info);
+    if (dx) return dx;
+  }
   return scoped(b, (keep) => {
     const pointwise = info.filterHeight === 1 && info.filterWidth === 1;
     const flipped = pointwise ? filter : keep(flipTaps(b, filter));
@@ -443,6 +447,91 @@ function pointwiseInputGrad(
     const dx = keep(call('Transpose', b, { x: dxT2 }, { perm: [1, 0] }));
     return reshape(b, dx, [info.batchSize, info.inHeight, info.inWidth, ci]);
   });
+}
+
+/**
+ * Which input-gradient formulation is faster for a KxK filter (`bench/conv-grad.ts`, 2 threads,
+ * weights fresh each call as in training): the full correlation runs XNNPACK's convolution on
+ * flipped, transposed weights, which it must repack each step (~15 ns per weight); the matrix
+ * product below uses the weights as they are and packs dy instead. That pays when positions are
+ * few against the weights: ResNet50V2's conv5 3x3 at batch 8 (392 positions, 512x512x9
+ * weights).
+ */
+export function useMatMulForInputGrad(info: tf.backend_util.Conv2DInfo): boolean {
+  if (inputGradStrategy !== 'auto') return inputGradStrategy === 'matmul';
+  const k = info.filterHeight * info.filterWidth;
+  if (k === 1) return false;
+  const m = info.batchSize * info.outHeight * info.outWidth;
+  // Elements moved: dy^T and the [K*Ci, M] product here, three passes over the weights there.
+  return m * (2 * info.outChannels + 2 * k * info.inChannels) < 3 * k * info.inChannels * info.outChannels;
+}
+
+let inputGradStrategy: 'auto' | 'conv' | 'matmul' = 'auto';
+
+/** Forces one input-gradient formulation for KxK filters (tests, benchmarks); `'auto'` restores the choice. */
+export function setInputGradStrategy(strategy: 'auto' | 'conv' | 'matmul'): void {
+  inputGradStrategy = strategy;
+}
+
+/**
+ * dx by "col2im": the product P = W [K*Ci, Co] . dy^T [Co, M] holds, for every tap and input
+ * channel, the contribution of every output position; each is added to the input position
+ * that tap reads, h = oh*stride - padTop + kh*dilation (positions the padding covers are
+ * dropped). Any stride, padding and dilation. Returns null where the heap is not reachable.
+ */
+function inputGradByMatMul(
+  b: Backend,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+): TensorInfo | null {
+  const hb = b as HeapBackend;
+  if (typeof hb.typedArrayFromHeap !== 'function') return null;
+  const { batchSize: n, inHeight: ih, inWidth: iw, inChannels: ci, outChannels: co } = info;
+  const { outHeight: oh, outWidth: ow, filterHeight: kh, filterWidth: kw } = info;
+  const m = n * oh * ow;
+  const k = kh * kw;
+  const product = scoped(b, (keep) => {
+    const dy2 = keep(reshape(b, dy, [m, co]));
+    const dyT = keep(call('Transpose', b, { x: dy2 }, { perm: [1, 0] }));
+    const rhs = keep(reshape(b, dyT, [1, co, m]));
+    const w = keep(reshape(b, filter, [1, k * ci, co]));
+    return original('BatchMatMul', b, { a: w, b: rhs }, { transposeA: false, transposeB: false });
+  });
+  // Where each (tap, output position) lands in dx, as an element offset, or -1 in the padding.
+  const target = new Int32Array(k * m);
+  for (let y = 0; y < kh; y++) {
+    for (let x = 0; x < kw; x++) {
+      const t = y * kw + x;
+      for (let bi = 0; bi < n; bi++) {
+        for (let r = 0; r < oh; r++) {
+          const h = r * info.strideHeight - info.padInfo.top + y * info.dilationHeight;
+          for (let c = 0; c < ow; c++) {
+            const wpos = c * info.strideWidth - info.padInfo.left + x * info.dilationWidth;
+            const inside = h >= 0 && h < ih && wpos >= 0 && wpos < iw;
+            target[t * m + (bi * oh + r) * ow + c] = inside ? ((bi * ih + h) * iw + wpos) * ci : -1;
+          }
+        }
+      }
+    }
+  }
+  const out = hb.makeOutput([n, ih, iw, ci], 'float32');
+  // Views after makeOutput: allocating may grow (and move) the heap.
+  const src = hb.typedArrayFromHeap(product);
+  const dst = hb.typedArrayFromHeap(out);
+  dst.fill(0);
+  for (let t = 0; t < k; t++) {
+    const offsets = target.subarray(t * m, (t + 1) * m);
+    for (let c = 0; c < ci; c++) {
+      const row = (t * ci + c) * m;
+      for (let p = 0; p < m; p++) {
+        const o = offsets[p] as number;
+        if (o >= 0) dst[o + c] = (dst[o + c] as number) + (src[row + p] as number);
+      }
+    }
+  }
+  b.disposeData(product.dataId);
+  return out;
 }
 
 /** Depthwise dW[kh, kw, c, 0] = sum over N, OH, OW of x-tap * dy (channel multiplier 1). */

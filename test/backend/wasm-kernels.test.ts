@@ -2,7 +2,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
-import { registerWasmTrainingKernels, setFilterGradStrategy } from '../../src/backend/wasm-kernels.js';
+import {
+  registerWasmTrainingKernels,
+  setFilterGradStrategy,
+  setInputGradStrategy,
+} from '../../src/backend/wasm-kernels.js';
 import { useBackend } from '../helpers.js';
 
 interface ConvCase {
@@ -53,6 +57,15 @@ const CASES: ConvCase[] = [
     ],
   },
   { name: '5x3 s1 same', x: [2, 8, 9, 2], f: [5, 3, 2, 3], strides: [1, 1], pad: 'same' },
+  // Few positions, many channels (ResNet50V2 conv5's 3x3 at batch 8): 'auto' computes the input
+  // gradient as a matrix product with the weights as they are, then adds it back per tap.
+  {
+    name: '3x3 valid after explicit pad, 2x2 map, 24->24 channels',
+    x: [1, 4, 4, 24],
+    f: [3, 3, 24, 24],
+    strides: [1, 1],
+    pad: 'valid',
+  },
   // A wider map with 8 input channels (where 'auto' picks the swapped convolution at stride 1).
   {
     name: '3x3 s1 same, 33x32x8 (wide map)',
@@ -117,9 +130,10 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
   for (const c of CASES) {
     it(c.name, async () => {
       const [dxCpu, dfCpu] = await gradients('cpu', c);
-      // Both filter-gradient formulations, whichever 'auto' would pick for this shape.
+      // Both formulations of each gradient, whichever 'auto' would pick for this shape.
       for (const strategy of ['conv', 'matmul', 'auto'] as const) {
         setFilterGradStrategy(strategy);
+        setInputGradStrategy(strategy);
         try {
           const before = tf.memory().numTensors;
           const [dxWasm, dfWasm] = await gradients('wasm', c);
@@ -129,6 +143,7 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
           expect(relativeError(dfWasm, dfCpu), strategy).toBeLessThan(1e-4);
         } finally {
           setFilterGradStrategy('auto');
+          setInputGradStrategy('auto');
         }
       }
     });
