@@ -33,6 +33,26 @@ interface SlotState {
 const CLASS_NAME = 'AdaBelief';
 
 /**
+ * A kernel a backend may register to apply one AdaBelief step in a single pass (the wasm
+ * backend does, in `setupBackend`): inputs `p`, `g`, `m`, `s`; outputs the new p, m and s. It
+ * must give the same float32 numbers as the op-by-op update:
+ *   p1 = p * decay; m' = m * beta1 + g * (1 - beta1); s' = s * beta2 + (g - m')^2 * (1 - beta2) + eps
+ *   p' = p1 - alpha * m' / (sqrt(s') / root + eps), or p' = p1 - alpha * m' when `sgd`.
+ */
+export const ADABELIEF_UPDATE_KERNEL = 'MedimgAdaBeliefUpdate';
+
+/** Attributes of {@link ADABELIEF_UPDATE_KERNEL}. */
+export interface AdaBeliefUpdateAttrs {
+  decay: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  root: number;
+  alpha: number;
+  sgd: boolean;
+}
+
+/**
  * AdaBelief (Zhuang et al., NeurIPS 2020): Adam whose second moment tracks the "belief"
  * `(g - m)^2` instead of `g^2`. The update is step-for-step that of the official
  * adabelief-pytorch 0.2.0, including its decoupled weight decay, in-place epsilon, AMSGrad and
@@ -87,6 +107,12 @@ export class AdaBeliefOptimizer extends tf.Optimizer {
     return slot;
   }
 
+  /** Whether this backend has the fused update kernel for these float32 tensors. */
+  private canFuse(p: tf.Tensor, g: tf.Tensor, slot: SlotState): boolean {
+    if (tf.getKernel(ADABELIEF_UPDATE_KERNEL, tf.getBackend()) === undefined) return false;
+    return [p, g, slot.m, slot.s].every((t) => t.dtype === 'float32' && t.size === p.size);
+  }
+
   applyGradients(variableGradients: tf.NamedTensorMap | NamedTensor[]): void {
     const entries: [string, tf.Tensor | undefined][] = Array.isArray(variableGradients)
       ? variableGradients.map((v) => [v.name, v.tensor])
@@ -102,42 +128,77 @@ export class AdaBeliefOptimizer extends tf.Optimizer {
         const slot = this.slotFor(name, value);
         let p: tf.Tensor = value;
         let g: tf.Tensor = gradient;
+        let decoupledDecay: number | undefined;
         if (this.decoupledWeightDecay) {
-          if (wd !== 0) p = tf.mul(p, this.fixedDecay ? 1 - wd : 1 - lr * wd);
+          if (wd !== 0) decoupledDecay = this.fixedDecay ? 1 - wd : 1 - lr * wd;
         } else if (wd !== 0) g = tf.add(g, tf.mul(p, wd));
         slot.step += 1;
         const t = slot.step;
         const bc1 = 1 - beta1 ** t;
         const bc2 = 1 - beta2 ** t;
+        // p -= alpha * m / (sqrt(s) / root + eps), or p -= alpha * m while the variance is
+        // not yet tractable (sgd).
+        let root = Math.sqrt(bc2);
+        let alpha = lr / bc1;
+        let sgd = false;
+        if (this.rectify) {
+          const beta2t = beta2 ** t;
+          const nSmaMax = 2 / (1 - beta2) - 1;
+          const nSma = nSmaMax - (2 * t * beta2t) / (1 - beta2t);
+          if (nSma >= 5) {
+            root = 1;
+            alpha =
+              (Math.sqrt(
+                (((((1 - beta2t) * (nSma - 4)) / (nSmaMax - 4)) * (nSma - 2)) / nSma) *
+                  (nSmaMax / (nSmaMax - 2)),
+              ) /
+                bc1) *
+              lr;
+          } else {
+            sgd = true;
+            if (!this.degeneratedToSgd) alpha = 0;
+          }
+        }
+        if (!slot.maxS && this.canFuse(p, g, slot)) {
+          const attrs: AdaBeliefUpdateAttrs = {
+            decay: decoupledDecay ?? 1,
+            beta1,
+            beta2,
+            epsilon: eps,
+            root,
+            alpha,
+            sgd,
+          };
+          const [pNext, mNext, sNext] = tf
+            .engine()
+            .runKernel(
+              ADABELIEF_UPDATE_KERNEL,
+              { p, g, m: slot.m, s: slot.s },
+              attrs as unknown as tf.NamedAttrMap,
+            ) as tf.Tensor[];
+          slot.m.assign(mNext as tf.Tensor);
+          slot.s.assign(sNext as tf.Tensor);
+          value.assign(pNext as tf.Tensor);
+          continue;
+        }
+        if (decoupledDecay !== undefined) p = tf.mul(p, decoupledDecay);
         const m = tf.add(tf.mul(slot.m, beta1), tf.mul(g, 1 - beta1));
         const residual = tf.sub(g, m);
         // Epsilon goes into s in place, as in the official implementation.
         const s = tf.add(tf.add(tf.mul(slot.s, beta2), tf.mul(tf.square(residual), 1 - beta2)), eps);
         slot.m.assign(m);
         slot.s.assign(s);
-        let denom: tf.Tensor;
+        // AMSGrad's running maximum enters the denominator only without rectification, as in
+        // adabelief-pytorch 0.2.0.
+        let belief = s;
         if (slot.maxS) {
           const maxS = tf.maximum(slot.maxS, s);
           slot.maxS.assign(maxS);
-          denom = tf.add(tf.div(tf.sqrt(maxS), Math.sqrt(bc2)), eps);
-        } else denom = tf.add(tf.div(tf.sqrt(s), Math.sqrt(bc2)), eps);
-        if (!this.rectify) {
-          p = tf.sub(p, tf.mul(tf.div(m, denom), lr / bc1));
-        } else {
-          const beta2t = beta2 ** t;
-          const nSmaMax = 2 / (1 - beta2) - 1;
-          const nSma = nSmaMax - (2 * t * beta2t) / (1 - beta2t);
-          if (nSma >= 5) {
-            const stepSize =
-              Math.sqrt(
-                (((((1 - beta2t) * (nSma - 4)) / (nSmaMax - 4)) * (nSma - 2)) / nSma) *
-                  (nSmaMax / (nSmaMax - 2)),
-              ) / bc1;
-            p = tf.sub(p, tf.mul(tf.div(m, tf.add(tf.sqrt(s), eps)), stepSize * lr));
-          } else if (this.degeneratedToSgd) {
-            p = tf.sub(p, tf.mul(m, lr / bc1));
-          }
+          if (!this.rectify) belief = maxS;
         }
+        const sd = tf.sqrt(belief);
+        const step = sgd ? m : tf.div(m, tf.add(root === 1 ? sd : tf.div(sd, root), eps));
+        if (alpha !== 0) p = tf.sub(p, tf.mul(step, alpha));
         if (p !== value) value.assign(p);
       }
     });

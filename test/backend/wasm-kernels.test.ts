@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
+import { heapSimd, setHeapSimdEnabled } from '../../src/backend/heap-simd.js';
 import {
   registerWasmTrainingKernels,
   setFilterGradStrategy,
@@ -206,10 +207,25 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
       });
     };
     const cpu = await run('cpu');
-    const before = tf.memory().numTensors;
-    const wasm = await run('wasm');
-    expect(tf.memory().numTensors).toBe(before);
-    cpu.forEach((c, i) => expect(relativeError(wasm[i]!, c), `case ${i}`).toBeLessThan(1e-6));
+    // The SIMD loop on the heap (6 channels: one vector of 4 and a scalar tail), and the
+    // JavaScript loop used where it cannot be instantiated.
+    for (const simd of [true, false]) {
+      setHeapSimdEnabled(simd);
+      try {
+        await run('wasm');
+        expect(heapSimd(tf.backend()) !== null, 'SIMD module instantiated').toBe(simd);
+        const before = tf.memory().numTensors;
+        const ids = (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
+        const wasm = await run('wasm');
+        expect(tf.memory().numTensors).toBe(before);
+        expect((tf.backend() as unknown as { numDataIds(): number }).numDataIds()).toBe(ids);
+        cpu.forEach((c, i) =>
+          expect(relativeError(wasm[i]!, c), `case ${i}, simd ${simd}`).toBeLessThan(1e-6),
+        );
+      } finally {
+        setHeapSimdEnabled(true);
+      }
+    }
   });
 
   it('Identity (tf.clone, used to save tensors for gradients) shares the buffer and keeps its own reference', async () => {

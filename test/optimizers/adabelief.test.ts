@@ -1,7 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { setHeapSimdEnabled } from '../../src/backend/heap-simd.js';
+import { registerWasmTrainingKernels } from '../../src/backend/wasm-kernels.js';
 import { type AdaBeliefConfig, AdaBeliefOptimizer, adaBelief, registerAdaBelief } from '../../src/index.js';
+import { ADABELIEF_UPDATE_KERNEL } from '../../src/optimizers/adabelief.js';
 import fixtures from '../fixtures/adabelief.json' with { type: 'json' };
 import { useBackend } from '../helpers.js';
 
@@ -30,39 +33,141 @@ function relErr(a: tf.Tensor, b: number[][]): number {
   return worst;
 }
 
-describe.each(['cpu', 'wasm'] as const)('AdaBelief trajectories match the reference (%s)', (backend) => {
-  beforeAll(() => useBackend(backend));
+// 'wasm' runs the op-by-op update on the shipped kernels; 'wasm-fused' registers this library's
+// wasm kernels, whose fused update replaces it (registration lasts for the rest of this file).
+describe.each(['cpu', 'wasm', 'wasm-fused'] as const)(
+  'AdaBelief trajectories match the reference (%s)',
+  (mode) => {
+    const backend = mode === 'cpu' ? 'cpu' : 'wasm';
+    beforeAll(async () => {
+      await useBackend(backend);
+      if (mode === 'wasm-fused') registerWasmTrainingKernels();
+      expect(tf.getKernel(ADABELIEF_UPDATE_KERNEL, backend) !== undefined).toBe(mode === 'wasm-fused');
+    });
 
-  for (const c of fixtures.cases) {
-    it(`${c.name}: ${fixtures.steps} steps, learning rate halved at step ${fixtures.lrChangeAt}`, () => {
-      const X = tf.tensor2d(fixtures.X);
-      const Y = tf.tensor2d(fixtures.Y);
-      const w1 = tf.variable(tf.tensor2d(fixtures.W1), true, `w1_${c.name}_${backend}`);
-      const w2 = tf.variable(tf.tensor2d(fixtures.W2), true, `w2_${c.name}_${backend}`);
-      const opt = adaBelief(toConfig(c.config));
-      const loss = () => tf.mean(tf.square(tf.sub(tf.matMul(tf.tanh(tf.matMul(X, w1)), w2), Y))) as tf.Scalar;
-      let k = 0;
-      let tensorsAfterFirst = 0;
-      for (let step = 0; step < fixtures.steps; step++) {
-        if (step === fixtures.lrChangeAt) opt.learningRate *= 0.5;
-        const cost = opt.minimize(loss, true, [w1, w2])!;
-        expect(cost.dataSync()[0]).toBeCloseTo(c.losses[step]!, 4);
-        cost.dispose();
-        if (step === 0) tensorsAfterFirst = tf.memory().numTensors;
-        else expect(tf.memory().numTensors).toBe(tensorsAfterFirst); // no leak per step
-        const ref = c.trajectory[k];
-        if (ref && ref.step === step + 1) {
-          expect(relErr(w1, ref.W1), `W1 at step ${ref.step}`).toBeLessThan(2e-4);
-          expect(relErr(w2, ref.W2), `W2 at step ${ref.step}`).toBeLessThan(2e-4);
-          k++;
+    for (const c of fixtures.cases) {
+      it(`${c.name}: ${fixtures.steps} steps, learning rate halved at step ${fixtures.lrChangeAt}`, () => {
+        const X = tf.tensor2d(fixtures.X);
+        const Y = tf.tensor2d(fixtures.Y);
+        const w1 = tf.variable(tf.tensor2d(fixtures.W1), true, `w1_${c.name}_${mode}`);
+        const w2 = tf.variable(tf.tensor2d(fixtures.W2), true, `w2_${c.name}_${mode}`);
+        const opt = adaBelief(toConfig(c.config));
+        const loss = () =>
+          tf.mean(tf.square(tf.sub(tf.matMul(tf.tanh(tf.matMul(X, w1)), w2), Y))) as tf.Scalar;
+        let k = 0;
+        let tensorsAfterFirst = 0;
+        for (let step = 0; step < fixtures.steps; step++) {
+          if (step === fixtures.lrChangeAt) opt.learningRate *= 0.5;
+          const cost = opt.minimize(loss, true, [w1, w2])!;
+          expect(cost.dataSync()[0]).toBeCloseTo(c.losses[step]!, 4);
+          cost.dispose();
+          if (step === 0) tensorsAfterFirst = tf.memory().numTensors;
+          else expect(tf.memory().numTensors).toBe(tensorsAfterFirst); // no leak per step
+          const ref = c.trajectory[k];
+          if (ref && ref.step === step + 1) {
+            expect(relErr(w1, ref.W1), `W1 at step ${ref.step}`).toBeLessThan(2e-4);
+            expect(relErr(w2, ref.W2), `W2 at step ${ref.step}`).toBeLessThan(2e-4);
+            k++;
+          }
         }
+        expect(k).toBe(c.trajectory.length);
+        expect(opt.iterations).toBe(fixtures.steps);
+        tf.dispose([X, Y, w1, w2]);
+        opt.dispose();
+      });
+    }
+  },
+);
+
+describe('AdaBelief fused update kernel (wasm)', () => {
+  /** 12 steps on 1001 seeded values (SIMD vectors and a scalar tail), learning rate halved at 6. */
+  async function trajectory(mode: 'cpu' | 'simd' | 'js', config: AdaBeliefConfig) {
+    await useBackend(mode === 'cpu' ? 'cpu' : 'wasm');
+    registerWasmTrainingKernels();
+    setHeapSimdEnabled(mode !== 'js');
+    try {
+      const name = `fused_${mode}_${nameSeq++}`;
+      const w = tf.tidy(() => tf.variable(tf.randomNormal([7, 11, 13], 0, 1, 'float32', 3), true, name));
+      const target = tf.randomNormal([7, 11, 13], 0, 1, 'float32', 4);
+      const opt = adaBelief(config);
+      const kernels = new Set<string>();
+      for (let step = 0; step < 12; step++) {
+        if (step === 6) opt.learningRate *= 0.5;
+        const profile = await tf.profile(() => {
+          opt.minimize(
+            () => tf.sum(tf.mul(tf.square(tf.sub(w, target)), tf.abs(target))) as tf.Scalar,
+            false,
+            [w],
+          );
+        });
+        for (const k of profile.kernels) kernels.add(k.name);
       }
-      expect(k).toBe(c.trajectory.length);
-      expect(opt.iterations).toBe(fixtures.steps);
-      tf.dispose([X, Y, w1, w2]);
+      const values = w.dataSync().slice();
+      tf.dispose([w, target]);
       opt.dispose();
+      return { values, fused: kernels.has(ADABELIEF_UPDATE_KERNEL) };
+    } finally {
+      setHeapSimdEnabled(true);
+    }
+  }
+  let nameSeq = 0;
+
+  const configs: [string, AdaBeliefConfig][] = [
+    ['defaults (rectified, SGD steps first)', { learningRate: 0.05 }],
+    ['rectified without SGD steps', { learningRate: 0.05, degeneratedToSgd: false, beta2: 0.99 }],
+    ['not rectified, decoupled decay', { learningRate: 0.05, rectify: false, weightDecay: 0.1 }],
+    [
+      'L2 decay, fixed epsilon',
+      { learningRate: 0.05, rectify: false, weightDecay: 5e-3, decoupledWeightDecay: false, epsilon: 1e-8 },
+    ],
+    ['fixed decay', { learningRate: 0.05, rectify: false, weightDecay: 1e-3, fixedDecay: true }],
+  ];
+  for (const [name, config] of configs) {
+    it(`${name}: SIMD and JavaScript loops give the op-by-op float32 numbers`, async () => {
+      const cpu = await trajectory('cpu', config);
+      expect(cpu.fused).toBe(false);
+      for (const mode of ['simd', 'js'] as const) {
+        const before = tf.memory().numTensors;
+        const wasm = await trajectory(mode, config);
+        expect(tf.memory().numTensors).toBe(before);
+        expect(wasm.fused, mode).toBe(true);
+        let worst = 0;
+        for (let i = 0; i < cpu.values.length; i++)
+          worst = Math.max(
+            worst,
+            Math.abs(wasm.values[i]! - cpu.values[i]!) / Math.max(1e-6, Math.abs(cpu.values[i]!)),
+          );
+        expect(worst, mode).toBe(0); // the same float32 operations in the same order
+      }
     });
   }
+
+  it('AMSGrad keeps the op-by-op update (it has a third state tensor)', async () => {
+    const amsgrad = await trajectory('simd', { learningRate: 0.05, amsgrad: true });
+    expect(amsgrad.fused).toBe(false);
+  });
+
+  it('bad inputs to the kernel name the tensor', async () => {
+    await useBackend('wasm');
+    registerWasmTrainingKernels();
+    const [p, g] = [tf.zeros([4]), tf.zeros([5])];
+    expect(() =>
+      tf.engine().runKernel(
+        ADABELIEF_UPDATE_KERNEL,
+        { p, g, m: p, s: p },
+        {
+          decay: 1,
+          beta1: 0.9,
+          beta2: 0.999,
+          epsilon: 1e-16,
+          root: 1,
+          alpha: 0.1,
+          sgd: false,
+        },
+      ),
+    ).toThrow(/g is float32 \[5\], p \[4\]/);
+    tf.dispose([p, g]);
+  });
 });
 
 describe('AdaBelief as a tfjs citizen', () => {

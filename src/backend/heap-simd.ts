@@ -1,0 +1,74 @@
+/**
+ * SIMD loops over the wasm backend's heap (`heap-simd.wat`), instantiated against the
+ * backend's own memory so that they read and write tensors in place. Where they cannot be
+ * instantiated (a browser without SIMD, a backend that hides its memory), `heapSimd` returns
+ * null and callers keep their JavaScript loops.
+ */
+import { HEAP_SIMD_SHARED, HEAP_SIMD_UNSHARED } from './heap-simd.generated.js';
+
+/** The module's exports; pointers are byte offsets into the backend's heap. */
+export interface HeapSimd {
+  /** dst[r, j] = src[r, j] * a[j] + b[j], for `rows` rows of `c` values. */
+  affine_channels(src: number, dst: number, a: number, b: number, rows: number, c: number): void;
+  /** One AdaBelief step over `n` values; see heap-simd.wat for the formulas. */
+  adabelief(
+    p: number,
+    g: number,
+    m: number,
+    s: number,
+    pOut: number,
+    mOut: number,
+    sOut: number,
+    n: number,
+    decay: number,
+    beta1: number,
+    oneMinusBeta1: number,
+    beta2: number,
+    oneMinusBeta2: number,
+    eps: number,
+    root: number,
+    alpha: number,
+    sgd: number,
+  ): void;
+}
+
+interface EmscriptenModule {
+  wasmMemory?: unknown;
+  asm?: { memory?: unknown };
+}
+
+const instances = new WeakMap<WebAssembly.Memory, HeapSimd | null>();
+let enabled = true;
+
+/** Turns the SIMD loops off or on (tests use it to exercise the JavaScript fallbacks). */
+export function setHeapSimdEnabled(on: boolean): void {
+  enabled = on;
+}
+
+function decode(base64: string): Uint8Array<ArrayBuffer> {
+  const text = atob(base64);
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return bytes;
+}
+
+/** The SIMD loops bound to `backend`'s heap, or null where they are not available. */
+export function heapSimd(backend: unknown): HeapSimd | null {
+  if (!enabled) return null;
+  const wasm = (backend as { wasm?: EmscriptenModule }).wasm;
+  const memory = wasm?.wasmMemory ?? wasm?.asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory)) return null;
+  const cached = instances.get(memory);
+  if (cached !== undefined) return cached;
+  let simd: HeapSimd | null = null;
+  try {
+    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+    // Under 4 KB, so synchronous compilation is allowed on a browser's main thread too.
+    const module = new WebAssembly.Module(decode(shared ? HEAP_SIMD_SHARED : HEAP_SIMD_UNSHARED));
+    simd = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as HeapSimd;
+  } catch {
+    simd = null;
+  }
+  instances.set(memory, simd);
+  return simd;
+}
