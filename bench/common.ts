@@ -66,3 +66,38 @@ export function benchStep(
     cost?.dispose();
   };
 }
+
+/**
+ * Multiply-add FLOPs (x2) per image of one step: the forward pass of every convolution and
+ * dense layer, plus twice that for layers that train (their input and weight gradients).
+ * Nested models (a transfer model's backbone) are walked layer by layer.
+ */
+export function stepGflopPerImage(model: tfl.LayersModel, train: BenchTrain): number {
+  let flops = 0;
+  const walk = (layers: tfl.layers.Layer[], parentTrainable: boolean) => {
+    for (const layer of layers) {
+      const nested = (layer as unknown as { layers?: tfl.layers.Layer[] }).layers;
+      const trainable = parentTrainable && layer.trainable && train !== 'inference';
+      if (nested) {
+        walk(nested, trainable);
+        continue;
+      }
+      const kernel = layer.getWeights().find((_, i) => i === 0);
+      if (!kernel) continue;
+      const out = (Array.isArray(layer.outputShape[0]) ? layer.outputShape[0] : layer.outputShape) as (
+        | number
+        | null
+      )[];
+      const positions = out.slice(1, -1).reduce<number>((a, d) => a * (d ?? 1), 1);
+      const k = kernel.shape;
+      const name = layer.getClassName();
+      let forward = 0;
+      if (name === 'Conv2D') forward = 2 * positions * k.reduce((a, d) => a * d, 1);
+      else if (name === 'DepthwiseConv2D') forward = 2 * positions * k.reduce((a, d) => a * d, 1);
+      else if (name === 'Dense') forward = 2 * k.reduce((a, d) => a * d, 1);
+      flops += forward * (trainable && layer.trainableWeights.length > 0 ? 3 : 1);
+    }
+  };
+  walk(model.layers, true);
+  return flops / 1e9;
+}

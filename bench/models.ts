@@ -1,10 +1,10 @@
 /**
  * One model timing in a child process (so a slow backend can be cut off by a timeout):
  *   node --import tsx bench/models.ts '{"backend":"wasm","model":"simple-cnn",...}'
- * Prints one JSON line: { imagesPerSecond, secondsPerStep, params }.
+ * Prints one JSON line: { imagesPerSecond, secondsPerStep, params, gflopPerImage, ... }.
  */
 import { countParams, setupBackend } from '../src/node.js';
-import { type BenchModel, type BenchTrain, benchModel, benchStep } from './common.js';
+import { type BenchModel, type BenchTrain, benchModel, benchStep, stepGflopPerImage } from './common.js';
 
 interface Job {
   backend: 'wasm' | 'cpu';
@@ -31,6 +31,7 @@ console.log(
     imagesPerSecond: job.batch / secondsPerStep,
     secondsPerStep,
     params: countParams(model),
+    gflopPerImage: stepGflopPerImage(model, job.train),
     trainable: model.trainableWeights.length,
     threads: info.threads ?? 1,
   }),

@@ -10,7 +10,11 @@
  *  4. AdaBelief vs Adam training curves on the same small task (chart + numbers).
  *
  * Flags: --quick (fewer steps, skips the slowest configurations), --only=models|transforms|loader|optimizers,
- *        --model=simple-cnn|mobilenetv2|resnet50v2, --no-cpu (skip the slow pure-JS baseline)
+ *        --model=simple-cnn|mobilenetv2|resnet50v2, --train=full|frozen|conv5|last-block|inference,
+ *        --no-cpu (skip the slow pure-JS baseline),
+ *        --repeat=N (time each model N times, PyTorch and wasm back to back each time, and report
+ *        medians: the ratio is the median of the N paired ratios, which a shared machine's drift
+ *        moves less than separate medians)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -43,7 +47,11 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const only = args.find((a) => a.startsWith('--only='))?.slice(7);
 const modelFilter = args.find((a) => a.startsWith('--model='))?.slice(8);
+const trainFilter = args.find((a) => a.startsWith('--train='))?.slice(8);
 const skipCpu = args.includes('--no-cpu');
+const repeat = Number(args.find((a) => a.startsWith('--repeat='))?.slice(9) ?? 1);
+if (!Number.isInteger(repeat) || repeat < 1)
+  throw new Error(`--repeat must be a positive integer, got ${repeat}`);
 const here = resolve(import.meta.dirname);
 const shared = resolve(here, '../../shared/data');
 const python = '/usr/bin/python3';
@@ -51,9 +59,11 @@ const hasTorch =
   existsSync(python) &&
   spawnSync(python, ['-c', 'import torch, torchvision'], { encoding: 'utf8' }).status === 0;
 /**
- * Theoretical single-precision peaks from /proc/cpuinfo (Linux): native code with AVX2 + FMA
- * issues two 8-lane FMAs per cycle (32 FLOP/cycle/core); wasm's 128-bit SIMD has no FMA, so
- * XNNPACK issues separate 4-lane multiplies and adds, two per cycle (8 FLOP/cycle/core).
+ * Theoretical single-precision peaks from /proc/cpuinfo (Linux). Native code with AVX2 + FMA
+ * issues two 8-lane FMAs per cycle (32 FLOP/cycle/core). wasm's 128-bit SIMD has no FMA, so
+ * XNNPACK issues separate 4-lane multiplies and adds: AMD Zen cores (family 23 and later) run
+ * two multiplies and two adds per cycle (16 FLOP/cycle/core), most Intel cores two of either
+ * (8). XNNPACK's forward convolutions measured ~40 GFLOP/s here, above the 8-FLOP figure.
  */
 function peaks(): { mhz: number; nativeGflops: number | null; wasmGflops: number } | null {
   if (!existsSync('/proc/cpuinfo')) return null;
@@ -61,11 +71,12 @@ function peaks(): { mhz: number; nativeGflops: number | null; wasmGflops: number
   const mhz = Number(/cpu MHz\s*:\s*([\d.]+)/.exec(info)?.[1] ?? Number.NaN);
   if (!Number.isFinite(mhz)) return null;
   const flags = /flags\s*:(.*)/.exec(info)?.[1]?.split(' ') ?? [];
+  const zen = /AuthenticAMD/.test(info) && Number(/cpu family\s*:\s*(\d+)/.exec(info)?.[1] ?? 0) >= 23;
   const ghzCores = (mhz / 1000) * cpus().length;
   return {
     mhz,
     nativeGflops: flags.includes('avx2') && flags.includes('fma') ? ghzCores * 32 : null,
-    wasmGflops: ghzCores * 8,
+    wasmGflops: ghzCores * (zen ? 16 : 8),
   };
 }
 
@@ -103,7 +114,14 @@ interface ModelJob {
   batch: number;
   torchModel: string;
   torchTrain: string;
-  gflopPerImage: number;
+}
+
+/** Median of the numbers present; null when there are none. */
+function median(values: (number | null)[]): number | null {
+  const v = values.filter((x): x is number => x !== null).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const mid = v.length >> 1;
+  return v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
 }
 
 function tfjsTiming(
@@ -129,12 +147,16 @@ function tfjsTiming(
         : r.stderr.split('\n').filter(Boolean).slice(-1)[0],
     };
   const line = r.stdout.trim().split('\n').at(-1) ?? '{}';
-  return JSON.parse(line) as { imagesPerSecond: number; secondsPerStep: number; threads: number };
+  return JSON.parse(line) as {
+    imagesPerSecond: number;
+    secondsPerStep: number;
+    threads: number;
+    gflopPerImage: number;
+  };
 }
 
 async function models() {
   log('== Training throughput (images/s; higher is better) ==');
-  // Forward GFLOP per image (multiply-adds x 2); a training step costs about 3x for the trained part.
   const jobs: ModelJob[] = [
     {
       label: 'SimpleCNN 128x128x1 b32, train all',
@@ -145,7 +167,6 @@ async function models() {
       batch: 32,
       torchModel: 'simple-cnn',
       torchTrain: 'full',
-      gflopPerImage: 0.31,
     },
     {
       label: 'SimpleCNN 128x128x1 b32, inference',
@@ -156,7 +177,6 @@ async function models() {
       batch: 32,
       torchModel: 'simple-cnn',
       torchTrain: 'inference',
-      gflopPerImage: 0.31,
     },
     {
       label: 'MobileNetV2-0.35 224 b32, frozen backbone',
@@ -167,7 +187,6 @@ async function models() {
       batch: 32,
       torchModel: 'mobilenetv2',
       torchTrain: 'frozen',
-      gflopPerImage: 0.12,
     },
     {
       label: 'MobileNetV2-0.35 224 b32, last block unfrozen',
@@ -178,7 +197,6 @@ async function models() {
       batch: 32,
       torchModel: 'mobilenetv2',
       torchTrain: 'last-block',
-      gflopPerImage: 0.12,
     },
     {
       label: 'MobileNetV2-0.35 224 b32, train all',
@@ -189,7 +207,6 @@ async function models() {
       batch: 32,
       torchModel: 'mobilenetv2',
       torchTrain: 'full',
-      gflopPerImage: 0.12,
     },
     {
       label: 'MobileNetV2-0.35 224 b32, inference',
@@ -200,7 +217,6 @@ async function models() {
       batch: 32,
       torchModel: 'mobilenetv2',
       torchTrain: 'inference',
-      gflopPerImage: 0.12,
     },
     {
       label: 'ResNet50V2 224 b8, frozen backbone',
@@ -211,7 +227,6 @@ async function models() {
       batch: 8,
       torchModel: 'resnet50',
       torchTrain: 'frozen',
-      gflopPerImage: 8.2,
     },
     {
       label: 'ResNet50V2 224 b8, conv5 unfrozen',
@@ -222,7 +237,6 @@ async function models() {
       batch: 8,
       torchModel: 'resnet50',
       torchTrain: 'conv5',
-      gflopPerImage: 8.2,
     },
     {
       label: 'ResNet50V2 224 b8, train all',
@@ -233,7 +247,6 @@ async function models() {
       batch: 8,
       torchModel: 'resnet50',
       torchTrain: 'full',
-      gflopPerImage: 8.2,
     },
     {
       label: 'ResNet50V2 224 b8, inference',
@@ -244,71 +257,87 @@ async function models() {
       batch: 8,
       torchModel: 'resnet50',
       torchTrain: 'inference',
-      gflopPerImage: 8.2,
     },
   ].filter(
     (j) =>
       (!quick || !(j.model === 'resnet50v2' && j.train === 'full')) &&
-      (!modelFilter || j.model === modelFilter),
+      (!modelFilter || j.model === modelFilter) &&
+      (!trainFilter || j.train === trainFilter),
   ) as ModelJob[];
   const steps = quick ? 1 : 2;
-  const torchJobs = jobs.flatMap((j) =>
-    [1, 2].map((threads) => ({
-      model: j.torchModel,
-      train: j.torchTrain,
-      size: j.size,
-      channels: j.channels,
-      batch: j.batch,
-      threads,
-      steps: steps + 1,
-    })),
-  );
-  const pt = torch(torchJobs);
+  const f = (v: number | null | undefined) => (v == null ? '   -  ' : v.toFixed(2).padStart(6));
   const rows = [];
   for (const job of jobs) {
-    // wasm on every core (the default), and on one thread to compare with PyTorch at 1 thread.
-    const wasm = tfjsTiming('wasm', job, steps, 900);
-    const wasm1 = tfjsTiming('wasm', job, steps, 900, 1);
+    const runs: Record<'torch1' | 'torch2' | 'wasm' | 'wasm1t', number | null>[] = [];
+    let wasmThreads: number | null = null;
+    let gflopPerImage: number | null = null;
+    for (let rep = 0; rep < repeat; rep++) {
+      const pt = torch(
+        [1, 2].map((threads) => ({
+          model: job.torchModel,
+          train: job.torchTrain,
+          size: job.size,
+          channels: job.channels,
+          batch: job.batch,
+          threads,
+          steps: steps + 1,
+        })),
+      );
+      const torchAt = (threads: number) =>
+        pt?.results.find((r) => r.threads === threads)?.imagesPerSecond ?? null;
+      // wasm on every core (the default), and on one thread to compare with PyTorch at 1 thread.
+      const wasm = tfjsTiming('wasm', job, steps, 900);
+      const wasm1 = tfjsTiming('wasm', job, steps, 900, 1);
+      if ('threads' in wasm) {
+        wasmThreads = wasm.threads;
+        gflopPerImage = wasm.gflopPerImage;
+      }
+      runs.push({
+        torch1: torchAt(1),
+        torch2: torchAt(2),
+        wasm: wasm.imagesPerSecond,
+        wasm1t: wasm1.imagesPerSecond,
+      });
+      if (repeat > 1) {
+        const run = runs.at(-1)!;
+        log(
+          `  ${job.label} run ${rep + 1}/${repeat}: wasm ${f(run.wasm)}  wasm(1t) ${f(run.wasm1t)}  torch(1t) ${f(run.torch1)}  torch(2t) ${f(run.torch2)}`,
+        );
+      }
+    }
     // The pure-JS cpu backend takes minutes per step on convolutions: measure SimpleCNN only, with a cap.
     const cpu =
       job.model === 'simple-cnn' && !skipCpu
         ? tfjsTiming('cpu', job, 1, quick ? 120 : 300)
         : { imagesPerSecond: null, note: 'not run (minutes per step)' };
-    const torch1 =
-      pt?.results.find(
-        (r) =>
-          r.model === job.torchModel && r.train === job.torchTrain && r.size === job.size && r.threads === 1,
-      )?.imagesPerSecond ?? null;
-    const torch2 =
-      pt?.results.find(
-        (r) =>
-          r.model === job.torchModel && r.train === job.torchTrain && r.size === job.size && r.threads === 2,
-      )?.imagesPerSecond ?? null;
-    const factor = job.train === 'inference' ? 1 : 3;
+    const column = (k: keyof (typeof runs)[number]) => median(runs.map((r) => r[k]));
+    const pairedRatio = (a: keyof (typeof runs)[number], b: keyof (typeof runs)[number]) =>
+      median(runs.map((r) => (r[a] && r[b] ? r[a] / r[b] : null)));
+    const wasm = column('wasm');
     const row = {
       ...job,
-      wasm: wasm.imagesPerSecond,
-      wasmThreads: 'threads' in wasm ? wasm.threads : null,
-      wasm1t: wasm1.imagesPerSecond,
+      wasm,
+      wasmThreads,
+      wasm1t: column('wasm1t'),
       cpu: cpu.imagesPerSecond,
       cpuNote: 'note' in cpu ? cpu.note : undefined,
-      torch1,
-      torch2,
-      ratioToTorch1: wasm.imagesPerSecond && torch1 ? wasm.imagesPerSecond / torch1 : null,
-      ratio1tTo1t: wasm1.imagesPerSecond && torch1 ? wasm1.imagesPerSecond / torch1 : null,
-      ratioToTorch2: wasm.imagesPerSecond && torch2 ? wasm.imagesPerSecond / torch2 : null,
-      wasmGflops: wasm.imagesPerSecond
-        ? wasm.imagesPerSecond * job.gflopPerImage * (job.train === 'frozen' ? 1 : factor)
-        : null,
+      torch1: column('torch1'),
+      torch2: column('torch2'),
+      ratioToTorch1: pairedRatio('wasm', 'torch1'),
+      ratio1tTo1t: pairedRatio('wasm1t', 'torch1'),
+      ratioToTorch2: pairedRatio('wasm', 'torch2'),
+      gflopPerImage,
+      wasmGflops: wasm && gflopPerImage ? wasm * gflopPerImage : null,
+      runs,
     };
     rows.push(row);
-    const f = (v: number | null | undefined) => (v == null ? '   -  ' : v.toFixed(2).padStart(6));
+    const { torch1, torch2 } = row;
     log(
-      `${job.label.padEnd(48)} wasm(${row.wasmThreads ?? '?'}t) ${f(row.wasm)}  wasm(1t) ${f(row.wasm1t)}  cpu ${f(row.cpu)}  torch(1t) ${f(torch1)}  torch(2t) ${f(torch2)}  wasm/torch1 ${f(row.ratioToTorch1)}  wasm1t/torch1 ${f(row.ratio1tTo1t)}  wasm/torch2 ${f(row.ratioToTorch2)}  ~${f(row.wasmGflops)} GFLOP/s`,
+      `${job.label.padEnd(48)} wasm(${row.wasmThreads ?? '?'}t) ${f(row.wasm)}  wasm(1t) ${f(row.wasm1t)}  cpu ${f(row.cpu)}  torch(1t) ${f(torch1)}  torch(2t) ${f(torch2)}  wasm/torch1 ${f(row.ratioToTorch1)}  wasm1t/torch1 ${f(row.ratio1tTo1t)}  wasm/torch2 ${f(row.ratioToTorch2)}  ${f(row.wasmGflops)} GFLOP/s`,
     );
   }
   log(
-    '  (PyTorch has no ResNet50V2; torchvision ResNet50 v1, same size class, stands in. GFLOP/s are estimates from forward FLOPs x3 for trained parts.)',
+    '  (PyTorch has no ResNet50V2; torchvision ResNet50 v1, same size class, stands in. GFLOP/s: convolution and dense multiply-adds x2 per step, counted from the model: forward, plus input and weight gradients of the layers that train.)',
   );
   const p = peaks();
   if (p)
@@ -449,8 +478,8 @@ for (const [name, fn] of Object.entries(sections)) if (!only || only === name) a
 writeFileSync(
   join(
     here,
-    only || modelFilter
-      ? `results-${only ?? 'all'}${modelFilter ? `-${modelFilter}` : ''}.json`
+    only || modelFilter || trainFilter
+      ? `results-${only ?? 'all'}${modelFilter ? `-${modelFilter}` : ''}${trainFilter ? `-${trainFilter}` : ''}.json`
       : 'results.json',
   ),
   `${JSON.stringify(results, null, 2)}\n`,
