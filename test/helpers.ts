@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { expect } from 'vitest';
+import { installEarlyGradientRelease } from '../src/backend/gradient-memory.js';
 
 /** Runs `fn` and asserts that the number of live tensors is unchanged afterwards (results disposed). */
 export async function expectNoLeak(fn: () => unknown): Promise<void> {
@@ -40,4 +41,6 @@ export async function useBackend(name: 'cpu' | 'wasm'): Promise<void> {
   if (name === 'wasm') await import('@tensorflow/tfjs-backend-wasm');
   await tf.setBackend(name);
   await tf.ready();
+  // As setupBackend does: every test that trains runs with backprop memory released early.
+  installEarlyGradientRelease();
 }
