@@ -30,6 +30,28 @@ export interface HeapSimd {
     alpha: number,
     sgd: number,
   ): void;
+  /** Depthwise filter gradient into a zeroed [kh, kw, c] buffer; see heap-simd.wat. */
+  depthwise_filter_grad(
+    x: number,
+    dy: number,
+    out: number,
+    n: number,
+    ih: number,
+    iw: number,
+    c: number,
+    oh: number,
+    ow: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    dh: number,
+    dw: number,
+    pt: number,
+    pl: number,
+  ): void;
+  /** out[i] = lo <= x[i] <= hi ? dy[i] : 0, for `n` values. */
+  clip_grad(x: number, dy: number, out: number, n: number, lo: number, hi: number): void;
 }
 
 interface EmscriptenModule {

@@ -141,4 +141,139 @@
             (f32.mul (local.get $fstep) (local.get $alpha))))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $t))))
+
+  ;; Depthwise convolution filter gradient (channel multiplier 1), accumulated into `out`
+  ;; ([kh, kw, c], zeroed by the caller):
+  ;;   out[ty, tx, j] += x[b, r*sh - pt + ty*dh, q*sw - pl + tx*dw, j] * dy[b, r, q, j]
+  ;; over every batch item b and output position (r, q); taps that land in the padding add
+  ;; nothing. Any stride, dilation and padding.
+  (func (export "depthwise_filter_grad")
+    (param $x i32) (param $dy i32) (param $out i32)
+    (param $n i32) (param $ih i32) (param $iw i32) (param $c i32) (param $oh i32) (param $ow i32)
+    (param $kh i32) (param $kw i32) (param $sh i32) (param $sw i32) (param $dh i32) (param $dw i32)
+    (param $pt i32) (param $pl i32)
+    (local $ty i32) (local $tx i32) (local $b i32) (local $r i32) (local $q i32)
+    (local $h i32) (local $w i32) (local $j i32) (local $cv i32) (local $o i32)
+    (local $acc i32) (local $xrow i32) (local $dyrow i32) (local $rowBytes i32)
+    (local.set $cv (i32.and (local.get $c) (i32.const -4)))
+    (local.set $rowBytes (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $ty (i32.const 0))
+    (block $tyDone (loop $tyLoop
+      (br_if $tyDone (i32.ge_u (local.get $ty) (local.get $kh)))
+      (local.set $tx (i32.const 0))
+      (block $txDone (loop $txLoop
+        (br_if $txDone (i32.ge_u (local.get $tx) (local.get $kw)))
+        (local.set $acc
+          (i32.add (local.get $out)
+            (i32.mul
+              (i32.add (i32.mul (local.get $ty) (local.get $kw)) (local.get $tx))
+              (local.get $rowBytes))))
+        (local.set $b (i32.const 0))
+        (block $bDone (loop $bLoop
+          (br_if $bDone (i32.ge_u (local.get $b) (local.get $n)))
+          (local.set $r (i32.const 0))
+          (block $rDone (loop $rLoop
+            (br_if $rDone (i32.ge_u (local.get $r) (local.get $oh)))
+            (local.set $h
+              (i32.add
+                (i32.sub (i32.mul (local.get $r) (local.get $sh)) (local.get $pt))
+                (i32.mul (local.get $ty) (local.get $dh))))
+            ;; Unsigned: a negative row is out of range too.
+            (if (i32.lt_u (local.get $h) (local.get $ih)) (then
+              (local.set $q (i32.const 0))
+              (block $qDone (loop $qLoop
+                (br_if $qDone (i32.ge_u (local.get $q) (local.get $ow)))
+                (local.set $w
+                  (i32.add
+                    (i32.sub (i32.mul (local.get $q) (local.get $sw)) (local.get $pl))
+                    (i32.mul (local.get $tx) (local.get $dw))))
+                (if (i32.lt_u (local.get $w) (local.get $iw)) (then
+                  (local.set $xrow
+                    (i32.add (local.get $x)
+                      (i32.mul
+                        (i32.add
+                          (i32.mul
+                            (i32.add (i32.mul (local.get $b) (local.get $ih)) (local.get $h))
+                            (local.get $iw))
+                          (local.get $w))
+                        (local.get $rowBytes))))
+                  (local.set $dyrow
+                    (i32.add (local.get $dy)
+                      (i32.mul
+                        (i32.add
+                          (i32.mul
+                            (i32.add (i32.mul (local.get $b) (local.get $oh)) (local.get $r))
+                            (local.get $ow))
+                          (local.get $q))
+                        (local.get $rowBytes))))
+                  (local.set $j (i32.const 0))
+                  (block $vDone (loop $vLoop
+                    (br_if $vDone (i32.ge_u (local.get $j) (local.get $cv)))
+                    (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+                    (v128.store
+                      (i32.add (local.get $acc) (local.get $o))
+                      (f32x4.add
+                        (v128.load (i32.add (local.get $acc) (local.get $o)))
+                        (f32x4.mul
+                          (v128.load (i32.add (local.get $xrow) (local.get $o)))
+                          (v128.load (i32.add (local.get $dyrow) (local.get $o))))))
+                    (local.set $j (i32.add (local.get $j) (i32.const 4)))
+                    (br $vLoop)))
+                  (block $sDone (loop $sLoop
+                    (br_if $sDone (i32.ge_u (local.get $j) (local.get $c)))
+                    (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+                    (f32.store
+                      (i32.add (local.get $acc) (local.get $o))
+                      (f32.add
+                        (f32.load (i32.add (local.get $acc) (local.get $o)))
+                        (f32.mul
+                          (f32.load (i32.add (local.get $xrow) (local.get $o)))
+                          (f32.load (i32.add (local.get $dyrow) (local.get $o))))))
+                    (local.set $j (i32.add (local.get $j) (i32.const 1)))
+                    (br $sLoop)))))
+                (local.set $q (i32.add (local.get $q) (i32.const 1)))
+                (br $qLoop)))))
+            (local.set $r (i32.add (local.get $r) (i32.const 1)))
+            (br $rLoop)))
+          (local.set $b (i32.add (local.get $b) (i32.const 1)))
+          (br $bLoop)))
+        (local.set $tx (i32.add (local.get $tx) (i32.const 1)))
+        (br $txLoop)))
+      (local.set $ty (i32.add (local.get $ty) (i32.const 1)))
+      (br $tyLoop))))
+
+  ;; The gradient of clipByValue(x, lo, hi): out[i] = lo <= x[i] <= hi ? dy[i] : 0 (NaN x gives 0),
+  ;; as tfjs's where(logicalAnd(x >= lo, x <= hi), dy, 0).
+  (func (export "clip_grad")
+    (param $x i32) (param $dy i32) (param $out i32) (param $n i32) (param $lo f32) (param $hi f32)
+    (local $i i32) (local $nv i32) (local $o i32) (local $vlo v128) (local $vhi v128) (local $vx v128)
+    (local $fx f32)
+    (local.set $nv (i32.and (local.get $n) (i32.const -4)))
+    (local.set $vlo (f32x4.splat (local.get $lo)))
+    (local.set $vhi (f32x4.splat (local.get $hi)))
+    (block $vDone (loop $vLoop
+      (br_if $vDone (i32.ge_u (local.get $i) (local.get $nv)))
+      (local.set $o (i32.shl (local.get $i) (i32.const 2)))
+      (local.set $vx (v128.load (i32.add (local.get $x) (local.get $o))))
+      (v128.store
+        (i32.add (local.get $out) (local.get $o))
+        (v128.and
+          (v128.load (i32.add (local.get $dy) (local.get $o)))
+          (v128.and
+            (f32x4.ge (local.get $vx) (local.get $vlo))
+            (f32x4.le (local.get $vx) (local.get $vhi)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $vLoop)))
+    (block $sDone (loop $sLoop
+      (br_if $sDone (i32.ge_u (local.get $i) (local.get $n)))
+      (local.set $o (i32.shl (local.get $i) (i32.const 2)))
+      (local.set $fx (f32.load (i32.add (local.get $x) (local.get $o))))
+      (f32.store
+        (i32.add (local.get $out) (local.get $o))
+        (select
+          (f32.load (i32.add (local.get $dy) (local.get $o)))
+          (f32.const 0)
+          (i32.and (f32.ge (local.get $fx) (local.get $lo)) (f32.le (local.get $fx) (local.get $hi)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $sLoop))))
 )

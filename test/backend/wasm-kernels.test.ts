@@ -131,20 +131,28 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
   for (const c of CASES) {
     it(c.name, async () => {
       const [dxCpu, dfCpu] = await gradients('cpu', c);
-      // Both formulations of each gradient, whichever 'auto' would pick for this shape.
-      for (const strategy of ['conv', 'matmul', 'auto'] as const) {
+      // Both formulations of each gradient, whichever 'auto' would pick for this shape; and
+      // (depthwise filter gradient) the heap SIMD loop and the fallback without it.
+      for (const [strategy, simd] of [
+        ['conv', true],
+        ['matmul', true],
+        ['auto', true],
+        ['auto', false],
+      ] as const) {
         setFilterGradStrategy(strategy);
         setInputGradStrategy(strategy);
+        setHeapSimdEnabled(simd);
         try {
           const before = tf.memory().numTensors;
           const [dxWasm, dfWasm] = await gradients('wasm', c);
           expect(tf.memory().numTensors).toBe(before);
           expect(dxWasm.length).toBe(dxCpu.length);
-          expect(relativeError(dxWasm, dxCpu), strategy).toBeLessThan(1e-4);
-          expect(relativeError(dfWasm, dfCpu), strategy).toBeLessThan(1e-4);
+          expect(relativeError(dxWasm, dxCpu), `${strategy}, simd ${simd}`).toBeLessThan(1e-4);
+          expect(relativeError(dfWasm, dfCpu), `${strategy}, simd ${simd}`).toBeLessThan(1e-4);
         } finally {
           setFilterGradStrategy('auto');
           setInputGradStrategy('auto');
+          setHeapSimdEnabled(true);
         }
       }
     });
@@ -222,6 +230,42 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
         cpu.forEach((c, i) =>
           expect(relativeError(wasm[i]!, c), `case ${i}, simd ${simd}`).toBeLessThan(1e-6),
         );
+      } finally {
+        setHeapSimdEnabled(true);
+      }
+    }
+  });
+
+  it("ClipByValue gradient (ReLU6) is the composite's, bit for bit, at the bounds, outside them and for NaN", async () => {
+    const run = async (backend: 'cpu' | 'wasm') => {
+      await useBackend(backend);
+      if (backend === 'wasm') registerWasmTrainingKernels();
+      return tf.tidy(() => {
+        // Three 4-lane vectors and a scalar tail of 3 (all inside the bounds, so nonzero);
+        // exact bounds 0 and 6 count as inside.
+        const x = tf.concat([
+          tf.randomUniform([7], -2, 8, 'float32', 31),
+          tf.tensor1d([-1, 0, 6.5, Number.NaN, -0, 3, 6, 5.999]),
+        ]);
+        const dy = tf.randomNormal([15], 0, 1, 'float32', 32);
+        const g = tf.grad((a: tf.Tensor) => tf.clipByValue(a, 0, 6))(x, dy);
+        // As tfjs-layers' ReLU(maxValue: 6) builds it.
+        const layer = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.clipByValue(tf.relu(a), 0, 6), dy)))(x);
+        return [g.dataSync(), layer.dataSync()].map((v) => [...v]);
+      });
+    };
+    const cpu = await run('cpu');
+    for (const simd of [true, false]) {
+      setHeapSimdEnabled(simd);
+      try {
+        await run('wasm');
+        const before = tf.memory().numTensors;
+        const ids = (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
+        const wasm = await run('wasm');
+        expect(tf.memory().numTensors).toBe(before);
+        expect((tf.backend() as unknown as { numDataIds(): number }).numDataIds()).toBe(ids);
+        expect(wasm, `simd ${simd}`).toEqual(cpu);
+        expect(wasm[0]!.slice(7).map((v, i) => (v === 0 ? 0 : i + 7))).toEqual([0, 8, 0, 0, 11, 12, 13, 14]);
       } finally {
         setHeapSimdEnabled(true);
       }
