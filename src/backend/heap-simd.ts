@@ -50,6 +50,8 @@ export interface HeapSimd {
     pt: number,
     pl: number,
   ): void;
+  /** acc[j] += src[r, j] over a float32 [rows, cols] matrix into a zeroed float64 [cols] buffer. */
+  column_sums(src: number, rows: number, cols: number, acc: number): void;
   /** out[i] = lo <= x[i] <= hi ? dy[i] : 0, for `n` values. */
   clip_grad(x: number, dy: number, out: number, n: number, lo: number, hi: number): void;
 }

@@ -276,4 +276,40 @@
           (i32.and (f32.ge (local.get $fx) (local.get $lo)) (f32.le (local.get $fx) (local.get $hi)))))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $sLoop))))
+
+  ;; Column sums of a row-major float32 [rows, cols] matrix into a float64 [cols] buffer (zeroed
+  ;; by the caller): acc[j] += src[r, j]. Per-channel statistics of NHWC tensors.
+  (func (export "column_sums")
+    (param $src i32) (param $rows i32) (param $cols i32) (param $acc i32)
+    (local $j i32) (local $cv i32) (local $v v128) (local $a i32) (local $s i32)
+    (local.set $cv (i32.and (local.get $cols) (i32.const -4)))
+    (block $done
+      (br_if $done (i32.eqz (local.get $rows)))
+      (loop $row
+        (local.set $j (i32.const 0))
+        (block $vDone (loop $vLoop
+          (br_if $vDone (i32.ge_u (local.get $j) (local.get $cv)))
+          (local.set $v (v128.load (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2)))))
+          (local.set $a (i32.add (local.get $acc) (i32.shl (local.get $j) (i32.const 3))))
+          (v128.store (local.get $a)
+            (f64x2.add (v128.load (local.get $a)) (f64x2.promote_low_f32x4 (local.get $v))))
+          (v128.store offset=16 (local.get $a)
+            (f64x2.add
+              (v128.load offset=16 (local.get $a))
+              (f64x2.promote_low_f32x4
+                (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v)))))
+          (local.set $j (i32.add (local.get $j) (i32.const 4)))
+          (br $vLoop)))
+        (block $sDone (loop $sLoop
+          (br_if $sDone (i32.ge_u (local.get $j) (local.get $cols)))
+          (local.set $a (i32.add (local.get $acc) (i32.shl (local.get $j) (i32.const 3))))
+          (f64.store (local.get $a)
+            (f64.add
+              (f64.load (local.get $a))
+              (f64.promote_f32 (f32.load (i32.add (local.get $src) (i32.shl (local.get $j) (i32.const 2)))))))
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br $sLoop)))
+        (local.set $src (i32.add (local.get $src) (i32.shl (local.get $cols) (i32.const 2))))
+        (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
+        (br_if $row (local.get $rows)))))
 )

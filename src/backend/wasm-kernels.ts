@@ -708,8 +708,21 @@ function leadingReduction(kind: 'Sum' | 'Mean') {
     const rest = x.shape.slice(axes.length);
     const cols = rest.reduce((p, d) => p * d, 1);
     const out = b.makeOutput(keepDims ? [...axes.map(() => 1), ...rest] : rest, 'float32');
-    // Views after makeOutput: allocating may grow (and move) the heap.
-    const acc = columnSums(b.typedArrayFromHeap(x), rows, cols);
+    const simd = heapSimd(b);
+    let acc: Float64Array;
+    if (simd) {
+      // A float64 accumulator on the heap: [cols] doubles in a float32 buffer of twice the length.
+      const scratch = b.makeOutput([2 * cols], 'float32');
+      const bytes = b.typedArrayFromHeap(scratch);
+      bytes.fill(0);
+      const at = b.getMemoryOffset(scratch.dataId); // malloc aligns to at least 8 bytes
+      simd.column_sums(b.getMemoryOffset(x.dataId), rows, cols, at);
+      acc = new Float64Array(b.typedArrayFromHeap(scratch).buffer, at, cols).slice();
+      b.disposeData(scratch.dataId);
+    } else {
+      // Views after makeOutput: allocating may grow (and move) the heap.
+      acc = columnSums(b.typedArrayFromHeap(x), rows, cols);
+    }
     const dst = b.typedArrayFromHeap(out);
     const scale = kind === 'Mean' ? 1 / rows : 1;
     for (let c = 0; c < cols; c++) dst[c] = (acc[c] as number) * scale;

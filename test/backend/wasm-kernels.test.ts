@@ -236,6 +236,42 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     }
   });
 
+  it('Sum and Mean over leading axes match cpu (SIMD float64 column sums and the JavaScript loop)', async () => {
+    const run = async (backend: 'cpu' | 'wasm') => {
+      await useBackend(backend);
+      if (backend === 'wasm') registerWasmTrainingKernels();
+      return tf.tidy(() => {
+        const x = tf.randomNormal([3, 5, 7, 6], 2, 3, 'float32', 41); // 6 columns: a vector and a tail
+        const m = tf.randomNormal([37, 9], -1, 1, 'float32', 42);
+        return [
+          tf.sum(x, [0, 1, 2]),
+          tf.mean(x, [0, 1, 2], true),
+          tf.sum(m, 0),
+          tf.mean(m, [0]),
+          tf.sum(x, [1, 2]), // not leading: the shipped kernel
+        ].map((t) => ({ shape: t.shape, values: t.dataSync() as Float32Array }));
+      });
+    };
+    const cpu = await run('cpu');
+    for (const simd of [true, false]) {
+      setHeapSimdEnabled(simd);
+      try {
+        await run('wasm');
+        const before = tf.memory().numTensors;
+        const ids = (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
+        const wasm = await run('wasm');
+        expect(tf.memory().numTensors).toBe(before);
+        expect((tf.backend() as unknown as { numDataIds(): number }).numDataIds()).toBe(ids);
+        cpu.forEach((c, i) => {
+          expect(wasm[i]!.shape, `case ${i}`).toEqual(c.shape);
+          expect(relativeError(wasm[i]!.values, c.values), `case ${i}, simd ${simd}`).toBeLessThan(1e-6);
+        });
+      } finally {
+        setHeapSimdEnabled(true);
+      }
+    }
+  });
+
   it("ClipByValue gradient (ReLU6) is the composite's, bit for bit, at the bounds, outside them and for NaN", async () => {
     const run = async (backend: 'cpu' | 'wasm') => {
       await useBackend(backend);
