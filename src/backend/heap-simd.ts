@@ -52,6 +52,8 @@ export interface HeapSimd {
   ): void;
   /** acc[j] += src[r, j] over a float32 [rows, cols] matrix into a zeroed float64 [cols] buffer. */
   column_sums(src: number, rows: number, cols: number, acc: number): void;
+  /** dst[b, j, i] = src[b, i, j] for `batch` row-major [rows, cols] matrices of 4-byte values. */
+  transpose_2d(src: number, dst: number, batch: number, rows: number, cols: number): void;
   /** out[i] = lo <= x[i] <= hi ? dy[i] : 0, for `n` values. */
   clip_grad(x: number, dy: number, out: number, n: number, lo: number, hi: number): void;
 }

@@ -312,4 +312,87 @@
         (local.set $src (i32.add (local.get $src) (i32.shl (local.get $cols) (i32.const 2))))
         (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
         (br_if $row (local.get $rows)))))
+
+  ;; dst[b, j, i] = src[b, i, j] for a batch of row-major [rows, cols] matrices of 4-byte values:
+  ;; 4x4 blocks transposed in registers, the edges one value at a time.
+  (func (export "transpose_2d")
+    (param $src i32) (param $dst i32) (param $batch i32) (param $rows i32) (param $cols i32)
+    (local $i i32) (local $j i32) (local $rv i32) (local $cvv i32) (local $rb i32) (local $cb i32)
+    (local $s i32) (local $d i32)
+    (local $r0 v128) (local $r1 v128) (local $r2 v128) (local $r3 v128)
+    (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
+    (local.set $rv (i32.and (local.get $rows) (i32.const -4)))
+    (local.set $cvv (i32.and (local.get $cols) (i32.const -4)))
+    (local.set $rb (i32.shl (local.get $rows) (i32.const 2)))
+    (local.set $cb (i32.shl (local.get $cols) (i32.const 2)))
+    (block $bDone (loop $bLoop
+      (br_if $bDone (i32.eqz (local.get $batch)))
+      (local.set $i (i32.const 0))
+      (block $iDone (loop $iLoop
+        (br_if $iDone (i32.ge_u (local.get $i) (local.get $rv)))
+        (local.set $j (i32.const 0))
+        (block $jDone (loop $jLoop
+          (br_if $jDone (i32.ge_u (local.get $j) (local.get $cvv)))
+          ;; s = &src[i, j]
+          (local.set $s
+            (i32.add (local.get $src)
+              (i32.shl (i32.add (i32.mul (local.get $i) (local.get $cols)) (local.get $j)) (i32.const 2))))
+          (local.set $r0 (v128.load (local.get $s)))
+          (local.set $r1 (v128.load (i32.add (local.get $s) (local.get $cb))))
+          (local.set $r2 (v128.load (i32.add (local.get $s) (i32.shl (local.get $cb) (i32.const 1)))))
+          (local.set $r3 (v128.load (i32.add (local.get $s) (i32.mul (local.get $cb) (i32.const 3)))))
+          (local.set $t0 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r0) (local.get $r1)))
+          (local.set $t1 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r0) (local.get $r1)))
+          (local.set $t2 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r2) (local.get $r3)))
+          (local.set $t3 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r2) (local.get $r3)))
+          ;; d = &dst[j, i]
+          (local.set $d
+            (i32.add (local.get $dst)
+              (i32.shl (i32.add (i32.mul (local.get $j) (local.get $rows)) (local.get $i)) (i32.const 2))))
+          (v128.store (local.get $d)
+            (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t0) (local.get $t2)))
+          (v128.store (i32.add (local.get $d) (local.get $rb))
+            (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t0) (local.get $t2)))
+          (v128.store (i32.add (local.get $d) (i32.shl (local.get $rb) (i32.const 1)))
+            (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t1) (local.get $t3)))
+          (v128.store (i32.add (local.get $d) (i32.mul (local.get $rb) (i32.const 3)))
+            (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t1) (local.get $t3)))
+          (local.set $j (i32.add (local.get $j) (i32.const 4)))
+          (br $jLoop)))
+        ;; The last cols % 4 columns of these 4 rows.
+        (block $tDone (loop $tLoop
+          (br_if $tDone (i32.ge_u (local.get $j) (local.get $cols)))
+          (call $copyColumn (local.get $src) (local.get $dst) (local.get $i) (i32.add (local.get $i) (i32.const 4))
+            (local.get $j) (local.get $rows) (local.get $cols))
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br $tLoop)))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $iLoop)))
+      ;; The last rows % 4 rows, every column.
+      (local.set $j (i32.const 0))
+      (block $eDone (loop $eLoop
+        (br_if $eDone (i32.ge_u (local.get $j) (local.get $cols)))
+        (call $copyColumn (local.get $src) (local.get $dst) (local.get $rv) (local.get $rows)
+          (local.get $j) (local.get $rows) (local.get $cols))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $eLoop)))
+      (local.set $src (i32.add (local.get $src) (i32.mul (local.get $rows) (local.get $cb))))
+      (local.set $dst (i32.add (local.get $dst) (i32.mul (local.get $rows) (local.get $cb))))
+      (local.set $batch (i32.sub (local.get $batch) (i32.const 1)))
+      (br $bLoop))))
+
+  ;; dst[j, i] = src[i, j] for i in [from, to): one column of src into part of a row of dst.
+  (func $copyColumn
+    (param $src i32) (param $dst i32) (param $from i32) (param $to i32) (param $j i32)
+    (param $rows i32) (param $cols i32)
+    (block $done (loop $loop
+      (br_if $done (i32.ge_u (local.get $from) (local.get $to)))
+      (i32.store
+        (i32.add (local.get $dst)
+          (i32.shl (i32.add (i32.mul (local.get $j) (local.get $rows)) (local.get $from)) (i32.const 2)))
+        (i32.load
+          (i32.add (local.get $src)
+            (i32.shl (i32.add (i32.mul (local.get $from) (local.get $cols)) (local.get $j)) (i32.const 2)))))
+      (local.set $from (i32.add (local.get $from) (i32.const 1)))
+      (br $loop))))
 )

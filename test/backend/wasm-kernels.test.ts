@@ -4,6 +4,7 @@ import '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
 import { heapSimd, setHeapSimdEnabled } from '../../src/backend/heap-simd.js';
 import {
+  collapsePermutation,
   registerWasmTrainingKernels,
   setFilterGradStrategy,
   setInputGradStrategy,
@@ -270,6 +271,77 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
         setHeapSimdEnabled(true);
       }
     }
+  });
+
+  it('BatchMatMul: a large fresh right operand is multiplied transposed (b^T . a^T); every flag combination matches cpu', async () => {
+    // [3, 200] x [200, 50]: packing the 10,000 weights would cost more than transposing the rest.
+    const cases: [number[], number[], boolean, boolean][] = [
+      [[3, 200], [200, 50], false, false],
+      [[3, 200], [50, 200], false, true],
+      [[200, 3], [200, 50], true, false],
+      [[200, 3], [50, 200], true, true],
+      [[1, 3, 200], [200, 50], false, false], // unit batch dimension kept
+      [[2, 3, 20], [2, 5, 20], false, true], // batched: as shipped, flags transposed out
+      [[64, 20], [20, 5], false, false], // small right operand: direct
+    ];
+    const run = async (backend: 'cpu' | 'wasm') => {
+      await useBackend(backend);
+      if (backend === 'wasm') registerWasmTrainingKernels();
+      return cases.map(([as, bs, ta, tb], i) =>
+        tf.tidy(() => {
+          const a = tf.randomNormal(as, 0, 1, 'float32', 50 + i);
+          const b = tf.randomNormal(bs, 0, 1, 'float32', 60 + i);
+          const y = tf.matMul(a, b, ta, tb);
+          // The same right operand again: XNNPACK has it packed now.
+          const again = tf.matMul(a, b, ta, tb);
+          return { shape: y.shape, y: y.dataSync() as Float32Array, again: again.dataSync() as Float32Array };
+        }),
+      );
+    };
+    const cpu = await run('cpu');
+    const before = tf.memory().numTensors;
+    const wasm = await run('wasm');
+    expect(tf.memory().numTensors).toBe(before);
+    cpu.forEach((c, i) => {
+      expect(wasm[i]!.shape, `case ${i}`).toEqual(c.shape);
+      expect(relativeError(wasm[i]!.y, c.y), `case ${i}`).toBeLessThan(1e-5);
+      expect(relativeError(wasm[i]!.again, c.y), `case ${i} again`).toBeLessThan(1e-5);
+    });
+  });
+
+  it('Transpose: batched 2D cases on the heap (4x4 blocks and ragged edges), the rest shipped; exact', async () => {
+    const cases: [number[], number[], 'float32' | 'int32'][] = [
+      [[9, 7], [1, 0], 'float32'], // ragged rows and columns
+      [[8, 12], [1, 0], 'int32'],
+      [[3, 5, 6], [0, 2, 1], 'float32'], // batched
+      [[2, 3, 4, 5], [3, 0, 1, 2], 'float32'], // collapses to [24, 5] -> [1, 0]
+      [[2, 3, 4, 5], [0, 1, 3, 2], 'float32'], // collapses to [6, 4, 5] -> [0, 2, 1]
+      [[1, 4, 1, 6], [3, 2, 1, 0], 'float32'], // size-1 axes
+      [[2, 3, 4, 5], [2, 0, 1, 3], 'float32'], // not a 2D transpose: shipped kernel
+    ];
+    const run = async (backend: 'cpu' | 'wasm') => {
+      await useBackend(backend);
+      if (backend === 'wasm') registerWasmTrainingKernels();
+      return cases.map(([shape, perm, dtype]) =>
+        tf.tidy(() => {
+          const n = shape.reduce((a, d) => a * d, 1);
+          const x = tf.tensor(
+            Array.from({ length: n }, (_, i) => (i * 7919) % 1000),
+            shape,
+            dtype,
+          );
+          const t = tf.transpose(x, perm);
+          return { shape: t.shape, dtype: t.dtype, values: [...t.dataSync()] };
+        }),
+      );
+    };
+    const cpu = await run('cpu');
+    const before = tf.memory().numTensors;
+    const wasm = await run('wasm');
+    expect(tf.memory().numTensors).toBe(before);
+    expect(wasm).toEqual(cpu);
+    expect(collapsePermutation([2, 3, 4, 5], [3, 0, 1, 2])).toEqual({ shape: [24, 5], perm: [1, 0] });
+    expect(collapsePermutation([2, 3, 4, 5], [2, 0, 1, 3])).toEqual({ shape: [6, 4, 5], perm: [1, 0, 2] });
   });
 
   it("ClipByValue gradient (ReLU6) is the composite's, bit for bit, at the bounds, outside them and for NaN", async () => {
