@@ -54,6 +54,18 @@ export interface HeapSimd {
   column_sums(src: number, rows: number, cols: number, acc: number): void;
   /** dst[b, j, i] = src[b, i, j] for `batch` row-major [rows, cols] matrices of 4-byte values. */
   transpose_2d(src: number, dst: number, batch: number, rows: number, cols: number): void;
+  /** MaxPool 2x2/2 gradient for channels a multiple of 4; see heap-simd.wat. */
+  maxpool_grad_2x2(
+    x: number,
+    g: number,
+    dx: number,
+    n: number,
+    h: number,
+    w: number,
+    c: number,
+    oh: number,
+    ow: number,
+  ): void;
   /** out[i] = lo <= x[i] <= hi ? dy[i] : 0, for `n` values. */
   clip_grad(x: number, dy: number, out: number, n: number, lo: number, hi: number): void;
 }

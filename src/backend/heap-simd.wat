@@ -395,4 +395,77 @@
             (i32.shl (i32.add (i32.mul (local.get $from) (local.get $cols)) (local.get $j)) (i32.const 2)))))
       (local.set $from (i32.add (local.get $from) (i32.const 1)))
       (br $loop))))
+
+  ;; MaxPool 2x2/2 gradient (unpadded; c a multiple of 4): each dy value goes to the first maximum
+  ;; of its window in row-major order (strictly greater wins, from -inf: a window of NaN or -inf
+  ;; passes nothing), the other three positions get 0. Positions outside every window are left
+  ;; as they are (the caller zeroes dx).
+  (func (export "maxpool_grad_2x2")
+    (param $x i32) (param $g i32) (param $dx i32)
+    (param $n i32) (param $h i32) (param $w i32) (param $c i32) (param $oh i32) (param $ow i32)
+    (local $b i32) (local $r i32) (local $q i32) (local $j i32)
+    (local $rowBytes i32) (local $pixBytes i32) (local $p0 i32) (local $gp i32) (local $o i32)
+    (local $v v128) (local $best v128) (local $idx v128) (local $m v128) (local $gv v128)
+    (local.set $pixBytes (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $rowBytes (i32.mul (local.get $w) (local.get $pixBytes)))
+    (local.set $gp (local.get $g))
+    (block $bDone (loop $bLoop
+      (br_if $bDone (i32.ge_u (local.get $b) (local.get $n)))
+      (local.set $r (i32.const 0))
+      (block $rDone (loop $rLoop
+        (br_if $rDone (i32.ge_u (local.get $r) (local.get $oh)))
+        (local.set $q (i32.const 0))
+        (block $qDone (loop $qLoop
+          (br_if $qDone (i32.ge_u (local.get $q) (local.get $ow)))
+          ;; Byte offset of the window's top-left pixel.
+          (local.set $p0
+            (i32.add
+              (i32.mul
+                (i32.add (i32.mul (local.get $b) (local.get $h)) (i32.shl (local.get $r) (i32.const 1)))
+                (local.get $rowBytes))
+              (i32.mul (i32.shl (local.get $q) (i32.const 1)) (local.get $pixBytes))))
+          (local.set $j (i32.const 0))
+          (block $jDone (loop $jLoop
+            (br_if $jDone (i32.ge_u (local.get $j) (local.get $c)))
+            (local.set $o (i32.add (local.get $p0) (i32.shl (local.get $j) (i32.const 2))))
+            (local.set $best (f32x4.splat (f32.const -inf)))
+            (local.set $idx (v128.const i32x4 0 0 0 0))
+            ;; Candidates 1..4: top-left, top-right, bottom-left, bottom-right.
+            (local.set $v (v128.load (i32.add (local.get $x) (local.get $o))))
+            (local.set $m (f32x4.gt (local.get $v) (local.get $best)))
+            (local.set $best (v128.bitselect (local.get $v) (local.get $best) (local.get $m)))
+            (local.set $idx (v128.bitselect (v128.const i32x4 1 1 1 1) (local.get $idx) (local.get $m)))
+            (local.set $v (v128.load (i32.add (local.get $x) (i32.add (local.get $o) (local.get $pixBytes)))))
+            (local.set $m (f32x4.gt (local.get $v) (local.get $best)))
+            (local.set $best (v128.bitselect (local.get $v) (local.get $best) (local.get $m)))
+            (local.set $idx (v128.bitselect (v128.const i32x4 2 2 2 2) (local.get $idx) (local.get $m)))
+            (local.set $v (v128.load (i32.add (local.get $x) (i32.add (local.get $o) (local.get $rowBytes)))))
+            (local.set $m (f32x4.gt (local.get $v) (local.get $best)))
+            (local.set $best (v128.bitselect (local.get $v) (local.get $best) (local.get $m)))
+            (local.set $idx (v128.bitselect (v128.const i32x4 3 3 3 3) (local.get $idx) (local.get $m)))
+            (local.set $v
+              (v128.load
+                (i32.add (local.get $x)
+                  (i32.add (local.get $o) (i32.add (local.get $rowBytes) (local.get $pixBytes))))))
+            (local.set $m (f32x4.gt (local.get $v) (local.get $best)))
+            (local.set $idx (v128.bitselect (v128.const i32x4 4 4 4 4) (local.get $idx) (local.get $m)))
+            (local.set $gv (v128.load (local.get $gp)))
+            (v128.store (i32.add (local.get $dx) (local.get $o))
+              (v128.and (local.get $gv) (i32x4.eq (local.get $idx) (v128.const i32x4 1 1 1 1))))
+            (v128.store (i32.add (local.get $dx) (i32.add (local.get $o) (local.get $pixBytes)))
+              (v128.and (local.get $gv) (i32x4.eq (local.get $idx) (v128.const i32x4 2 2 2 2))))
+            (v128.store (i32.add (local.get $dx) (i32.add (local.get $o) (local.get $rowBytes)))
+              (v128.and (local.get $gv) (i32x4.eq (local.get $idx) (v128.const i32x4 3 3 3 3))))
+            (v128.store
+              (i32.add (local.get $dx) (i32.add (local.get $o) (i32.add (local.get $rowBytes) (local.get $pixBytes))))
+              (v128.and (local.get $gv) (i32x4.eq (local.get $idx) (v128.const i32x4 4 4 4 4))))
+            (local.set $gp (i32.add (local.get $gp) (i32.const 16)))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $jLoop)))
+          (local.set $q (i32.add (local.get $q) (i32.const 1)))
+          (br $qLoop)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $rLoop)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1)))
+      (br $bLoop))))
 )

@@ -841,7 +841,11 @@ function maxPoolGrad({ inputs, backend, attrs }: KernelArgs) {
   const dx = b.typedArrayFromHeap(out);
   dx.fill(0);
   if (fh === 2 && fw === 2 && sh === 2 && sw === 2 && top === 0 && left === 0 && 2 * OH <= H && 2 * OW <= W) {
-    maxPoolGrad2x2(x, g, dx, n, H, W, C, OH, OW);
+    const simd = heapSimd(b);
+    if (simd && C % 4 === 0) {
+      const ptr = (t: TensorInfo) => b.getMemoryOffset(t.dataId);
+      simd.maxpool_grad_2x2(ptr(input), ptr(dy), ptr(out), n, H, W, C, OH, OW);
+    } else maxPoolGrad2x2(x, g, dx, n, H, W, C, OH, OW);
     return out;
   }
   for (let i = 0; i < n; i++) {

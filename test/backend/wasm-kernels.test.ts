@@ -159,12 +159,18 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     });
   }
 
-  it('MaxPoolGrad matches cpu (2x2/2, 3x3/2 same with padding, ties after ReLU)', async () => {
-    const grads = async (backend: 'cpu' | 'wasm', size: number, stride: number, pad: 'valid' | 'same') => {
+  it('MaxPoolGrad matches cpu exactly (2x2/2 in SIMD and JavaScript, 3x3/2 same with padding, ties after ReLU)', async () => {
+    const grads = async (
+      backend: 'cpu' | 'wasm',
+      size: number,
+      stride: number,
+      pad: 'valid' | 'same',
+      channels: number,
+    ) => {
       await useBackend(backend);
       if (backend === 'wasm') registerWasmTrainingKernels();
       return tf.tidy(() => {
-        const x = tf.relu(tf.randomNormal([2, 9, 10, 3], 0, 1, 'float32', 5)); // many tied zeros
+        const x = tf.relu(tf.randomNormal([2, 9, 10, channels], 0, 1, 'float32', 5)); // many tied zeros
         const probe = tf.randomNormal(
           tf.maxPool(x as tf.Tensor4D, size, stride, pad).shape,
           0,
@@ -177,14 +183,20 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
           .dataSync() as Float32Array;
       });
     };
-    for (const [size, stride, pad] of [
-      [2, 2, 'valid'],
-      [3, 2, 'same'],
-      [3, 1, 'same'],
+    // 8 channels: the SIMD 2x2 loop (4 lanes); 3 channels: the JavaScript one.
+    for (const [size, stride, pad, channels] of [
+      [2, 2, 'valid', 8],
+      [2, 2, 'valid', 3],
+      [3, 2, 'same', 3],
+      [3, 1, 'same', 3],
     ] as const) {
-      const cpu = await grads('cpu', size, stride, pad);
-      const wasm = await grads('wasm', size, stride, pad);
-      expect(relativeError(wasm, cpu), `${size}/${stride} ${pad}`).toBeLessThan(1e-6);
+      const cpu = await grads('cpu', size, stride, pad, channels);
+      const before = tf.memory().numTensors;
+      const wasm = await grads('wasm', size, stride, pad, channels);
+      expect(tf.memory().numTensors).toBe(before);
+      // Non-overlapping windows route each gradient exactly; overlapping ones sum in another order.
+      if (size === stride) expect([...wasm], `${size}/${stride} ${pad} x${channels}`).toEqual([...cpu]);
+      else expect(relativeError(wasm, cpu), `${size}/${stride} ${pad}`).toBeLessThan(1e-6);
     }
   });
 
