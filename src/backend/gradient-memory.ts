@@ -35,7 +35,11 @@ const wrapped = new WeakSet<object>();
 const PATCHED = Symbol.for('medimg-classify.earlyGradientRelease');
 let enabled = true;
 
-/** Turns early release off or on (for comparisons; the results are the same either way). */
+/**
+ * Turns early release off or on (default on once `setupBackend` has run). The numbers computed
+ * are the same either way; turn it off to compare memory, or if a custom gradient keeps a
+ * reference to its incoming gradient or saved tensors beyond its own call.
+ */
 export function setEarlyGradientRelease(on: boolean): void {
   enabled = on;
 }
