@@ -6,9 +6,9 @@
  * @packageDocumentation
  */
 
-export type { BackendInfo, BackendName, PackageImporter, SetupBackendOptions } from './backend/setup.js';
 // --- Backends ---
 export { setEarlyGradientRelease } from './backend/gradient-memory.js';
+export type { BackendInfo, BackendName, PackageImporter, SetupBackendOptions } from './backend/setup.js';
 export { availableBackends, BACKEND_NAMES, setupBackend } from './backend/setup.js';
 // --- Data: splits, batching, synthetic phantoms (no file system) ---
 export * from './data/index.js';
