@@ -730,15 +730,11 @@ type HeapBackend = Backend & {
 
 /**
  * Sum and Mean over the leading axes (per-channel statistics of NHWC tensors, as batch
- * normalisation and its gradient compute them) in one pass over the wasm heap, accumulating in
- * float64. wasm's own reduction transposes the tensor first (74 ms for 16.7M values here); a
- * matrix product with a ones vector is slower still on fresh data (it repacks the operand).
- */
-/**
- * Sum or mean over leading axes (BatchNorm statistics, bias gradients) in one pass over the
- * wasm heap, accumulated in float64. Eight rows are added per step, which makes the loop ~3x
- * faster than one row at a time (fewer accumulator loads and stores). A matrix product with
- * ones on XNNPACK is not faster: it packs (transposes) its right operand first.
+ * normalisation and its gradient compute them, and bias gradients) in one pass over the wasm
+ * heap, accumulated in float64: the SIMD column sums, else a JavaScript loop adding eight rows
+ * per step. wasm's own reduction transposes the tensor first (74 ms for 16.7M values here). A
+ * matrix product with a ones vector on XNNPACK is slower still on fresh data: it packs
+ * (transposes) its right operand first.
  */
 function leadingReduction(kind: 'Sum' | 'Mean') {
   return ({ inputs, backend, attrs }: KernelArgs) => {
