@@ -54,6 +54,10 @@ export interface HeapSimd {
   column_sums(src: number, rows: number, cols: number, acc: number): void;
   /** dst[b, j, i] = src[b, i, j] for `batch` row-major [rows, cols] matrices of 4-byte values. */
   transpose_2d(src: number, dst: number, batch: number, rows: number, cols: number): void;
+  /** dst[c, m, a] = src[a, m, c] for 4-byte values. */
+  transpose_210(src: number, dst: number, a: number, m: number, c: number): void;
+  /** dst[m, a, :] = src[a, m, :] for rows of c 4-byte values. */
+  swap_rows_102(src: number, dst: number, a: number, m: number, c: number): void;
   /** MaxPool 2x2/2 gradient for channels a multiple of 4; see heap-simd.wat. */
   maxpool_grad_2x2(
     x: number,

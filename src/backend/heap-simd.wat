@@ -313,86 +313,145 @@
         (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
         (br_if $row (local.get $rows)))))
 
-  ;; dst[b, j, i] = src[b, i, j] for a batch of row-major [rows, cols] matrices of 4-byte values:
-  ;; 4x4 blocks transposed in registers, the edges one value at a time.
+  ;; dst[b, j, i] = src[b, i, j] for a batch of row-major [rows, cols] matrices of 4-byte values.
   (func (export "transpose_2d")
     (param $src i32) (param $dst i32) (param $batch i32) (param $rows i32) (param $cols i32)
-    (local $i i32) (local $j i32) (local $rv i32) (local $cvv i32) (local $rb i32) (local $cb i32)
+    (local $bytes i32)
+    (local.set $bytes (i32.shl (i32.mul (local.get $rows) (local.get $cols)) (i32.const 2)))
+    (block $done (loop $loop
+      (br_if $done (i32.eqz (local.get $batch)))
+      (call $transpose (local.get $src) (local.get $dst) (local.get $rows) (local.get $cols)
+        (local.get $cols) (local.get $rows))
+      (local.set $src (i32.add (local.get $src) (local.get $bytes)))
+      (local.set $dst (i32.add (local.get $dst) (local.get $bytes)))
+      (local.set $batch (i32.sub (local.get $batch) (i32.const 1)))
+      (br $loop))))
+
+  ;; dst[c, m, a] = src[a, m, c] (4-byte values): the outer and inner axes swapped around a
+  ;; middle one, as [N, H, W, C] -> [C, H, W, N]. One strided 2D transpose per middle index.
+  (func (export "transpose_210")
+    (param $src i32) (param $dst i32) (param $a i32) (param $m i32) (param $c i32)
+    (local $i i32)
+    (block $done (loop $loop
+      (br_if $done (i32.ge_u (local.get $i) (local.get $m)))
+      (call $transpose
+        (i32.add (local.get $src) (i32.shl (i32.mul (local.get $i) (local.get $c)) (i32.const 2)))
+        (i32.add (local.get $dst) (i32.shl (i32.mul (local.get $i) (local.get $a)) (i32.const 2)))
+        (local.get $a) (local.get $c)
+        (i32.mul (local.get $m) (local.get $c)) (i32.mul (local.get $m) (local.get $a)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $loop))))
+
+  ;; dst[m, a, :] = src[a, m, :] for rows of c 4-byte values, as [N, H, W, C] -> [H, W, N, C]:
+  ;; each row copied 16 bytes at a time (memory.copy costs ~200 ns a call for rows this short).
+  (func (export "swap_rows_102")
+    (param $src i32) (param $dst i32) (param $a i32) (param $m i32) (param $c i32)
+    (local $i i32) (local $j i32) (local $k i32) (local $rowBytes i32) (local $vBytes i32)
+    (local $s i32) (local $d i32)
+    (local.set $rowBytes (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $vBytes (i32.and (local.get $rowBytes) (i32.const -16)))
+    ;; Rows of dst in order (writes sequential), reading src with a stride.
+    (block $jDone (loop $jLoop
+      (br_if $jDone (i32.ge_u (local.get $j) (local.get $m)))
+      (local.set $i (i32.const 0))
+      (block $iDone (loop $iLoop
+        (br_if $iDone (i32.ge_u (local.get $i) (local.get $a)))
+        (local.set $d
+          (i32.add (local.get $dst)
+            (i32.mul (i32.add (i32.mul (local.get $j) (local.get $a)) (local.get $i)) (local.get $rowBytes))))
+        (local.set $s
+          (i32.add (local.get $src)
+            (i32.mul (i32.add (i32.mul (local.get $i) (local.get $m)) (local.get $j)) (local.get $rowBytes))))
+        (local.set $k (i32.const 0))
+        (block $vDone (loop $vLoop
+          (br_if $vDone (i32.ge_u (local.get $k) (local.get $vBytes)))
+          (v128.store (i32.add (local.get $d) (local.get $k)) (v128.load (i32.add (local.get $s) (local.get $k))))
+          (local.set $k (i32.add (local.get $k) (i32.const 16)))
+          (br $vLoop)))
+        (block $sDone (loop $sLoop
+          (br_if $sDone (i32.ge_u (local.get $k) (local.get $rowBytes)))
+          (i32.store (i32.add (local.get $d) (local.get $k)) (i32.load (i32.add (local.get $s) (local.get $k))))
+          (local.set $k (i32.add (local.get $k) (i32.const 4)))
+          (br $sLoop)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $iLoop)))
+      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+      (br $jLoop))))
+
+  ;; dst[j * dstStride + i] = src[i * srcStride + j] for i < rows, j < cols (strides in values):
+  ;; 4x4 blocks transposed in registers, the edges one value at a time.
+  (func $transpose
+    (param $src i32) (param $dst i32) (param $rows i32) (param $cols i32)
+    (param $srcStride i32) (param $dstStride i32)
+    (local $i i32) (local $j i32) (local $rv i32) (local $cvv i32) (local $sb i32) (local $db i32)
     (local $s i32) (local $d i32)
     (local $r0 v128) (local $r1 v128) (local $r2 v128) (local $r3 v128)
     (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
     (local.set $rv (i32.and (local.get $rows) (i32.const -4)))
     (local.set $cvv (i32.and (local.get $cols) (i32.const -4)))
-    (local.set $rb (i32.shl (local.get $rows) (i32.const 2)))
-    (local.set $cb (i32.shl (local.get $cols) (i32.const 2)))
-    (block $bDone (loop $bLoop
-      (br_if $bDone (i32.eqz (local.get $batch)))
-      (local.set $i (i32.const 0))
-      (block $iDone (loop $iLoop
-        (br_if $iDone (i32.ge_u (local.get $i) (local.get $rv)))
-        (local.set $j (i32.const 0))
-        (block $jDone (loop $jLoop
-          (br_if $jDone (i32.ge_u (local.get $j) (local.get $cvv)))
-          ;; s = &src[i, j]
-          (local.set $s
-            (i32.add (local.get $src)
-              (i32.shl (i32.add (i32.mul (local.get $i) (local.get $cols)) (local.get $j)) (i32.const 2))))
-          (local.set $r0 (v128.load (local.get $s)))
-          (local.set $r1 (v128.load (i32.add (local.get $s) (local.get $cb))))
-          (local.set $r2 (v128.load (i32.add (local.get $s) (i32.shl (local.get $cb) (i32.const 1)))))
-          (local.set $r3 (v128.load (i32.add (local.get $s) (i32.mul (local.get $cb) (i32.const 3)))))
-          (local.set $t0 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r0) (local.get $r1)))
-          (local.set $t1 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r0) (local.get $r1)))
-          (local.set $t2 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r2) (local.get $r3)))
-          (local.set $t3 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r2) (local.get $r3)))
-          ;; d = &dst[j, i]
-          (local.set $d
-            (i32.add (local.get $dst)
-              (i32.shl (i32.add (i32.mul (local.get $j) (local.get $rows)) (local.get $i)) (i32.const 2))))
-          (v128.store (local.get $d)
-            (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t0) (local.get $t2)))
-          (v128.store (i32.add (local.get $d) (local.get $rb))
-            (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t0) (local.get $t2)))
-          (v128.store (i32.add (local.get $d) (i32.shl (local.get $rb) (i32.const 1)))
-            (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t1) (local.get $t3)))
-          (v128.store (i32.add (local.get $d) (i32.mul (local.get $rb) (i32.const 3)))
-            (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t1) (local.get $t3)))
-          (local.set $j (i32.add (local.get $j) (i32.const 4)))
-          (br $jLoop)))
-        ;; The last cols % 4 columns of these 4 rows.
-        (block $tDone (loop $tLoop
-          (br_if $tDone (i32.ge_u (local.get $j) (local.get $cols)))
-          (call $copyColumn (local.get $src) (local.get $dst) (local.get $i) (i32.add (local.get $i) (i32.const 4))
-            (local.get $j) (local.get $rows) (local.get $cols))
-          (local.set $j (i32.add (local.get $j) (i32.const 1)))
-          (br $tLoop)))
-        (local.set $i (i32.add (local.get $i) (i32.const 4)))
-        (br $iLoop)))
-      ;; The last rows % 4 rows, every column.
+    (local.set $sb (i32.shl (local.get $srcStride) (i32.const 2)))
+    (local.set $db (i32.shl (local.get $dstStride) (i32.const 2)))
+    (block $iDone (loop $iLoop
+      (br_if $iDone (i32.ge_u (local.get $i) (local.get $rv)))
       (local.set $j (i32.const 0))
-      (block $eDone (loop $eLoop
-        (br_if $eDone (i32.ge_u (local.get $j) (local.get $cols)))
-        (call $copyColumn (local.get $src) (local.get $dst) (local.get $rv) (local.get $rows)
-          (local.get $j) (local.get $rows) (local.get $cols))
+      (block $jDone (loop $jLoop
+        (br_if $jDone (i32.ge_u (local.get $j) (local.get $cvv)))
+        ;; s = &src[i, j]
+        (local.set $s
+          (i32.add (local.get $src)
+            (i32.shl (i32.add (i32.mul (local.get $i) (local.get $srcStride)) (local.get $j)) (i32.const 2))))
+        (local.set $r0 (v128.load (local.get $s)))
+        (local.set $r1 (v128.load (i32.add (local.get $s) (local.get $sb))))
+        (local.set $r2 (v128.load (i32.add (local.get $s) (i32.shl (local.get $sb) (i32.const 1)))))
+        (local.set $r3 (v128.load (i32.add (local.get $s) (i32.mul (local.get $sb) (i32.const 3)))))
+        (local.set $t0 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r0) (local.get $r1)))
+        (local.set $t1 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r0) (local.get $r1)))
+        (local.set $t2 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r2) (local.get $r3)))
+        (local.set $t3 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r2) (local.get $r3)))
+        ;; d = &dst[j, i]
+        (local.set $d
+          (i32.add (local.get $dst)
+            (i32.shl (i32.add (i32.mul (local.get $j) (local.get $dstStride)) (local.get $i)) (i32.const 2))))
+        (v128.store (local.get $d)
+          (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t0) (local.get $t2)))
+        (v128.store (i32.add (local.get $d) (local.get $db))
+          (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t0) (local.get $t2)))
+        (v128.store (i32.add (local.get $d) (i32.shl (local.get $db) (i32.const 1)))
+          (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t1) (local.get $t3)))
+        (v128.store (i32.add (local.get $d) (i32.mul (local.get $db) (i32.const 3)))
+          (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t1) (local.get $t3)))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $jLoop)))
+      ;; The last cols % 4 columns of these 4 rows.
+      (block $tDone (loop $tLoop
+        (br_if $tDone (i32.ge_u (local.get $j) (local.get $cols)))
+        (call $copyColumn (local.get $src) (local.get $dst) (local.get $i) (i32.add (local.get $i) (i32.const 4))
+          (local.get $j) (local.get $srcStride) (local.get $dstStride))
         (local.set $j (i32.add (local.get $j) (i32.const 1)))
-        (br $eLoop)))
-      (local.set $src (i32.add (local.get $src) (i32.mul (local.get $rows) (local.get $cb))))
-      (local.set $dst (i32.add (local.get $dst) (i32.mul (local.get $rows) (local.get $cb))))
-      (local.set $batch (i32.sub (local.get $batch) (i32.const 1)))
-      (br $bLoop))))
+        (br $tLoop)))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $iLoop)))
+    ;; The last rows % 4 rows, every column.
+    (local.set $j (i32.const 0))
+    (block $eDone (loop $eLoop
+      (br_if $eDone (i32.ge_u (local.get $j) (local.get $cols)))
+      (call $copyColumn (local.get $src) (local.get $dst) (local.get $rv) (local.get $rows)
+        (local.get $j) (local.get $srcStride) (local.get $dstStride))
+      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+      (br $eLoop))))
 
-  ;; dst[j, i] = src[i, j] for i in [from, to): one column of src into part of a row of dst.
+  ;; dst[j * dstStride + i] = src[i * srcStride + j] for i in [from, to).
   (func $copyColumn
     (param $src i32) (param $dst i32) (param $from i32) (param $to i32) (param $j i32)
-    (param $rows i32) (param $cols i32)
+    (param $srcStride i32) (param $dstStride i32)
     (block $done (loop $loop
       (br_if $done (i32.ge_u (local.get $from) (local.get $to)))
       (i32.store
         (i32.add (local.get $dst)
-          (i32.shl (i32.add (i32.mul (local.get $j) (local.get $rows)) (local.get $from)) (i32.const 2)))
+          (i32.shl (i32.add (i32.mul (local.get $j) (local.get $dstStride)) (local.get $from)) (i32.const 2)))
         (i32.load
           (i32.add (local.get $src)
-            (i32.shl (i32.add (i32.mul (local.get $from) (local.get $cols)) (local.get $j)) (i32.const 2)))))
+            (i32.shl (i32.add (i32.mul (local.get $from) (local.get $srcStride)) (local.get $j)) (i32.const 2)))))
       (local.set $from (i32.add (local.get $from) (i32.const 1)))
       (br $loop))))
 

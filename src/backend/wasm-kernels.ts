@@ -1086,8 +1086,10 @@ export function collapsePermutation(shape: number[], perm: number[]): { shape: n
 }
 
 /**
- * Transposes that are (batched) 2D matrix transposes after {@link collapsePermutation} run as
- * 4x4 SIMD blocks on the heap. wasm's generic kernel took ~9 ns per value on [32768, 128].
+ * Transposes that {@link collapsePermutation} reduces to a (batched) 2D transpose, an outer/inner
+ * swap around a middle axis ([N, H, W, C] -> [C, H, W, N]) or a swap of whole rows
+ * ([N, H, W, C] -> [H, W, N, C]) run on the heap in SIMD: 4x4 blocks, or 16-byte row copies.
+ * wasm's generic kernel took ~9 ns per value on [32768, 128].
  */
 function transpose({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const b = backend as HeapBackend;
@@ -1096,18 +1098,22 @@ function transpose({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const simd = heapSimd(b);
   const collapsed = collapsePermutation(x.shape, perm);
   const p = collapsed.perm.join(',');
-  if (!simd || (x.dtype !== 'float32' && x.dtype !== 'int32') || (p !== '1,0' && p !== '0,2,1'))
+  if (
+    !simd ||
+    (x.dtype !== 'float32' && x.dtype !== 'int32') ||
+    !['1,0', '0,2,1', '2,1,0', '1,0,2'].includes(p)
+  )
     return original('Transpose', b, { x }, attrs);
-  const [batch, rows, cols] = (p === '1,0' ? [1, ...collapsed.shape] : collapsed.shape) as [
-    number,
-    number,
-    number,
-  ];
   const out = b.makeOutput(
     perm.map((a) => x.shape[a] as number),
     x.dtype,
   );
-  simd.transpose_2d(b.getMemoryOffset(x.dataId), b.getMemoryOffset(out.dataId), batch, rows, cols);
+  const [src, dst] = [b.getMemoryOffset(x.dataId), b.getMemoryOffset(out.dataId)];
+  const [d0, d1, d2 = 1] = collapsed.shape as [number, number, number?];
+  if (p === '1,0') simd.transpose_2d(src, dst, 1, d0, d1);
+  else if (p === '0,2,1') simd.transpose_2d(src, dst, d0, d1, d2);
+  else if (p === '2,1,0') simd.transpose_210(src, dst, d0, d1, d2);
+  else simd.swap_rows_102(src, dst, d0, d1, d2);
   return out;
 }
 

@@ -321,7 +321,7 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     });
   });
 
-  it('Transpose: batched 2D cases on the heap (4x4 blocks and ragged edges), the rest shipped; exact', async () => {
+  it('Transpose: 2D, batched 2D, outer/inner and row swaps on the heap (ragged edges), the rest shipped; exact', async () => {
     const cases: [number[], number[], 'float32' | 'int32'][] = [
       [[9, 7], [1, 0], 'float32'], // ragged rows and columns
       [[8, 12], [1, 0], 'int32'],
@@ -329,7 +329,11 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
       [[2, 3, 4, 5], [3, 0, 1, 2], 'float32'], // collapses to [24, 5] -> [1, 0]
       [[2, 3, 4, 5], [0, 1, 3, 2], 'float32'], // collapses to [6, 4, 5] -> [0, 2, 1]
       [[1, 4, 1, 6], [3, 2, 1, 0], 'float32'], // size-1 axes
-      [[2, 3, 4, 5], [2, 0, 1, 3], 'float32'], // not a 2D transpose: shipped kernel
+      [[2, 3, 4, 5], [2, 0, 1, 3], 'float32'], // [6, 4, 5] -> [1, 0, 2]: whole rows swapped
+      [[3, 5, 7, 9], [1, 2, 0, 3], 'int32'], // [3, 35, 9] -> [1, 0, 2], rows of 9 (2 vectors and a tail)
+      [[5, 3, 4, 6], [3, 1, 2, 0], 'float32'], // [5, 12, 6] -> [2, 1, 0]: N <-> C around H, W
+      [[9, 2, 7], [2, 1, 0], 'float32'], // [2, 1, 0] with ragged 4x4 blocks
+      [[2, 3, 4, 5], [1, 3, 0, 2], 'float32'], // four groups: the shipped kernel
     ];
     const run = async (backend: 'cpu' | 'wasm') => {
       await useBackend(backend);
