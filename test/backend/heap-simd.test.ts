@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { HEAP_SIMD_SHARED, HEAP_SIMD_UNSHARED } from '../../src/backend/heap-simd.generated.js';
 import { heapSimd, setHeapSimdEnabled } from '../../src/backend/heap-simd.js';
 
 describe('heap SIMD module', () => {
@@ -9,6 +10,12 @@ describe('heap SIMD module', () => {
       encoding: 'utf8',
     });
     expect(readFileSync('src/backend/heap-simd.generated.ts', 'utf8')).toBe(generated);
+  });
+
+  it('stays under 4 KB, the most a browser compiles synchronously on its main thread', () => {
+    for (const base64 of [HEAP_SIMD_SHARED, HEAP_SIMD_UNSHARED]) {
+      expect(Buffer.from(base64, 'base64').length).toBeLessThan(4096);
+    }
   });
 
   // Both variants, on memories of their own: the threaded build's shared one and the
