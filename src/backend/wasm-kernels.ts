@@ -1016,41 +1016,20 @@ function adaBeliefUpdate({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
     b.makeOutput(s.shape, 'float32'),
   ];
   const [pOut, mOut, sOut] = outs as [TensorInfo, TensorInfo, TensorInfo];
+  // The update's float32 constants, in the SIMD function's parameter order.
+  const constants = [decay, beta1, 1 - beta1, beta2, 1 - beta2, epsilon, root, alpha] as const;
   const simd = heapSimd(b);
   if (simd) {
-    const ptr = (t: TensorInfo) => b.getMemoryOffset(t.dataId);
-    simd.adabelief(
-      ptr(p),
-      ptr(g),
-      ptr(m),
-      ptr(s),
-      ptr(pOut),
-      ptr(mOut),
-      ptr(sOut),
-      n,
-      decay,
-      beta1,
-      1 - beta1,
-      beta2,
-      1 - beta2,
-      epsilon,
-      root,
-      alpha,
-      sgd ? 1 : 0,
-    );
+    const [src, grad, mean, belief, pNext, mNext, sNext] = [p, g, m, s, pOut, mOut, sOut].map((t) =>
+      b.getMemoryOffset(t.dataId),
+    ) as [number, number, number, number, number, number, number];
+    simd.adabelief(src, grad, mean, belief, pNext, mNext, sNext, n, ...constants, sgd ? 1 : 0);
     return outs;
   }
   const f = Math.fround;
-  const [cDecay, cBeta1, cOmb1, cBeta2, cOmb2, cEps, cRoot, cAlpha] = [
-    decay,
-    beta1,
-    1 - beta1,
-    beta2,
-    1 - beta2,
-    epsilon,
-    root,
-    alpha,
-  ].map(f) as number[] as [number, number, number, number, number, number, number, number];
+  const [cDecay, cBeta1, cOmb1, cBeta2, cOmb2, cEps, cRoot, cAlpha] = constants.map(
+    f,
+  ) as unknown as typeof constants;
   // Views after makeOutput: allocating may grow (and move) the heap.
   const [vp, vg, vm, vs, op, om, os] = [p, g, m, s, pOut, mOut, sOut].map((t) => b.typedArrayFromHeap(t));
   for (let i = 0; i < n; i++) {

@@ -128,6 +128,36 @@ function relativeError(a: Float32Array, b: Float32Array): number {
   return Math.sqrt(num / den);
 }
 
+/** Buffers the active backend holds (wasm: its heap allocations), to catch leaks below tfjs's count. */
+function backendDataIds(): number {
+  return (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
+}
+
+/**
+ * Runs `run` on wasm with the heap SIMD loops and with their JavaScript fallbacks: a warm-up, then
+ * a run that must leave neither tensors nor backend buffers behind, whose result goes to `check`.
+ */
+async function withAndWithoutHeapSimd<T>(
+  run: () => Promise<T>,
+  check: (result: T, simd: boolean) => void,
+): Promise<void> {
+  for (const simd of [true, false]) {
+    setHeapSimdEnabled(simd);
+    try {
+      await run();
+      expect(heapSimd(tf.backend()) !== null, 'SIMD module instantiated').toBe(simd);
+      const before = tf.memory().numTensors;
+      const ids = backendDataIds();
+      const result = await run();
+      expect(tf.memory().numTensors).toBe(before);
+      expect(backendDataIds()).toBe(ids);
+      check(result, simd);
+    } finally {
+      setHeapSimdEnabled(true);
+    }
+  }
+}
+
 describe('wasm training kernels: gradient parity with the cpu backend', () => {
   for (const c of CASES) {
     it(c.name, async () => {
@@ -144,9 +174,12 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
         setInputGradStrategy(strategy);
         setHeapSimdEnabled(simd);
         try {
+          await gradients('wasm', c); // the backend is active from here on
           const before = tf.memory().numTensors;
+          const ids = backendDataIds();
           const [dxWasm, dfWasm] = await gradients('wasm', c);
           expect(tf.memory().numTensors).toBe(before);
+          expect(backendDataIds()).toBe(ids);
           expect(dxWasm.length).toBe(dxCpu.length);
           expect(relativeError(dxWasm, dxCpu), `${strategy}, simd ${simd}`).toBeLessThan(1e-4);
           expect(relativeError(dfWasm, dfCpu), `${strategy}, simd ${simd}`).toBeLessThan(1e-4);
@@ -230,23 +263,13 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     const cpu = await run('cpu');
     // The SIMD loop on the heap (6 channels: one vector of 4 and a scalar tail), and the
     // JavaScript loop used where it cannot be instantiated.
-    for (const simd of [true, false]) {
-      setHeapSimdEnabled(simd);
-      try {
-        await run('wasm');
-        expect(heapSimd(tf.backend()) !== null, 'SIMD module instantiated').toBe(simd);
-        const before = tf.memory().numTensors;
-        const ids = (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
-        const wasm = await run('wasm');
-        expect(tf.memory().numTensors).toBe(before);
-        expect((tf.backend() as unknown as { numDataIds(): number }).numDataIds()).toBe(ids);
+    await withAndWithoutHeapSimd(
+      () => run('wasm'),
+      (wasm, simd) =>
         cpu.forEach((c, i) =>
           expect(relativeError(wasm[i]!, c), `case ${i}, simd ${simd}`).toBeLessThan(1e-6),
-        );
-      } finally {
-        setHeapSimdEnabled(true);
-      }
-    }
+        ),
+    );
   });
 
   it('Sum and Mean over leading axes match cpu (SIMD float64 column sums and the JavaScript loop)', async () => {
@@ -266,23 +289,14 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
       });
     };
     const cpu = await run('cpu');
-    for (const simd of [true, false]) {
-      setHeapSimdEnabled(simd);
-      try {
-        await run('wasm');
-        const before = tf.memory().numTensors;
-        const ids = (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
-        const wasm = await run('wasm');
-        expect(tf.memory().numTensors).toBe(before);
-        expect((tf.backend() as unknown as { numDataIds(): number }).numDataIds()).toBe(ids);
-        cpu.forEach((c, i) => {
-          expect(wasm[i]!.shape, `case ${i}`).toEqual(c.shape);
-          expect(relativeError(wasm[i]!.values, c.values), `case ${i}, simd ${simd}`).toBeLessThan(1e-6);
-        });
-      } finally {
-        setHeapSimdEnabled(true);
-      }
-    }
+    await withAndWithoutHeapSimd(
+      () => run('wasm'),
+      (wasm, simd) =>
+        cpu.forEach((c, j) => {
+          expect(wasm[j]!.shape, `case ${j}`).toEqual(c.shape);
+          expect(relativeError(wasm[j]!.values, c.values), `case ${j}, simd ${simd}`).toBeLessThan(1e-6);
+        }),
+    );
   });
 
   it('BatchMatMul: a large fresh right operand is multiplied transposed (b^T . a^T); every flag combination matches cpu', async () => {
@@ -311,9 +325,12 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
       );
     };
     const cpu = await run('cpu');
+    await run('wasm');
     const before = tf.memory().numTensors;
+    const ids = backendDataIds();
     const wasm = await run('wasm');
     expect(tf.memory().numTensors).toBe(before);
+    expect(backendDataIds()).toBe(ids);
     cpu.forEach((c, i) => {
       expect(wasm[i]!.shape, `case ${i}`).toEqual(c.shape);
       expect(relativeError(wasm[i]!.y, c.y), `case ${i}`).toBeLessThan(1e-5);
@@ -352,9 +369,12 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
       );
     };
     const cpu = await run('cpu');
+    await run('wasm');
     const before = tf.memory().numTensors;
+    const ids = backendDataIds();
     const wasm = await run('wasm');
     expect(tf.memory().numTensors).toBe(before);
+    expect(backendDataIds()).toBe(ids);
     expect(wasm).toEqual(cpu);
     expect(collapsePermutation([2, 3, 4, 5], [3, 0, 1, 2])).toEqual({ shape: [24, 5], perm: [1, 0] });
     expect(collapsePermutation([2, 3, 4, 5], [2, 0, 1, 3])).toEqual({ shape: [6, 4, 5], perm: [1, 0, 2] });
@@ -379,21 +399,13 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
       });
     };
     const cpu = await run('cpu');
-    for (const simd of [true, false]) {
-      setHeapSimdEnabled(simd);
-      try {
-        await run('wasm');
-        const before = tf.memory().numTensors;
-        const ids = (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
-        const wasm = await run('wasm');
-        expect(tf.memory().numTensors).toBe(before);
-        expect((tf.backend() as unknown as { numDataIds(): number }).numDataIds()).toBe(ids);
+    await withAndWithoutHeapSimd(
+      () => run('wasm'),
+      (wasm, simd) => {
         expect(wasm, `simd ${simd}`).toEqual(cpu);
-        expect(wasm[0]!.slice(7).map((v, i) => (v === 0 ? 0 : i + 7))).toEqual([0, 8, 0, 0, 11, 12, 13, 14]);
-      } finally {
-        setHeapSimdEnabled(true);
-      }
-    }
+        expect(wasm[0]!.slice(7).map((v, j) => (v === 0 ? 0 : j + 7))).toEqual([0, 8, 0, 0, 11, 12, 13, 14]);
+      },
+    );
   });
 
   it('Identity (tf.clone, used to save tensors for gradients) shares the buffer and keeps its own reference', async () => {
