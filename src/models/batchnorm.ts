@@ -22,8 +22,10 @@ export function fusedBatchNormApplies(layer: unknown, input: tf.Tensor): boolean
  * Training-mode batch normalisation over all axes but the last, with the closed-form gradient
  *   dx = (gamma * rstd / M) * (M * dy - sum(dy) - xhat * sum(dy * xhat))
  * in a few passes instead of the ~15 that differentiating mean, variance and normalisation
- * separately takes. Moving statistics are updated exactly as tfjs-layers does
- * (`moving -= (moving - batch) * (1 - momentum)`, with the biased batch variance).
+ * separately takes. The output and gradients equal tfjs-layers'. Moving statistics are updated
+ * as Keras on TensorFlow and PyTorch both do, `moving -= (moving - batch) * (1 - momentum)`
+ * with the **unbiased** batch variance (`M / (M - 1)` times the biased one that normalises the
+ * batch); tfjs-layers alone uses the biased one.
  */
 export function batchNormTraining(layer: unknown, x: tf.Tensor): tf.Tensor {
   const bn = layer as BatchNormLayer;
@@ -63,9 +65,10 @@ export function batchNormTraining(layer: unknown, x: tf.Tensor): tf.Tensor {
   const y = f(x, gamma, beta);
   tf.tidy(() => {
     const decay = 1 - bn.momentum;
+    const unbiased = tf.mul(batchVariance as tf.Tensor, m > 1 ? m / (m - 1) : 1);
     for (const [variable, value] of [
       [bn.movingMean, batchMean],
-      [bn.movingVariance, batchVariance],
+      [bn.movingVariance, unbiased],
     ] as const) {
       const orig = variable.read();
       variable.write(tf.sub(orig, tf.mul(tf.sub(orig, value as tf.Tensor), decay)));
@@ -73,4 +76,70 @@ export function batchNormTraining(layer: unknown, x: tf.Tensor): tf.Tensor {
   });
   tf.dispose([batchMean as tf.Tensor, batchVariance as tf.Tensor]);
   return y;
+}
+
+/** Running per-channel statistics of one layer's inputs, pooled exactly over batches (Chan et al.). */
+export interface ChannelMoments {
+  /** Values seen per channel. */
+  count: number;
+  mean: Float64Array;
+  /** Sum of squared deviations from the mean (M2). */
+  m2: Float64Array;
+}
+
+/** Layers whose inputs are being measured by {@link measureBatchNormInputs}, and their moments. */
+let measuring: Map<unknown, ChannelMoments> | null = null;
+
+/**
+ * While `fn` runs, each BatchNormalization layer in `layers` that is called normalises with the
+ * batch's own statistics (training mode, moving statistics untouched) and adds the batch's
+ * per-channel moments to its entry. Used by `recalibrateBatchNorm`.
+ */
+export async function measureBatchNormInputs(
+  layers: readonly unknown[],
+  fn: () => Promise<void>,
+): Promise<Map<unknown, ChannelMoments>> {
+  const previous = measuring;
+  const moments = new Map<unknown, ChannelMoments>();
+  for (const l of layers) moments.set(l, { count: 0, mean: new Float64Array(0), m2: new Float64Array(0) });
+  measuring = moments;
+  try {
+    await fn();
+  } finally {
+    measuring = previous;
+  }
+  return moments;
+}
+
+/**
+ * The BatchNormalization forward pass used while measuring (see {@link measureBatchNormInputs}),
+ * or `null` when `layer` is not being measured.
+ */
+export function measuredBatchNorm(layer: unknown, x: tf.Tensor): tf.Tensor | null {
+  const entry = measuring?.get(layer);
+  if (!entry) return null;
+  const bn = layer as BatchNormLayer;
+  const axes = Array.from({ length: x.rank - 1 }, (_, i) => i);
+  const n = axes.reduce((p, a) => p * (x.shape[a] as number), 1);
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(x, axes);
+    const bm = mean.dataSync();
+    const bv = variance.dataSync();
+    if (entry.count === 0) {
+      entry.mean = new Float64Array(bm.length);
+      entry.m2 = new Float64Array(bm.length);
+    }
+    const total = entry.count + n;
+    for (let c = 0; c < bm.length; c++) {
+      // Chan et al.'s pairwise update: exact pooled mean and M2 of all values seen.
+      const delta = (bm[c] as number) - (entry.mean[c] as number);
+      entry.mean[c] = (entry.mean[c] as number) + (delta * n) / total;
+      entry.m2[c] =
+        (entry.m2[c] as number) + (bv[c] as number) * n + (delta * delta * entry.count * n) / total;
+    }
+    entry.count = total;
+    const gamma = bn.gamma ? bn.gamma.read() : undefined;
+    const beta = bn.beta ? bn.beta.read() : undefined;
+    return tf.batchNorm(x, mean, variance, beta, gamma, bn.epsilon);
+  });
 }

@@ -4,11 +4,14 @@ export { RESNET50V2_IMAGENET, type WeightsDescriptor } from './pretrained.js';
 export { type ResNet50V2Options, resnet50v2 } from './resnet50v2.js';
 export { type SimpleCnnOptions, simpleCnn } from './simple-cnn.js';
 export {
+  type BatchNormPolicy,
   blockNames,
+  DEFAULT_FINE_TUNE_BN_MOMENTUM,
   flattenLayers,
   freeze,
   guardCompile,
   installKerasBatchNorm,
+  type UnfreezeOptions,
   unfreeze,
 } from './trainability.js';
 export { type TransferModelOptions, transferModel } from './transfer.js';

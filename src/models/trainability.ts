@@ -1,7 +1,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { check, MedimgError } from '../util/errors.js';
-import { batchNormTraining, fusedBatchNormApplies } from './batchnorm.js';
+import { batchNormTraining, fusedBatchNormApplies, measuredBatchNorm } from './batchnorm.js';
 
 type Layer = tfl.layers.Layer;
 type Kwargs = Record<string, unknown> | undefined;
@@ -42,6 +42,8 @@ export function installKerasBatchNorm(model: tfl.LayersModel): void {
       const training = kwargs?.training === true && layer.trainable;
       // tfjs hands a single input either bare or as a one-element list.
       const x = Array.isArray(inputs) ? (inputs.length === 1 ? inputs[0] : undefined) : inputs;
+      const measured = x ? measuredBatchNorm(layer, x) : null;
+      if (measured) return measured;
       if (training && x && fusedBatchNormApplies(layer, x)) return batchNormTraining(layer, x);
       return original(inputs, { ...(kwargs ?? {}), training });
     };
@@ -125,20 +127,58 @@ export function blockNames(model: tfl.LayersModel): string[] {
 }
 
 /**
+ * What fine-tuning does with the BatchNormalization layers it unfreezes.
+ *
+ * - `{ momentum }` (default `{ momentum: 0.9 }`, PyTorch's 0.1 in its convention): they train, and
+ *   their moving statistics follow the batches with this momentum. Keras builds MobileNetV2 with
+ *   0.999 and ResNet50V2 with 0.99: after a few hundred fine-tuning steps such averages still
+ *   describe the pretrained network, not the one being trained, so inference (which uses them)
+ *   scores far below training. 0.9 tracks the weights within ~20 steps.
+ * - `'train'`: they train with the momentum the model was built with (plain Keras behaviour).
+ * - `'frozen'`: they stay in inference mode with their pretrained statistics, gamma and beta
+ *   fixed (Keras's own fine-tuning advice); the convolutions around them still train.
+ *
+ * Whatever the policy, `recalibrateBatchNorm` can recompute the moving statistics afterwards.
+ */
+export type BatchNormPolicy = 'frozen' | 'train' | { momentum: number };
+
+/** Which layers {@link unfreeze} trains, and the BatchNormalization policy for them. */
+export type UnfreezeOptions = ({ from: string } | { lastBlocks: number } | { all: true }) & {
+  batchNorm?: BatchNormPolicy;
+};
+
+/** Momentum that {@link unfreeze} gives unfrozen BatchNormalization layers by default. */
+export const DEFAULT_FINE_TUNE_BN_MOMENTUM = 0.9;
+
+/**
  * Sets which layers train: every layer from `from` (a layer name) onward, or from the start of
  * the last `lastBlocks` residual blocks (`convS_blockB` in ResNet50V2, `block_N` in MobileNetV2),
- * trains; earlier layers are frozen. Frozen BatchNormalization layers run in inference mode.
+ * trains; earlier layers are frozen. Frozen BatchNormalization layers run in inference mode;
+ * unfrozen ones follow `batchNorm` (see {@link BatchNormPolicy}; default: train with momentum
+ * 0.9, which is what lets a fine-tuned Keras backbone score in inference as it trained).
  * Compile again with a fresh optimizer before training (enforced).
  *
  * @example
  * unfreeze(model, { from: 'conv5_block1_preact_bn' }); // fine-tune conv5 and the head
+ * unfreeze(model, { lastBlocks: 1, batchNorm: 'frozen' }); // keep BatchNorm in inference mode
  * model.compile({ optimizer: adaBelief({ learningRate: 1e-5 }), loss: 'categoricalCrossentropy' });
  */
-export function unfreeze(
-  model: tfl.LayersModel,
-  options: { from: string } | { lastBlocks: number } | { all: true },
-): tfl.LayersModel {
+export function unfreeze(model: tfl.LayersModel, options: UnfreezeOptions): tfl.LayersModel {
   const layers = flattenLayers(model);
+  const policy = options.batchNorm ?? { momentum: DEFAULT_FINE_TUNE_BN_MOMENTUM };
+  if (typeof policy === 'object') {
+    const m = policy.momentum;
+    check(
+      typeof m === 'number' && m >= 0 && m < 1,
+      'unfreeze',
+      `batchNorm.momentum must be in [0, 1), got ${String(m)}`,
+    );
+  } else
+    check(
+      policy === 'frozen' || policy === 'train',
+      'unfreeze',
+      `batchNorm must be 'frozen', 'train' or { momentum }, got ${JSON.stringify(policy)}`,
+    );
   let start: number;
   if ('all' in options) start = 0;
   else if ('from' in options) {
@@ -156,7 +196,10 @@ export function unfreeze(
     start = layers.findIndex((l) => l.name.startsWith(`${first}_`));
   }
   layers.forEach((layer, i) => {
-    layer.trainable = i >= start;
+    const isBn = layer.getClassName() === 'BatchNormalization';
+    layer.trainable = i >= start && !(isBn && policy === 'frozen');
+    if (isBn && i >= start && typeof policy === 'object')
+      (layer as unknown as { momentum: number }).momentum = policy.momentum;
   });
   syncContainers(model);
   return model;

@@ -20,6 +20,7 @@ export {
 export { evaluate } from './evaluate.js';
 export { type GradCamResult, gradCam, gradCamOverlay } from './gradcam.js';
 export { type ProgressOptions, progressCallback } from './progress.js';
+export { type RecalibrateOptions, recalibrateBatchNorm } from './recalibrate.js';
 export { type ModelArtifacts, modelArtifacts, modelFromArtifacts } from './serialize.js';
 export {
   evaluateSource,

@@ -1,12 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { arraySource, batches, type SampleSource } from '../data/loader.js';
-import { unfreeze } from '../models/trainability.js';
+import { type BatchNormPolicy, unfreeze } from '../models/trainability.js';
 import { transferModel } from '../models/transfer.js';
 import { adaBelief } from '../optimizers/adabelief.js';
 import { RandomTransform, type Transform } from '../transforms/base.js';
 import { Compose, OneOf, RandomApply } from '../transforms/compose.js';
+import { check } from '../util/errors.js';
 import type { CheckpointStore } from './checkpoint.js';
+import { recalibrateBatchNorm } from './recalibrate.js';
 import { type TrainCallbacks, type TrainResult, train } from './train.js';
 
 /** Whether a pipeline draws random parameters (then features cannot be computed once). */
@@ -29,15 +31,25 @@ export interface TransferLearnOptions {
   seed?: number;
   classWeights?: number[];
   head?: { dropout?: number; hiddenUnits?: number };
-  /** Phase 1: frozen backbone, new head. */
-  phase1?: { epochs: number; optimizer?: tf.Optimizer; learningRate?: number };
+  /** Phase 1: frozen backbone, new head; `epochs: 0` skips it (the head then trains in phase 2 only). */
+  phase1?: { epochs: number; optimizer?: tf.Optimizer; learningRate?: number; callbacks?: TrainCallbacks[] };
   /** Phase 2: unfreeze the last block(s) and fine-tune with a fresh optimizer at a lower rate; `epochs: 0` skips it. */
   phase2?: {
     epochs: number;
     unfreeze?: { from: string } | { lastBlocks: number };
+    /** What the unfrozen BatchNormalization layers do; default `{ momentum: 0.9 }` (see `BatchNormPolicy`). */
+    batchNorm?: BatchNormPolicy;
+    /**
+     * Recompute the moving statistics of the BatchNormalization layers that trained, over the
+     * training images with `validationTransform`, once training ends (`recalibrateBatchNorm`).
+     * Default true: it costs one inference pass and makes inference use statistics of the final weights.
+     */
+    recalibrate?: boolean;
     optimizer?: tf.Optimizer;
     learningRate?: number;
+    callbacks?: TrainCallbacks[];
   };
+  /** Callbacks for both phases (progress); phase-specific ones (schedules) go in `phase1`/`phase2`. */
   callbacks?: TrainCallbacks[];
   /** Checkpoint stores for the two phases. */
   checkpoints?: { phase1?: CheckpointStore; phase2?: CheckpointStore };
@@ -67,12 +79,18 @@ export async function transferLearn(
     batchSize: options.batchSize ?? 32,
     seed,
     ...(options.classWeights ? { classWeights: options.classWeights } : {}),
-    ...(options.callbacks ? { callbacks: options.callbacks } : {}),
   };
+  const callbacks = (phase?: TrainCallbacks[]) => [...(options.callbacks ?? []), ...(phase ?? [])];
   /** Trains the whole model (backbone frozen or partly unfrozen) on images. */
-  const trainFull = (optimizer: tf.Optimizer, epochs: number, checkpoints?: CheckpointStore) =>
+  const trainFull = (
+    optimizer: tf.Optimizer,
+    epochs: number,
+    phaseCallbacks: TrainCallbacks[],
+    checkpoints?: CheckpointStore,
+  ) =>
     train({
       ...common,
+      callbacks: phaseCallbacks,
       model,
       train: options.train,
       ...(options.validation ? { validation: options.validation } : {}),
@@ -82,8 +100,9 @@ export async function transferLearn(
       epochs,
       ...(checkpoints ? { checkpoints } : {}),
     });
-  let phase1: TrainResult;
-  if (!isRandomTransform(options.transform)) {
+  let phase1: TrainResult = { history: [], bestEpoch: null, best: null, stoppedEarly: false, epochsRun: 0 };
+  if (p1.epochs === 0) log('phase 1 skipped: the head trains with the unfrozen layers in phase 2');
+  else if (!isRandomTransform(options.transform)) {
     log('phase 1: the training pipeline is deterministic, computing backbone features once');
     const feats = async (src: SampleSource, t?: Transform) => {
       const out: { pixels: Float32Array; label: number }[] = [];
@@ -122,6 +141,7 @@ export async function transferLearn(
     const head = tfl.model({ inputs: headInput, outputs: x });
     phase1 = await train({
       ...common,
+      callbacks: callbacks(p1.callbacks),
       model: head,
       train: trainFeats,
       ...(valFeats ? { validation: valFeats } : {}),
@@ -129,12 +149,26 @@ export async function transferLearn(
       epochs: p1.epochs,
       ...(options.checkpoints?.phase1 ? { checkpoints: options.checkpoints.phase1 } : {}),
     });
-  } else phase1 = await trainFull(opt1, p1.epochs, options.checkpoints?.phase1);
+  } else phase1 = await trainFull(opt1, p1.epochs, callbacks(p1.callbacks), options.checkpoints?.phase1);
   const p2 = options.phase2;
-  if (!p2 || p2.epochs === 0) return { model, phase1, phase2: null };
-  unfreeze(model, p2.unfreeze ?? { lastBlocks: 1 });
+  if (!p2 || p2.epochs === 0) {
+    check(p1.epochs > 0, 'transferLearn', 'phase1.epochs and phase2.epochs are both 0: nothing would train');
+    return { model, phase1, phase2: null };
+  }
+  unfreeze(model, {
+    ...(p2.unfreeze ?? { lastBlocks: 1 }),
+    ...(p2.batchNorm !== undefined ? { batchNorm: p2.batchNorm } : {}),
+  });
   log(`phase 2: fine-tuning ${model.trainableWeights.length} weight tensors with a fresh optimizer`);
   const opt2 = p2.optimizer ?? adaBelief({ learningRate: p2.learningRate ?? 1e-4 });
-  const phase2 = await trainFull(opt2, p2.epochs, options.checkpoints?.phase2);
+  const phase2 = await trainFull(opt2, p2.epochs, callbacks(p2.callbacks), options.checkpoints?.phase2);
+  if (p2.recalibrate ?? true) {
+    const r = await recalibrateBatchNorm(model, options.train, {
+      batchSize: common.batchSize,
+      ...(options.validationTransform ? { transform: options.validationTransform } : {}),
+    });
+    if (r.layers.length)
+      log(`recalibrated the moving statistics of ${r.layers.length} BatchNormalization layers on ${r.images} images`);
+  }
   return { model, phase1, phase2 };
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
@@ -20,7 +21,43 @@ function bnModel(fused: boolean) {
   return m;
 }
 
+const reference = JSON.parse(
+  readFileSync(new URL('../fixtures/batchnorm.json', import.meta.url), 'utf8'),
+) as {
+  momentum: number;
+  epsilon: number;
+  initial: { gamma: number[]; beta: number[]; movingMean: number[]; movingVariance: number[] };
+  steps: { shape: number[]; x: number[]; y: number[]; movingMean: number[]; movingVariance: number[] }[];
+};
+
 describe.each(['cpu', 'wasm'] as const)('fused training-mode BatchNormalization (%s)', (backend) => {
+  it('matches PyTorch 1.13: outputs and moving statistics (unbiased variance) over batches of different sizes', async () => {
+    await useBackend(backend);
+    const layer = tfl.layers.batchNormalization({
+      momentum: reference.momentum,
+      epsilon: reference.epsilon,
+    });
+    const m = tfl.sequential({ layers: [tfl.layers.inputLayer({ inputShape: [null, null, 4] }), layer] });
+    installKerasBatchNorm(m);
+    const init = reference.initial;
+    layer.setWeights([init.gamma, init.beta, init.movingMean, init.movingVariance].map((v) => tf.tensor1d(v)));
+    const before = tf.memory().numTensors;
+    for (const step of reference.steps) {
+      const x = tf.tensor(step.x, step.shape);
+      const y = m.apply(x, { training: true }) as tf.Tensor;
+      const out = y.dataSync();
+      for (let i = 0; i < out.length; i++) expect(Math.abs(out[i]! - step.y[i]!)).toBeLessThan(1e-5);
+      const [, , mean, variance] = layer.getWeights();
+      for (let c = 0; c < 4; c++) {
+        expect(mean!.dataSync()[c]).toBeCloseTo(step.movingMean[c]!, 5);
+        expect(variance!.dataSync()[c]).toBeCloseTo(step.movingVariance[c]!, 5);
+      }
+      tf.dispose([x, y]);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    m.dispose();
+  });
+
   it('equals tfjs-layers: output, gradients for x, gamma and beta, and moving statistics', async () => {
     await useBackend(backend);
     if (backend === 'wasm') (await import('../../src/backend/wasm-kernels.js')).registerWasmTrainingKernels();
@@ -59,8 +96,10 @@ describe.each(['cpu', 'wasm'] as const)('fused training-mode BatchNormalization 
     close(b.dgamma, a.dgamma, 1e-4);
     close(b.dbeta, a.dbeta, 1e-4);
     close(b.dx, a.dx, 1e-4);
-    // Moving statistics after the same updates (two training calls each: value and dx).
-    b.stats.forEach((s, i) => close(s, a.stats[i]!, 1e-5));
+    // Moving means after the same updates (two training calls each: value and dx). The moving
+    // variance differs on purpose: it takes the unbiased batch variance, as Keras on TensorFlow
+    // and PyTorch do (checked against PyTorch below), where tfjs-layers takes the biased one.
+    close(b.stats[0]!, a.stats[0]!, 1e-5);
     tf.dispose([x, probe]);
     plain.dispose();
     fused.dispose();

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
@@ -17,7 +18,9 @@ import {
   loadClassifier,
   mobilenetV2,
   RandomErasing,
+  RandomHorizontalFlip,
   Rescale,
+  recalibrateBatchNorm,
   saveClassifier,
   setupBackend,
   simpleCnn,
@@ -175,6 +178,64 @@ describe('transferLearn', () => {
     expect(r.phase2!.history).toHaveLength(1);
     expect(Array.from(backbone.getLayer('Conv1').getWeights()[0]!.dataSync())).toEqual(conv1);
     expect(r.model.trainableWeights.map((w) => w.originalName)).toContain('block_16_project/kernel');
+    r.model.dispose();
+  }, 120_000);
+
+  it('transferLearn: phase 1 skipped, phase 2 with its own callbacks and BatchNorm policy, statistics recalibrated at the end', async () => {
+    await setupBackend('wasm');
+    const data = syntheticDataset({ kind: 'breast-ultrasound', perClass: 8, size: 32, seed: 4 });
+    const rgb = arraySource(
+      data.samples.map((s) => ({
+        label: s.label,
+        pixels: Float32Array.from({ length: 32 * 32 * 3 }, (_, i) => s.pixels[Math.floor(i / 3)]!),
+      })),
+      { height: 32, width: 32, channels: 3, numClasses: 3 },
+    );
+    const preprocess = new Rescale({ scale: 1 / 127.5, offset: -1 });
+    const lines: string[] = [];
+    const phase2Epochs: number[] = [];
+    const r = await transferLearn({
+      backbone: mobilenetV2({ alpha: 0.35, inputShape: [32, 32, 3], seed: 1 }),
+      numClasses: 3,
+      train: rgb,
+      transform: new Compose([new RandomHorizontalFlip(), preprocess], { seed: 1 }),
+      validationTransform: preprocess,
+      phase1: { epochs: 0 },
+      phase2: {
+        epochs: 2,
+        unfreeze: { from: 'block_16_expand' },
+        batchNorm: { momentum: 0.8 },
+        callbacks: [{ onEpochEnd: (e) => void phase2Epochs.push(e) }],
+      },
+      batchSize: 8,
+      log: (l) => lines.push(l),
+    });
+    expect(lines[0]).toMatch(/phase 1 skipped/);
+    expect(lines.at(-1)).toBe(
+      'recalibrated the moving statistics of 4 BatchNormalization layers on 24 images',
+    );
+    expect(r.phase1.history).toEqual([]);
+    expect(phase2Epochs).toEqual([0, 1]);
+    const bn = r.model.getLayer('mobilenetv2_0.35_32') as tfl.LayersModel;
+    expect((bn.getLayer('Conv_1_bn') as unknown as { momentum: number }).momentum).toBe(0.8);
+    // Recalibrated: a second pass over the same images with the weights fixed changes nothing.
+    const stats = () =>
+      bn
+        .getLayer('Conv_1_bn')
+        .getWeights()
+        .slice(2)
+        .map((w) => Array.from(w.dataSync()));
+    const after = stats();
+    await recalibrateBatchNorm(r.model, rgb, { transform: preprocess, batchSize: 8 });
+    stats().forEach((s, i) => s.forEach((v, k) => expect(v).toBeCloseTo(after[i]![k]!, 5)));
+    await expect(
+      transferLearn({
+        backbone: mobilenetV2({ alpha: 0.35, inputShape: [32, 32, 3] }),
+        numClasses: 3,
+        train: rgb,
+        phase1: { epochs: 0 },
+      }),
+    ).rejects.toThrow(/phase1.epochs and phase2.epochs are both 0/);
     r.model.dispose();
   }, 120_000);
 });
