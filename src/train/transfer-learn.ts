@@ -168,7 +168,9 @@ export async function transferLearn(
       ...(options.validationTransform ? { transform: options.validationTransform } : {}),
     });
     if (r.layers.length)
-      log(`recalibrated the moving statistics of ${r.layers.length} BatchNormalization layers on ${r.images} images`);
+      log(
+        `recalibrated the moving statistics of ${r.layers.length} BatchNormalization layers on ${r.images} images`,
+      );
   }
   return { model, phase1, phase2 };
 }

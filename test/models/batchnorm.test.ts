@@ -40,7 +40,9 @@ describe.each(['cpu', 'wasm'] as const)('fused training-mode BatchNormalization 
     const m = tfl.sequential({ layers: [tfl.layers.inputLayer({ inputShape: [null, null, 4] }), layer] });
     installKerasBatchNorm(m);
     const init = reference.initial;
-    layer.setWeights([init.gamma, init.beta, init.movingMean, init.movingVariance].map((v) => tf.tensor1d(v)));
+    layer.setWeights(
+      [init.gamma, init.beta, init.movingMean, init.movingVariance].map((v) => tf.tensor1d(v)),
+    );
     const before = tf.memory().numTensors;
     for (const step of reference.steps) {
       const x = tf.tensor(step.x, step.shape);

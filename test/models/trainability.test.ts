@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { beforeAll, describe, expect, it } from 'vitest';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   adaBelief,
   arraySource,
@@ -139,7 +139,10 @@ describe('fine-tuning BatchNormalization policy', () => {
     // inference mode; statistics measured on the data stand in for pretrained ones.
     const pixels = await xs.data();
     const source = arraySource(
-      [0, 1, 2, 3, 4, 5, 6, 7].map((i) => ({ label: i % 3, pixels: (pixels as Float32Array).slice(i * 3072, (i + 1) * 3072) })),
+      [0, 1, 2, 3, 4, 5, 6, 7].map((i) => ({
+        label: i % 3,
+        pixels: (pixels as Float32Array).slice(i * 3072, (i + 1) * 3072),
+      })),
       { height: 32, width: 32, channels: 3, numClasses: 3 },
     );
     await recalibrateBatchNorm(c, source, { layers: 'all' });
