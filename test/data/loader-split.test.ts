@@ -9,8 +9,10 @@ import {
   RandomHorizontalFlip,
   Resize,
   setupBackend,
+  stratifiedKFold,
   stratifiedSplit,
   syntheticDataset,
+  withoutLeaks,
 } from '../../src/index.js';
 
 describe('synthetic phantoms', () => {
@@ -72,6 +74,64 @@ describe('splits, class weights and leaks', () => {
     expect(() => stratifiedSplit(samples, { validation: 1.5, seed: 1 })).toThrow(
       /validation must be a fraction in \(0, 1\)/,
     );
+  });
+
+  it('stratifiedKFold: each sample validates once, classes spread evenly, duplicates in one fold, seeded', () => {
+    // BUSI-like counts: 35 / 17 / 11, with two duplicate pairs (one across classes, as in BUSI).
+    const samples = [35, 17, 11].flatMap((n, label) =>
+      Array.from({ length: n }, (_, i) => ({ label, path: `${label}/${i}`, hash: `${label}-${i}` })),
+    );
+    samples[3]!.hash = 'dup';
+    samples[36]!.hash = 'dup'; // label 1
+    samples[5]!.hash = 'pair';
+    samples[6]!.hash = 'pair';
+    const folds = stratifiedKFold(samples, { folds: 5, seed: 3 });
+    expect(folds).toHaveLength(5);
+    const seen = folds.flatMap((f) => f.validation.map((s) => s.path)).sort();
+    expect(seen).toEqual(samples.map((s) => s.path).sort());
+    for (const f of folds) {
+      expect(f.train.length + f.validation.length).toBe(samples.length);
+      expect(findLeaks(f.train, f.validation)).toEqual([]);
+      // Per class, fold sizes differ by at most one unit (the duplicate pair counts 2).
+      for (const [label, n] of [35, 17, 11].entries()) {
+        const c = f.validation.filter((s) => s.label === label).length;
+        expect(Math.abs(c - n / 5)).toBeLessThanOrEqual(2);
+      }
+    }
+    const again = stratifiedKFold(samples, { folds: 5, seed: 3 });
+    expect(again.map((f) => f.validation.map((s) => s.path))).toEqual(
+      folds.map((f) => f.validation.map((s) => s.path)),
+    );
+    const other = stratifiedKFold(samples, { folds: 5, seed: 4 });
+    expect(other.map((f) => f.validation.map((s) => s.path))).not.toEqual(
+      folds.map((f) => f.validation.map((s) => s.path)),
+    );
+    expect(() => stratifiedKFold(samples, { folds: 1, seed: 1 })).toThrow(
+      /folds must be an integer >= 2, got 1/,
+    );
+    expect(() => stratifiedKFold(samples.slice(0, 3), { folds: 5, seed: 1 })).toThrow(
+      /3 samples cannot fill 5 folds/,
+    );
+  });
+
+  it('withoutLeaks keeps a test set held out: test files whose content is in training are dropped and reported', () => {
+    const training = [
+      { label: 0, hash: 'a', path: 'Training/glioma/1.jpg' },
+      { label: 1, hash: 'b', path: 'Training/meningioma/2.jpg' },
+    ];
+    const test = [
+      { label: 0, hash: 'a', path: 'Testing/glioma/9.jpg' },
+      { label: 2, hash: 'c', path: 'Testing/notumor/3.jpg' },
+      { label: 1, hash: 'b', path: 'Testing/meningioma/4.jpg' },
+      { label: 1, hash: 'd', path: 'Testing/meningioma/5.jpg' },
+    ];
+    const { kept, dropped } = withoutLeaks(test, training);
+    expect(kept.map((s) => s.path)).toEqual(['Testing/notumor/3.jpg', 'Testing/meningioma/5.jpg']);
+    expect(dropped.map((d) => [d.sample.path, d.matches.map((m) => m.path)])).toEqual([
+      ['Testing/glioma/9.jpg', ['Training/glioma/1.jpg']],
+      ['Testing/meningioma/4.jpg', ['Training/meningioma/2.jpg']],
+    ]);
+    expect(() => withoutLeaks([{ label: 0, path: 'x.png' }], training)).toThrow(/x.png has no hash/);
   });
 
   it('classWeights are scikit-learn balanced weights (BUSI counts)', () => {
