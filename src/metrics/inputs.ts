@@ -97,3 +97,50 @@ export function inferNumClasses(op: string, given: number | undefined, ...lists:
   for (const list of lists) for (const v of list) if (v > max) max = v;
   return max + 1;
 }
+
+/**
+ * Reads paired labels and class probabilities for the review metrics: same length, not empty,
+ * at least two classes, every probability in [0, 1], every label a class index.
+ */
+export function readCases(
+  op: string,
+  yTrue: LabelInput,
+  probabilities: ProbabilityInput,
+): { labels: number[]; probs: number[][]; numClasses: number } {
+  const probs = toProbabilities(op, probabilities);
+  const numClasses = probs[0]?.length ?? 0;
+  const labels = toLabels(op, 'yTrue', yTrue, numClasses || undefined);
+  checkPaired(op, labels, probs);
+  check(numClasses >= 2, op, `probabilities need at least 2 classes, got ${numClasses}`);
+  checkUnitInterval(op, probs);
+  return { labels, probs, numClasses };
+}
+
+/** Rejects probabilities outside [0, 1] (logits passed where probabilities were expected). */
+export function checkUnitInterval(op: string, probs: readonly (readonly number[])[]): void {
+  probs.forEach((row, i) =>
+    row.forEach((v, j) =>
+      check(
+        v >= 0 && v <= 1,
+        op,
+        () => `probabilities[${i}][${j}] = ${v} is outside [0, 1] (logits instead of probabilities?)`,
+      ),
+    ),
+  );
+}
+
+/** Checks that `value` is a class index in [0, numClasses) and returns it. */
+export function checkClassIndex(op: string, name: string, value: unknown, numClasses: number): number {
+  check(
+    Number.isInteger(value) && (value as number) >= 0,
+    op,
+    () => `${name} must be a class index, got ${String(value)}`,
+  );
+  check(
+    (value as number) < numClasses,
+    op,
+    () =>
+      `${name} ${String(value)} is outside [0, ${numClasses}) (the probabilities have ${numClasses} classes)`,
+  );
+  return value as number;
+}
