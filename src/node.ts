@@ -32,6 +32,7 @@ export { setupBackend } from './node/backend.js';
 // --- Training on disk: checkpoints, classifier folders, reports ---
 export { fileCheckpointStore } from './node/checkpoints.js';
 export { loadClassifier, NodeClassifier, saveClassifier } from './node/classifier.js';
+export { type EvaluateAndSaveOptions, evaluateAndSave, metricsSummary } from './node/finish.js';
 export { historyPoints, writeEvaluation, writeGradCamPng, writeTrainingCurves } from './node/report.js';
 export { type NodeWasmThreadingOptions, nodeWasmThreading } from './node/wasm-threads.js';
 // --- Reports: charts rendered to SVG and PNG ---

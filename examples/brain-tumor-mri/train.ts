@@ -1,231 +1,326 @@
 /**
  * Reproduction of the brain-tumour MRI project (4 classes: glioma, meningioma, notumor, pituitary).
  *
- *   npm run build && npx tsx examples/brain-tumor-mri/train.ts [--data DIR] [--epochs N] [--size N] [--quick] [--out DIR]
+ *   npm run build
+ *   npx tsx examples/brain-tumor-mri/train.ts [--stage 1|2|3|4|all] [--data DIR] [--test DIR]
+ *       [--weights resnet50v2_notop.h5] [--epochs N] [--quick] [--out DIR] [--threads N] [--seed N]
  *
- * Stages, as in the source project:
+ * The project's four stages:
  *   1. SimpleCNN on grayscale images, plain resize (the project's 93-94% baseline)
  *   2. the same with aspect-preserving letterbox (the project's step to 95%)
- *   3. transfer learning, frozen pretrained backbone + new head (ResNet50V2 in the project, 97%)
- *   4. unfreeze only the last block and fine-tune (99%, no tumour predicted as normal)
- * The only pretrained weights reachable offline are the ImageNet MobileNetV2-0.35 inside the
- * Keras files in ../shared/models, so stages 3-4 use that backbone here; pass --resnet-weights
- * with Keras's resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5 to use ResNet50V2 instead.
+ *   3. a frozen pretrained backbone + a new head (ResNet50V2 in the project, 97%)
+ *   4. the backbone's last block unfrozen and fine-tuned (99%, no tumour predicted as normal)
+ * Stages 3-4 use ResNet50V2 when `--weights` gives Keras's ImageNet file
+ * (resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5), else the ImageNet MobileNetV2-0.35 inside
+ * the Keras files in ../shared/models (the only pretrained weights reachable offline here).
  *
- * Data: ../shared/data/brain-mri/Training when present (validation carved out of it, duplicates
- * kept on one side), else synthetic phantoms. Runs on tfjs-node-gpu / tfjs-node when installed,
- * else on wasm with this library's training kernels.
+ * Data: `--data` (default ../shared/data/brain-mri/Training), class-per-folder. A validation split
+ * (20%, stratified, duplicates kept on one side) picks each stage's best epoch and is reported.
+ * `--test DIR` (the release's Testing folder) is scored once per stage at the end, separately;
+ * its files that duplicate training files are reported and left out. Without real data the
+ * stages run on synthetic phantoms. Results, pictures and classifiers go to `--out`
+ * (default runs/brain-tumor-mri); docs/results.md lists what this command gave.
  */
 import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
 import {
-  adaBelief,
   arraySource,
   Compose,
-  evaluate,
+  cosineDecay,
+  type DecodeSpec,
   fileCheckpointStore,
-  findDuplicates,
-  folderSource,
-  imageFolder,
+  learningRateScheduler,
   loadKerasWeights,
   mobilenetV2,
-  progressCallback,
   RandomHorizontalFlip,
   RandomRotation,
   Rescale,
   resnet50v2,
   type SampleSource,
-  saveClassifier,
   setupBackend,
   simpleCnn,
   stratifiedSplit,
   syntheticDataset,
   train,
   transferLearn,
-  writeEvaluation,
-  writeTrainingCurves,
 } from 'medimg-classify/node';
+import {
+  finishStage,
+  printSummary,
+  progress,
+  readDataset,
+  readHeldOutTest,
+  type Sample,
+  SHARED,
+  type StageSummary,
+  sources,
+} from '../common.js';
 
 const { values } = parseArgs({
   options: {
+    stage: { type: 'string' },
     data: { type: 'string' },
+    test: { type: 'string' },
+    weights: { type: 'string' },
+    'resnet-weights': { type: 'string' },
     epochs: { type: 'string' },
-    size: { type: 'string' },
     quick: { type: 'boolean' },
     out: { type: 'string' },
-    'resnet-weights': { type: 'string' },
+    threads: { type: 'string' },
+    seed: { type: 'string' },
   },
 });
-const here = import.meta.dirname;
-const dataDir = values.data ?? resolve(here, '../../../shared/data/brain-mri/Training');
-const modelsDir = resolve(here, '../../../shared/models');
+const usage = (message: string): never => {
+  console.error(`brain-tumor-mri: ${message}`);
+  process.exit(2);
+};
+const stageArg = values.stage ?? 'all';
+if (!/^(all|[1-4](,[1-4])*)$/.test(stageArg))
+  usage(`--stage must be 1, 2, 3, 4, a comma list or all, got '${stageArg}'`);
+const stages = new Set(stageArg === 'all' ? [1, 2, 3, 4] : stageArg.split(',').map(Number));
 const quick = values.quick ?? false;
-const epochs = Number(values.epochs ?? (quick ? 3 : 15));
-const size = Number(values.size ?? (quick ? 64 : 128));
+const epochsOverride = values.epochs === undefined ? undefined : Number(values.epochs);
+if (epochsOverride !== undefined && !(Number.isInteger(epochsOverride) && epochsOverride > 0))
+  usage(`--epochs must be a positive integer, got '${values.epochs}'`);
+const seed = Number(values.seed ?? 1);
+const threads = values.threads === undefined ? undefined : Number(values.threads);
+const dataDir = resolve(values.data ?? join(SHARED, 'data/brain-mri/Training'));
+const resnetFile = values.weights ?? values['resnet-weights'];
+const mobilenetFile = join(SHARED, 'models/teachable-machine-busi/keras_model.h5');
 const out = resolve(values.out ?? 'runs/brain-tumor-mri');
-const progress = progressCallback({
-  live: Boolean(process.stdout.isTTY),
-  redraw: (s) => process.stdout.write(`\r${s.padEnd(100)}`),
-});
+if (values.test && !existsSync(values.test)) usage(`--test folder ${values.test} does not exist`);
+if (resnetFile && !existsSync(resnetFile)) usage(`--weights file ${resnetFile} does not exist`);
 
-const backend = await setupBackend('auto');
-console.log(`backend: ${backend.name} (${backend.package})`);
+const backend = await setupBackend('auto', threads === undefined ? {} : { threads });
+console.log(
+  `backend: ${backend.name} (${backend.package}${backend.threads ? `, ${backend.threads} threads` : ''})`,
+);
 
-interface Split {
-  classes: string[];
-  train: (fit: 'fill' | 'contain', channels: 1 | 3, s: number) => SampleSource;
-  validation: (fit: 'fill' | 'contain', channels: 1 | 3, s: number) => SampleSource;
-}
-
-async function loadData(): Promise<Split> {
-  if (existsSync(dataDir)) {
-    const folder = await imageFolder(dataDir);
-    const { samples, exact } = await findDuplicates(folder.samples);
-    const pool = quick ? samples.filter((_, i) => i % 8 === 0) : samples;
-    const { train: tr, validation: va } = stratifiedSplit(pool, { validation: 0.2, seed: 42 });
-    console.log(
-      `data: ${dataDir}: ${pool.length} images, ${exact.length} duplicate groups kept on one side; ${tr.length} train / ${va.length} validation`,
-    );
-    const n = folder.classes.length;
-    return {
-      classes: folder.classes,
-      train: (fit, channels, s) =>
-        folderSource(tr, n, { channels, resize: { height: s, width: s, fit }, cache: true }),
-      validation: (fit, channels, s) =>
-        folderSource(va, n, { channels, resize: { height: s, width: s, fit }, cache: true }),
-    };
-  }
-  console.log(`data: ${dataDir} is absent, using synthetic phantoms`);
-  const d = syntheticDataset({ kind: 'brain-mri', perClass: quick ? 60 : 200, size, seed: 1 });
-  const { train: tr, validation: va } = stratifiedSplit(d.samples, { validation: 0.2, seed: 42 });
-  const src = (s: typeof tr, channels: 1 | 3) =>
-    arraySource(
-      s.map((x) => ({
-        label: x.label,
-        pixels:
-          channels === 1
-            ? x.pixels
-            : Float32Array.from({ length: x.pixels.length * 3 }, (_, i) => x.pixels[Math.floor(i / 3)]!),
-      })),
-      { height: size, width: size, channels, numClasses: d.classes.length },
-    );
-  return { classes: d.classes, train: (_f, c) => src(tr, c), validation: (_f, c) => src(va, c) };
-}
-
-const data = await loadData();
 const normalClass = 'notumor';
-const summary: Record<string, { accuracy: number; macroF1: number; missed: number; abnormal: number }> = {};
-
-async function report(
-  stage: string,
-  model: Parameters<typeof evaluate>[0],
-  validation: SampleSource,
-  preprocess: Rescale,
-) {
-  const m = await evaluate(model, validation, {
-    classNames: data.classes,
-    normalClass,
-    transform: preprocess,
-  });
-  await writeEvaluation(m, join(out, stage, 'evaluation'), { classNames: data.classes, title: stage });
-  summary[stage] = {
-    accuracy: m.report.accuracy,
-    macroF1: m.report.macro.f1,
-    missed: m.missedFindings!.count,
-    abnormal: m.missedFindings!.abnormal,
-  };
+let classes: string[];
+let trainSet: (decode: DecodeSpec) => SampleSource;
+let valSet: (decode: DecodeSpec) => SampleSource;
+let testSet: ((decode: DecodeSpec) => SampleSource) | undefined;
+if (existsSync(dataDir)) {
+  const data = await readDataset(dataDir);
+  classes = data.classes;
+  const pool = quick ? data.samples.filter((_, i) => i % 8 === 0) : data.samples;
+  const split = stratifiedSplit(pool, { validation: 0.2, seed: 42 });
   console.log(
-    `\n[${stage}]\n${m.report.toString()}missed findings (tumour called normal): ${m.missedFindings!.count} of ${m.missedFindings!.abnormal}\n`,
+    `data: ${dataDir}: ${pool.length} images, ${data.duplicateGroups.length} groups of identical files kept on one side; ` +
+      `${split.train.length} train / ${split.validation.length} validation`,
   );
-  return m;
+  const test: Sample[] | undefined = values.test
+    ? await readHeldOutTest(values.test, classes, data.samples)
+    : undefined;
+  const source = sources(classes.length);
+  trainSet = (d) => source(split.train, d, 'train');
+  valSet = (d) => source(split.validation, d, 'validation');
+  if (test) testSet = (d) => source(test, d, 'test');
+} else {
+  console.log(`data: ${dataDir} is absent, using synthetic phantoms`);
+  const size = 64;
+  const d = syntheticDataset({ kind: 'brain-mri', perClass: quick ? 40 : 200, size, seed: 1 });
+  classes = d.classes;
+  const split = stratifiedSplit(d.samples, { validation: 0.2, seed: 42 });
+  const phantoms = (part: typeof split.train) => (decode: DecodeSpec) => {
+    const s = decode.resize?.height ?? size;
+    return arraySource(
+      part.map((x) => {
+        const img = tf.tidy(() => {
+          let t: tf.Tensor3D = tf.image.resizeBilinear(tf.tensor3d(x.pixels, [size, size, 1]), [s, s]);
+          if (decode.channels === 3) t = tf.tile(t, [1, 1, 3]);
+          return t;
+        });
+        const pixels = img.dataSync() as Float32Array;
+        img.dispose();
+        return { label: x.label, pixels };
+      }),
+      { height: s, width: s, channels: decode.channels, numClasses: classes.length },
+    );
+  };
+  trainSet = phantoms(split.train);
+  valSet = phantoms(split.validation);
 }
 
-// Stages 1 and 2: SimpleCNN, grayscale, plain resize vs letterbox.
-for (const fit of ['fill', 'contain'] as const) {
-  const stage = fit === 'fill' ? '1-simple-cnn-resize' : '2-simple-cnn-letterbox';
+const summaries: StageSummary[] = [];
+const seconds = (t0: number) => (Date.now() - t0) / 1000;
+
+// Stages 1 and 2: SimpleCNN on grayscale, plain resize vs letterbox; Adam with cosine decay.
+for (const [stageNo, fit] of [
+  [1, 'fill'],
+  [2, 'contain'],
+] as const) {
+  if (!stages.has(stageNo)) continue;
+  const stage = stageNo === 1 ? '1-simple-cnn-resize' : '2-simple-cnn-letterbox';
+  const size = quick ? 64 : 128;
+  const epochs = epochsOverride ?? (quick ? 3 : 12);
+  const decode: DecodeSpec = { channels: 1, resize: { height: size, width: size, fit } };
   const preprocess = new Rescale({ scale: 1 / 255 });
   const augment = new Compose([new RandomHorizontalFlip(), new RandomRotation({ degrees: 10 }), preprocess], {
-    seed: 1,
+    seed,
   });
-  const model = simpleCnn({ inputShape: [size, size, 1], numClasses: data.classes.length, seed: 1 });
-  const validation = data.validation(fit, 1, size);
+  const model = simpleCnn({ inputShape: [size, size, 1], numClasses: classes.length, seed });
+  const optimizer = tf.train.adam(1e-3);
+  const t0 = Date.now();
   const r = await train({
     model,
-    train: data.train(fit, 1, size),
-    validation,
-    optimizer: adaBelief({ learningRate: 1e-3 }),
+    train: trainSet(decode),
+    validation: valSet(decode),
+    optimizer,
     epochs,
     batchSize: 32,
+    seed,
     transform: augment,
     validationTransform: preprocess,
-    monitor: 'val_f1',
     checkpoints: fileCheckpointStore(join(out, stage, 'checkpoints')),
-    callbacks: [progress],
+    callbacks: [learningRateScheduler(optimizer, cosineDecay({ initial: 1e-3, epochs })), progress()],
   });
-  await writeTrainingCurves(r.history, join(out, stage, 'training-curves'));
-  await report(stage, model, validation, preprocess);
-  await saveClassifier(join(out, stage, 'classifier'), {
-    model,
-    classNames: data.classes,
-    decode: { channels: 1, resize: { height: size, width: size, fit } },
-    preprocessing: preprocess,
-    normalClass,
-  });
+  summaries.push(
+    await finishStage({
+      stage,
+      out,
+      model,
+      classNames: classes,
+      normalClass,
+      decode,
+      preprocess,
+      validation: valSet(decode),
+      ...(testSet ? { test: testSet(decode) } : {}),
+      history: r.history,
+      seconds: seconds(t0),
+    }),
+  );
   model.dispose();
 }
 
-// Stages 3 and 4: pretrained backbone, frozen then last block fine-tuned.
-const tlSize = quick ? 96 : 160;
-const kerasFile = join(modelsDir, 'teachable-machine-busi', 'keras_model.h5');
-const resnetWeights = values['resnet-weights'];
-if (!resnetWeights && !existsSync(kerasFile)) {
-  console.log('stages 3-4 skipped: no pretrained weights (../shared/models absent and no --resnet-weights)');
-} else {
-  const backbone = resnetWeights
-    ? resnet50v2({ inputShape: [tlSize, tlSize, 3] })
-    : mobilenetV2({ alpha: 0.35, inputShape: [tlSize, tlSize, 3] });
-  const match = await loadKerasWeights(backbone, resnetWeights ?? kerasFile, { allowUnexpected: true });
-  console.log(
-    `backbone ${backbone.name}: ${match.loaded.length} ImageNet weights loaded from ${resnetWeights ?? kerasFile}`,
-  );
-  const preprocess = new Rescale({ scale: 1 / 127.5, offset: -1 });
-  const validation = data.validation('contain', 3, tlSize);
-  const result = await transferLearn({
-    backbone,
-    numClasses: data.classes.length,
-    train: data.train('contain', 3, tlSize),
-    validation,
-    transform: preprocess,
-    validationTransform: preprocess,
-    batchSize: 32,
-    seed: 1,
-    phase1: { epochs, learningRate: 1e-3 },
-    phase2: { epochs: Math.max(1, Math.round(epochs / 2)), learningRate: 1e-4, unfreeze: { lastBlocks: 1 } },
-    callbacks: [progress],
-    log: console.log,
-  });
-  await writeTrainingCurves(
-    [
-      ...result.phase1.history,
-      ...(result.phase2?.history ?? []).map((h) => ({ ...h, epoch: h.epoch + epochs })),
-    ],
-    join(out, '3-4-transfer', 'training-curves'),
-  );
-  await report('4-fine-tuned-last-block', result.model, validation, preprocess);
-  await saveClassifier(join(out, '4-fine-tuned-last-block', 'classifier'), {
-    model: result.model,
-    classNames: data.classes,
-    decode: { channels: 3, resize: { height: tlSize, width: tlSize, fit: 'contain' } },
-    preprocessing: preprocess,
-    normalClass,
-  });
+// Stages 3 and 4: a pretrained backbone at 224x224 RGB, letterboxed, scaled to [-1, 1].
+if (stages.has(3) || stages.has(4)) {
+  const weightsFile = resnetFile ?? (existsSync(mobilenetFile) ? mobilenetFile : undefined);
+  if (!weightsFile) {
+    console.log('stages 3-4 skipped: no pretrained weights (../shared/models is absent and no --weights)');
+  } else {
+    const arch = resnetFile
+      ? {
+          name: 'ResNet50V2',
+          build: (s: number) => resnet50v2({ inputShape: [s, s, 3] }),
+          lastBlock: 'conv5_block1_preact_bn',
+          batchSize: 16,
+        }
+      : {
+          name: 'MobileNetV2-0.35',
+          build: (s: number) => mobilenetV2({ alpha: 0.35, inputShape: [s, s, 3] }),
+          // The last stage: blocks 13-16 (the 160- and 320-channel blocks) and Conv_1.
+          lastBlock: 'block_13_expand',
+          batchSize: 32,
+        };
+    const size = quick ? 96 : 224;
+    const decode: DecodeSpec = { channels: 3, resize: { height: size, width: size, fit: 'contain' } };
+    const preprocess = new Rescale({ scale: 1 / 127.5, offset: -1 });
+    const backbone = async () => {
+      const b = arch.build(size);
+      const match = await loadKerasWeights(b, weightsFile, { allowUnexpected: true });
+      console.log(`${arch.name}: ${match.loaded.length} ImageNet weight tensors from ${weightsFile}`);
+      return b;
+    };
+    if (stages.has(3)) {
+      // Frozen backbone + new head: the pipeline is deterministic, so the backbone's features are
+      // computed once and only the head trains.
+      const stage = '3-frozen-backbone';
+      const epochs = epochsOverride ?? (quick ? 3 : 30);
+      const optimizer = tf.train.adam(1e-3);
+      const t0 = Date.now();
+      const r = await transferLearn({
+        backbone: await backbone(),
+        numClasses: classes.length,
+        train: trainSet(decode),
+        validation: valSet(decode),
+        transform: preprocess,
+        validationTransform: preprocess,
+        batchSize: arch.batchSize,
+        seed,
+        phase1: {
+          epochs,
+          optimizer,
+          callbacks: [learningRateScheduler(optimizer, cosineDecay({ initial: 1e-3, epochs }))],
+        },
+        phase2: { epochs: 0 },
+        checkpoints: { phase1: fileCheckpointStore(join(out, stage, 'checkpoints')) },
+        callbacks: [progress()],
+        log: console.log,
+      });
+      summaries.push(
+        await finishStage({
+          stage,
+          out,
+          model: r.model,
+          classNames: classes,
+          normalClass,
+          decode,
+          preprocess,
+          validation: valSet(decode),
+          ...(testSet ? { test: testSet(decode) } : {}),
+          history: r.phase1.history,
+          seconds: seconds(t0),
+        }),
+      );
+      r.model.dispose();
+    }
+    if (stages.has(4)) {
+      // The last block fine-tuned with a new head, flips, Adam 1e-3 with cosine decay. Its
+      // BatchNormalization layers train with momentum 0.9 (Keras builds them with 0.999, whose
+      // moving averages would trail the weights) and are recalibrated at the end.
+      const stage = '4-fine-tuned-last-block';
+      const epochs = epochsOverride ?? (quick ? 2 : 6);
+      const optimizer = tf.train.adam(1e-3);
+      const t0 = Date.now();
+      const r = await transferLearn({
+        backbone: await backbone(),
+        numClasses: classes.length,
+        train: trainSet(decode),
+        validation: valSet(decode),
+        transform: new Compose([new RandomHorizontalFlip(), preprocess], { seed }),
+        validationTransform: preprocess,
+        batchSize: arch.batchSize,
+        seed,
+        phase1: { epochs: 0 },
+        phase2: {
+          epochs,
+          unfreeze: { from: arch.lastBlock },
+          optimizer,
+          callbacks: [learningRateScheduler(optimizer, cosineDecay({ initial: 1e-3, epochs }))],
+        },
+        checkpoints: { phase2: fileCheckpointStore(join(out, stage, 'checkpoints')) },
+        callbacks: [progress()],
+        log: console.log,
+      });
+      summaries.push(
+        await finishStage({
+          stage,
+          out,
+          model: r.model,
+          classNames: classes,
+          normalClass,
+          decode,
+          preprocess,
+          validation: valSet(decode),
+          ...(testSet ? { test: testSet(decode) } : {}),
+          history: r.phase2?.history ?? [],
+          seconds: seconds(t0),
+        }),
+      );
+      r.model.dispose();
+    }
+  }
 }
 
-console.log('\nstage                          accuracy  macro F1  tumours called normal');
-for (const [stage, s] of Object.entries(summary)) {
-  console.log(
-    `${stage.padEnd(30)} ${s.accuracy.toFixed(3).padStart(8)}  ${s.macroF1.toFixed(3).padStart(8)}  ${s.missed}/${s.abnormal}`,
-  );
-}
-console.log(`\npictures and classifiers: ${out}`);
+printSummary(summaries, normalClass);
+await mkdir(out, { recursive: true });
+await writeFile(
+  join(out, `summary-stages-${[...stages].join('')}.json`),
+  `${JSON.stringify({ backend, data: dataDir, test: values.test ?? null, stages: summaries }, null, 2)}\n`,
+);
+console.log(`\npictures, reports and classifiers: ${out}`);

@@ -47,6 +47,7 @@ export async function saveClassifier(
     preprocessing?: Transform | null;
     normalClass?: string | null;
     metrics?: Record<string, unknown>;
+    modelCard?: Record<string, unknown>;
   },
 ): Promise<ClassifierMeta> {
   const inputShape = options.model.inputs[0]!.shape.slice(1) as [number, number, number];

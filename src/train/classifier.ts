@@ -26,6 +26,11 @@ export interface ClassifierMeta {
   /** Name of the normal / healthy class, for the missed-finding warning. */
   normalClass: string | null;
   metrics?: Record<string, unknown>;
+  /**
+   * How the model was made (a MONAI-bundle-style model card): the run's command line, resolved
+   * options, seed, data and split, library and backend versions. The CLI writes its `run.json` here.
+   */
+  modelCard?: Record<string, unknown>;
   createdAt: string;
 }
 
@@ -101,6 +106,7 @@ export function classifierMeta(options: {
   preprocessing?: Transform | null;
   normalClass?: string | null;
   metrics?: Record<string, unknown>;
+  modelCard?: Record<string, unknown>;
 }): ClassifierMeta {
   const normal = options.normalClass ?? null;
   if (normal !== null)
@@ -119,6 +125,7 @@ export function classifierMeta(options: {
     preprocessing: options.preprocessing ? options.preprocessing.toJSON() : null,
     normalClass: normal,
     ...(options.metrics ? { metrics: options.metrics } : {}),
+    ...(options.modelCard ? { modelCard: options.modelCard } : {}),
     createdAt: new Date().toISOString(),
   };
 }

@@ -53,6 +53,12 @@ export interface TransferLearnOptions {
   callbacks?: TrainCallbacks[];
   /** Checkpoint stores for the two phases. */
   checkpoints?: { phase1?: CheckpointStore; phase2?: CheckpointStore };
+  /** Continue each phase from its `last` checkpoint (a finished phase is not trained again). */
+  resume?: boolean;
+  /** Metric that picks each phase's best epoch (see `train`). */
+  monitor?: string;
+  /** Stop a phase after this many epochs without improvement of `monitor`. */
+  earlyStopping?: { patience: number; minDelta?: number };
   log?: (line: string) => void;
 }
 
@@ -79,6 +85,9 @@ export async function transferLearn(
     batchSize: options.batchSize ?? 32,
     seed,
     ...(options.classWeights ? { classWeights: options.classWeights } : {}),
+    ...(options.monitor ? { monitor: options.monitor } : {}),
+    ...(options.earlyStopping ? { earlyStopping: options.earlyStopping } : {}),
+    ...(options.resume ? { resume: true } : {}),
   };
   const callbacks = (phase?: TrainCallbacks[]) => [...(options.callbacks ?? []), ...(phase ?? [])];
   /** Trains the whole model (backbone frozen or partly unfrozen) on images. */

@@ -1,0 +1,482 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readdir } from 'node:fs/promises';
+import { dirname, join, relative, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import {
+  adaBelief,
+  BACKEND_NAMES,
+  type BatchNormPolicy,
+  classWeights as balancedWeights,
+  Compose,
+  cosineDecay,
+  type DecodeSpec,
+  type EpochLog,
+  evaluateAndSave,
+  fileCheckpointStore,
+  findDuplicates,
+  folderSource,
+  GaussianBlur,
+  hashSamples,
+  imageFolder,
+  learningRateScheduler,
+  loadKerasWeights,
+  mobilenetV2,
+  RandomErasing,
+  RandomHorizontalFlip,
+  RandomRotation,
+  Rescale,
+  reduceLearningRateOnPlateau,
+  resnet50v2,
+  simpleCnn,
+  stepDecay,
+  stratifiedSplit,
+  type TrainCallbacks,
+  type Transform,
+  train,
+  transferLearn,
+  VERSION,
+  validateSamples,
+  withoutLeaks,
+  writeFileAtomic,
+} from '../../node.js';
+import { type Command, choice, num, parse, str, UsageError, type Values } from '../args.js';
+import { backendFlags, err, out, progress, startBackend } from '../io.js';
+
+const MODELS = ['simple-cnn', 'resnet50v2', 'mobilenetv2'] as const;
+const AUGMENTATIONS = ['flip', 'blur', 'erase', 'rotate'] as const;
+const MONITORS = ['val_loss', 'val_accuracy', 'val_f1', 'loss', 'accuracy', 'f1'] as const;
+const SCHEDULES = ['none', 'cosine', 'step', 'plateau'] as const;
+
+export const trainCmd: Command = {
+  name: 'train',
+  summary: 'train a classifier on a class-per-folder dataset',
+  usage: `Usage: medimg-classify train --data DIR [options]
+
+  --data DIR               class-per-folder training data (DIR/<class>/<image>)
+  --val DIR                separate validation folder (else --validation-split of --data)
+  --validation-split F     fraction held out, stratified, duplicates kept together (default 0.2)
+  --test DIR               held-out test folder, scored once at the end and reported separately;
+                           its files that duplicate training files are left out (and counted)
+  --model NAME             simple-cnn (default) | resnet50v2 | mobilenetv2
+  --alpha A                MobileNetV2 width (default 0.35)
+  --weights FILE           Keras .h5 with backbone weights (e.g. ImageNet MobileNetV2-0.35)
+  --image-size N           square input size (default 128; 224 for resnet50v2/mobilenetv2)
+  --letterbox              keep the aspect ratio and pad (default: stretch)
+  --grayscale              1 channel (simple-cnn only; pretrained backbones need RGB)
+  --augment LIST           comma list of ${AUGMENTATIONS.join(',')} (default none)
+  --optimizer NAME         adabelief (default) | adam
+  --lr X                   learning rate (default 1e-3)
+  --lr-schedule NAME       ${SCHEDULES.join(' | ')} (default none)
+  --epochs N               epochs (phase 1 for transfer models; default 10)
+  --fine-tune-epochs N     phase 2 epochs with the last block unfrozen (transfer models; default 0)
+  --unfreeze-from LAYER    first layer to fine-tune in phase 2 (default: the last block)
+  --batchnorm POLICY       unfrozen BatchNorm layers in phase 2: a momentum (default 0.9),
+                           'train' (the model's own momentum) or 'frozen' (inference mode)
+  --no-recalibrate         skip recomputing BatchNorm statistics after fine-tuning
+  --batch-size N           default 32
+  --class-weights          weight the loss by inverse class frequency
+  --monitor METRIC         ${MONITORS.join(' | ')}: picks the best epoch (default val_loss)
+  --patience N             stop after N epochs without improvement of --monitor
+  --resume                 continue the run in --out from its last checkpoint
+  --exclude GLOB           files to ignore, repeatable (e.g. '*_mask*' for BUSI)
+  --normal-class NAME      the healthy class, for missed-finding counts
+  --backend NAME           ${BACKEND_NAMES.join(' | ')} (default auto)
+  --threads N              wasm threads (default: every core; 1 = single-threaded build)
+  --seed N                 default 0
+  --out DIR                output folder (default: a new numbered folder runs/train-NNN)
+
+Writes run.json (command, options, seed, versions, data hash, split), checkpoints, evaluation/
+(validation), test-evaluation/ (with --test), training curves and classifier/ to the run folder.`,
+  run: (argv) => trainCommand(argv),
+};
+
+/** Every flag of `train`, checked before any image is read. */
+interface TrainPlan {
+  data: string;
+  val?: string;
+  test?: string;
+  split: number;
+  model: (typeof MODELS)[number];
+  alpha: number;
+  weights?: string;
+  size: number;
+  letterbox: boolean;
+  channels: 1 | 3;
+  augment: (typeof AUGMENTATIONS)[number][];
+  optimizer: 'adabelief' | 'adam';
+  lr: number;
+  schedule: (typeof SCHEDULES)[number];
+  epochs: number;
+  fineTuneEpochs: number;
+  unfreezeFrom?: string;
+  batchNorm: BatchNormPolicy;
+  recalibrate: boolean;
+  batchSize: number;
+  classWeights: boolean;
+  monitor: (typeof MONITORS)[number];
+  patience?: number;
+  resume: boolean;
+  exclude: string[];
+  normalClass?: string;
+  backend: ReturnType<typeof backendFlags>;
+  seed: number;
+  out?: string;
+}
+
+function plan(values: Values): TrainPlan {
+  const data = str(values.data);
+  if (!data) throw new UsageError(`--data is required\n\n${trainCmd.usage}`);
+  const model = choice('model', values.model, MODELS, 'simple-cnn');
+  const pretrained = model !== 'simple-cnn';
+  if (pretrained && values.grayscale)
+    throw new UsageError('--grayscale works with --model simple-cnn only (pretrained backbones expect RGB)');
+  const augment = (str(values.augment) ?? '')
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean)
+    .map((a) => {
+      if (!(AUGMENTATIONS as readonly string[]).includes(a))
+        throw new UsageError(`--augment: unknown augmentation '${a}' (${AUGMENTATIONS.join(', ')})`);
+      return a as (typeof AUGMENTATIONS)[number];
+    });
+  const bnFlag = str(values.batchnorm);
+  let batchNorm: BatchNormPolicy = { momentum: 0.9 };
+  if (bnFlag === 'frozen' || bnFlag === 'train') batchNorm = bnFlag;
+  else if (bnFlag !== undefined) {
+    const m = Number(bnFlag);
+    if (!(bnFlag.trim() !== '' && m >= 0 && m < 1))
+      throw new UsageError(`--batchnorm must be a momentum in [0, 1), 'train' or 'frozen', got '${bnFlag}'`);
+    batchNorm = { momentum: m };
+  }
+  const resume = Boolean(values.resume);
+  if (resume && !str(values.out))
+    throw new UsageError('--resume needs --out DIR: the folder of the run to continue');
+  if (values['fine-tune-epochs'] !== undefined && !pretrained)
+    throw new UsageError(
+      '--fine-tune-epochs works with a pretrained backbone (--model resnet50v2 or mobilenetv2)',
+    );
+  const patience =
+    values.patience === undefined
+      ? undefined
+      : num('patience', values.patience, 1, { integer: true, min: 1 });
+  const p: TrainPlan = {
+    data,
+    split: num('validation-split', values['validation-split'], 0.2, { min: 0.01, max: 0.9 }),
+    model,
+    alpha: num('alpha', values.alpha, 0.35, { min: 0, minExclusive: true }),
+    size: num('image-size', values['image-size'], pretrained ? 224 : 128, { integer: true, min: 32 }),
+    letterbox: Boolean(values.letterbox),
+    channels: values.grayscale ? 1 : 3,
+    augment,
+    optimizer: choice('optimizer', values.optimizer, ['adabelief', 'adam'] as const, 'adabelief'),
+    lr: num('lr', values.lr, 1e-3, { min: 0, minExclusive: true }),
+    schedule: choice('lr-schedule', values['lr-schedule'], SCHEDULES, 'none'),
+    epochs: num('epochs', values.epochs, 10, { integer: true, min: 1 }),
+    fineTuneEpochs: num('fine-tune-epochs', values['fine-tune-epochs'], 0, { integer: true, min: 0 }),
+    batchNorm,
+    recalibrate: !values['no-recalibrate'],
+    batchSize: num('batch-size', values['batch-size'], 32, { integer: true, min: 1 }),
+    classWeights: Boolean(values['class-weights']),
+    monitor: choice('monitor', values.monitor, MONITORS, 'val_loss'),
+    resume,
+    exclude: (values.exclude as string[] | undefined) ?? [],
+    backend: backendFlags(values.backend, values.threads),
+    seed: num('seed', values.seed, 0, { integer: true }),
+  };
+  if (!pretrained && p.alpha !== 0.35 && values.alpha !== undefined)
+    throw new UsageError('--alpha works with --model mobilenetv2 only');
+  if (model === 'mobilenetv2' && ![0.35, 0.5, 0.75, 1, 1.3, 1.4].includes(p.alpha))
+    throw new UsageError(
+      `--alpha must be one of 0.35, 0.5, 0.75, 1.0, 1.3, 1.4, got '${String(values.alpha)}'`,
+    );
+  const optional = {
+    val: str(values.val),
+    test: str(values.test),
+    weights: str(values.weights),
+    unfreezeFrom: str(values['unfreeze-from']),
+    normalClass: str(values['normal-class']),
+    out: str(values.out),
+    patience,
+  };
+  for (const [k, v] of Object.entries(optional))
+    if (v !== undefined) (p as unknown as Values)[k] = v as string;
+  return p;
+}
+
+/** The next free `runs/train-NNN` folder. */
+async function numberedRunFolder(base = 'runs', prefix = 'train'): Promise<string> {
+  const names = await readdir(base).catch(() => [] as string[]);
+  const used = names.map((n) => /^train-(\d+)$/.exec(n)?.[1]).filter((n): n is string => n !== undefined);
+  const next = used.reduce((m, n) => Math.max(m, Number(n)), 0) + 1;
+  return resolve(base, `${prefix}-${String(next).padStart(3, '0')}`);
+}
+
+function augmentations(names: TrainPlan['augment'], seed: number): Transform[] {
+  return names.map((name, i) => {
+    const t = {
+      flip: () => new RandomHorizontalFlip(),
+      blur: () => new GaussianBlur({ kernelSize: 5, sigma: [0.1, 2] }),
+      erase: () => new RandomErasing({ p: 0.5 }),
+      rotate: () => new RandomRotation({ degrees: 10 }),
+    }[name]();
+    t.reseed(seed + i);
+    return t;
+  });
+}
+
+function scheduleCallbacks(
+  p: TrainPlan,
+  optimizer: tf.Optimizer,
+  lr: number,
+  epochs: number,
+): TrainCallbacks[] {
+  switch (p.schedule) {
+    case 'cosine':
+      return [learningRateScheduler(optimizer, cosineDecay({ initial: lr, epochs }))];
+    case 'step':
+      return [
+        learningRateScheduler(
+          optimizer,
+          stepDecay({ initial: lr, stepSize: Math.max(1, Math.round(epochs / 3)) }),
+        ),
+      ];
+    case 'plateau':
+      return [
+        reduceLearningRateOnPlateau(optimizer, {
+          monitor: p.monitor,
+          mode: /loss/.test(p.monitor) ? 'min' : 'max',
+          patience: 2,
+          factor: 0.3,
+        }),
+      ];
+    default:
+      return [];
+  }
+}
+
+async function trainCommand(argv: string[]): Promise<void> {
+  const { values } = parse(trainCmd, argv, {
+    data: { type: 'string' },
+    val: { type: 'string' },
+    test: { type: 'string' },
+    'validation-split': { type: 'string' },
+    model: { type: 'string' },
+    alpha: { type: 'string' },
+    weights: { type: 'string' },
+    'image-size': { type: 'string' },
+    letterbox: { type: 'boolean' },
+    grayscale: { type: 'boolean' },
+    augment: { type: 'string' },
+    optimizer: { type: 'string' },
+    lr: { type: 'string' },
+    'lr-schedule': { type: 'string' },
+    epochs: { type: 'string' },
+    'fine-tune-epochs': { type: 'string' },
+    'unfreeze-from': { type: 'string' },
+    batchnorm: { type: 'string' },
+    'no-recalibrate': { type: 'boolean' },
+    'batch-size': { type: 'string' },
+    'class-weights': { type: 'boolean' },
+    monitor: { type: 'string' },
+    patience: { type: 'string' },
+    resume: { type: 'boolean' },
+    exclude: { type: 'string', multiple: true },
+    'normal-class': { type: 'string' },
+    backend: { type: 'string' },
+    threads: { type: 'string' },
+    seed: { type: 'string' },
+    out: { type: 'string' },
+  });
+  if (values.help) return out(trainCmd.usage);
+  const p = plan(values);
+  const pretrained = p.model !== 'simple-cnn';
+
+  // Listing folders reads no image: class names and the normal class are checked first.
+  const folder = await imageFolder(p.data, { exclude: p.exclude });
+  const classes = folder.classes;
+  if (p.normalClass && !classes.includes(p.normalClass))
+    throw new UsageError(`--normal-class '${p.normalClass}' is not one of ${classes.join(', ')}`);
+  const valFolder = p.val ? await imageFolder(p.val, { exclude: p.exclude, classNames: classes }) : undefined;
+  const testFolder = p.test
+    ? await imageFolder(p.test, { exclude: p.exclude, classNames: classes })
+    : undefined;
+  const dir = p.out ? resolve(p.out) : await numberedRunFolder();
+  await mkdir(dir, { recursive: true });
+  out(`run folder: ${dir}`);
+  const backend = await startBackend(p.backend);
+
+  const decode: DecodeSpec = {
+    channels: p.channels,
+    resize: { height: p.size, width: p.size, fit: p.letterbox ? 'contain' : 'fill' },
+  };
+  out(`data: ${folder.samples.length} images in ${classes.length} classes (${classes.join(', ')})`);
+  const checkAll = async <S extends (typeof folder.samples)[number]>(samples: S[], what: string) => {
+    const checked = await validateSamples(samples, {
+      ...decode,
+      onError: 'skip',
+      onProgress: (done, total) => {
+        if (process.stdout.isTTY) process.stdout.write(`\rchecking ${what}: ${done}/${total}`);
+      },
+    });
+    if (process.stdout.isTTY) process.stdout.write('\r'.padEnd(60));
+    for (const s of checked.skipped) err(`skipped ${s.path}: ${s.reason}`);
+    return checked.ok;
+  };
+  const dups = await findDuplicates(await checkAll(folder.samples, p.data));
+  let trainSamples = dups.samples;
+  let valSamples: typeof trainSamples;
+  if (valFolder) {
+    valSamples = await hashSamples(await checkAll(valFolder.samples, p.val as string));
+  } else {
+    const parts = stratifiedSplit(dups.samples, { validation: p.split, seed: p.seed });
+    trainSamples = parts.train;
+    valSamples = parts.validation;
+    out(
+      `split: ${trainSamples.length} train / ${valSamples.length} validation (${dups.exact.length} duplicate groups kept on one side)`,
+    );
+  }
+  let testSamples: typeof trainSamples | undefined;
+  let leaked: string[] = [];
+  if (testFolder) {
+    const hashed = await hashSamples(await checkAll(testFolder.samples, p.test as string));
+    const { kept, dropped } = withoutLeaks(hashed, [...trainSamples, ...valSamples]);
+    testSamples = kept;
+    leaked = dropped.map((d) => d.sample.path);
+    out(
+      `test: ${hashed.length} images in ${p.test}; ${dropped.length} duplicate training or validation files and are left out of the score; ${kept.length} scored`,
+    );
+  }
+
+  const rel = (s: { path: string }) => relative(dirname(resolve(p.data)), resolve(s.path));
+  const dataHash = createHash('sha256')
+    .update(
+      [...trainSamples, ...valSamples]
+        .map((s) => `${rel(s)}\t${s.hash}`)
+        .sort()
+        .join('\n'),
+    )
+    .digest('hex');
+  const runInfo = {
+    command: `medimg-classify train ${argv.join(' ')}`,
+    options: p,
+    seed: p.seed,
+    versions: {
+      library: VERSION,
+      tfjsCore: tf.version_core,
+      tfjsLayers: tfl.version_layers,
+      node: process.version,
+      backend: { name: backend.name, package: backend.package, threads: backend.threads ?? null },
+    },
+    data: {
+      train: resolve(p.data),
+      validation: p.val ? resolve(p.val) : `${p.split} of --data (seed ${p.seed})`,
+      test: p.test ? resolve(p.test) : null,
+      classes,
+      sha256: dataHash,
+      counts: { train: trainSamples.length, validation: valSamples.length, test: testSamples?.length ?? 0 },
+    },
+    split: {
+      train: trainSamples.map(rel),
+      validation: valSamples.map(rel),
+      test: testSamples?.map(rel) ?? [],
+      testLeftOut: leaked,
+    },
+    startedAt: new Date().toISOString(),
+  };
+  await writeFileAtomic(join(dir, 'run.json'), `${JSON.stringify(runInfo, null, 2)}\n`);
+
+  const n = classes.length;
+  const trainSource = folderSource(trainSamples, n, { ...decode, cache: true });
+  const valSource = folderSource(valSamples, n, { ...decode, cache: true });
+  const preprocess = pretrained
+    ? new Rescale({ scale: 1 / 127.5, offset: -1 })
+    : new Rescale({ scale: 1 / 255 });
+  const augment = augmentations(p.augment, p.seed);
+  const transform = augment.length ? new Compose([...augment, preprocess], { seed: p.seed }) : preprocess;
+  const weights = p.classWeights ? balancedWeights(trainSamples, n) : undefined;
+  const makeOptimizer = (rate: number) =>
+    p.optimizer === 'adam' ? tf.train.adam(rate) : adaBelief({ learningRate: rate });
+  const common = {
+    batchSize: p.batchSize,
+    seed: p.seed,
+    monitor: p.monitor,
+    ...(weights ? { classWeights: weights } : {}),
+    ...(p.patience ? { earlyStopping: { patience: p.patience } } : {}),
+  };
+  let model: tfl.LayersModel;
+  let history: EpochLog[];
+  if (!pretrained) {
+    model = simpleCnn({ inputShape: [p.size, p.size, p.channels], numClasses: n, seed: p.seed });
+    const optimizer = makeOptimizer(p.lr);
+    const result = await train({
+      ...common,
+      model,
+      train: trainSource,
+      validation: valSource,
+      optimizer,
+      epochs: p.epochs,
+      transform,
+      validationTransform: preprocess,
+      checkpoints: fileCheckpointStore(join(dir, 'checkpoints')),
+      resume: p.resume,
+      callbacks: [...scheduleCallbacks(p, optimizer, p.lr, p.epochs), progress()],
+    });
+    history = result.history;
+  } else {
+    const backbone =
+      p.model === 'resnet50v2'
+        ? resnet50v2({ inputShape: [p.size, p.size, 3], seed: p.seed })
+        : mobilenetV2({ alpha: p.alpha, inputShape: [p.size, p.size, 3], seed: p.seed });
+    if (p.weights) {
+      const match = await loadKerasWeights(backbone, p.weights, { allowUnexpected: true });
+      out(`loaded ${match.loaded.length} backbone weights from ${p.weights}`);
+    } else out('warning: no --weights given: the backbone starts from random weights');
+    const opt1 = makeOptimizer(p.lr);
+    const opt2 = makeOptimizer(p.lr / 10);
+    const result = await transferLearn({
+      ...common,
+      backbone,
+      numClasses: n,
+      train: trainSource,
+      validation: valSource,
+      transform,
+      validationTransform: preprocess,
+      phase1: { epochs: p.epochs, optimizer: opt1, callbacks: scheduleCallbacks(p, opt1, p.lr, p.epochs) },
+      phase2: {
+        epochs: p.fineTuneEpochs,
+        optimizer: opt2,
+        batchNorm: p.batchNorm,
+        recalibrate: p.recalibrate,
+        callbacks: scheduleCallbacks(p, opt2, p.lr / 10, p.fineTuneEpochs),
+        ...(p.unfreezeFrom ? { unfreeze: { from: p.unfreezeFrom } } : {}),
+      },
+      checkpoints: {
+        phase1: fileCheckpointStore(join(dir, 'checkpoints', 'phase1')),
+        phase2: fileCheckpointStore(join(dir, 'checkpoints', 'phase2')),
+      },
+      callbacks: [progress()],
+      log: out,
+    });
+    model = result.model;
+    history = [
+      ...result.phase1.history,
+      ...(result.phase2?.history.map((h) => ({ ...h, epoch: h.epoch + p.epochs })) ?? []),
+    ];
+  }
+  const finishedAt = new Date().toISOString();
+  await writeFileAtomic(join(dir, 'run.json'), `${JSON.stringify({ ...runInfo, finishedAt }, null, 2)}\n`);
+  await evaluateAndSave({
+    dir,
+    model,
+    classNames: classes,
+    normalClass: p.normalClass ?? null,
+    decode,
+    preprocessing: preprocess,
+    validation: valSource,
+    ...(testSamples ? { test: folderSource(testSamples, n, decode) } : {}),
+    history,
+    modelCard: { ...runInfo, split: undefined, finishedAt },
+    log: out,
+  });
+}

@@ -1,0 +1,45 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { BACKEND_NAMES, type BackendInfo, type BackendName } from '../backend/setup.js';
+import { setupBackend } from '../node/backend.js';
+import { progressCallback } from '../train/progress.js';
+import { num, UsageError } from './args.js';
+
+export const out = (s = ''): void => {
+  process.stdout.write(`${s}\n`);
+};
+export const err = (s: string): void => {
+  process.stderr.write(`${s}\n`);
+};
+
+/** Checks `--backend` and `--threads` without starting anything. */
+export function backendFlags(name: unknown, threads: unknown): { name: BackendName; threads?: number } {
+  const b = (name ?? 'auto') as BackendName;
+  if (!(BACKEND_NAMES as readonly string[]).includes(b))
+    throw new UsageError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got '${String(b)}'`);
+  const t =
+    threads === undefined ? undefined : num('threads', threads as string, 1, { integer: true, min: 1 });
+  return t === undefined ? { name: b } : { name: b, threads: t };
+}
+
+/** Starts the backend chosen by `--backend`/`--threads` and says which one runs. */
+export async function startBackend(flags: { name: BackendName; threads?: number }): Promise<BackendInfo> {
+  // tfjs's cpu backend prints an "install tfjs-node" banner on first use; the CLI reports the
+  // backend choice itself (with why tfjs-node was skipped), so the banner is only noise here.
+  const cpu = tf.findBackend('cpu') as { firstUse?: boolean } | null;
+  if (cpu) cpu.firstUse = false;
+  const info = await setupBackend(flags.name, flags.threads === undefined ? {} : { threads: flags.threads });
+  out(
+    `backend: ${info.name} (${info.package}${info.threads ? `, ${info.threads} thread${info.threads > 1 ? 's' : ''}` : ''})${info.skipped.length ? `; skipped ${info.skipped.map((s) => s.name).join(', ')}` : ''}`,
+  );
+  if (info.threadsNote) out(`note: ${info.threadsNote}`);
+  return info;
+}
+
+/** Training progress: a live bar on a terminal, a line per epoch otherwise. */
+export function progress() {
+  return progressCallback({
+    live: Boolean(process.stdout.isTTY),
+    redraw: (s) => process.stdout.write(`\r${s.padEnd(100)}${s ? '' : '\r'}`),
+    write: out,
+  });
+}

@@ -1,0 +1,223 @@
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { syntheticDataset } from '../../src/node.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'medimg-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function run(...args: string[]) {
+  const logs: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  const writeErr = process.stderr.write.bind(process.stderr);
+  process.stdout.write = ((s: string) => logs.push(String(s)) > 0) as typeof process.stdout.write;
+  process.stderr.write = ((s: string) => logs.push(String(s)) > 0) as typeof process.stderr.write;
+  try {
+    const code = await main(args);
+    return { code, text: logs.join('') };
+  } finally {
+    process.stdout.write = write;
+    process.stderr.write = writeErr;
+  }
+}
+
+const size = 32;
+const root = join(dir, 'Training');
+const testRoot = join(dir, 'Testing');
+
+beforeAll(async () => {
+  const data = syntheticDataset({ kind: 'breast-ultrasound', perClass: 8, size, seed: 5 });
+  const extra = syntheticDataset({ kind: 'breast-ultrasound', perClass: 2, size, seed: 6 });
+  const png = (pixels: Float32Array, path: string) =>
+    sharp(Buffer.from(Uint8Array.from(pixels, Math.round)), {
+      raw: { width: size, height: size, channels: 1 },
+    })
+      .png()
+      .toFile(path);
+  for (const d of [root, testRoot]) for (const c of data.classes) mkdirSync(join(d, c), { recursive: true });
+  for (const [i, s] of data.samples.entries())
+    await png(s.pixels, join(root, data.classes[s.label]!, `${i}.png`));
+  // The test folder: 6 new images and 2 byte-identical copies of training files.
+  for (const [i, s] of extra.samples.entries())
+    await png(s.pixels, join(testRoot, extra.classes[s.label]!, `t${i}.png`));
+  copyFileSync(join(root, 'benign', '0.png'), join(testRoot, 'benign', 'copy-of-0.png'));
+  copyFileSync(join(root, 'normal', '2.png'), join(testRoot, 'normal', 'copy-of-2.png'));
+});
+
+describe('medimg-classify train', () => {
+  it("'help <command>' prints the command's usage; an unknown topic exits 2", async () => {
+    const h = await run('help', 'train');
+    expect(h.code).toBe(0);
+    expect(h.text).toMatch(/^Usage: medimg-classify train --data DIR/);
+    expect(h.text).toMatch(/--test DIR/);
+    const bad = await run('help', 'trian');
+    expect(bad.code).toBe(2);
+    expect(bad.text).toMatch(/unknown command 'trian'/);
+  });
+
+  it('checks every flag before reading any image: a broken file is never reached', async () => {
+    const broken = join(dir, 'broken');
+    mkdirSync(join(broken, 'a'), { recursive: true });
+    mkdirSync(join(broken, 'b'), { recursive: true });
+    writeFileSync(join(broken, 'a', 'x.png'), 'not an image');
+    writeFileSync(join(broken, 'b', 'y.png'), 'not an image');
+    const cases: [string[], RegExp][] = [
+      [['--augment', 'flip,zoom'], /--augment: unknown augmentation 'zoom'/],
+      [['--batchnorm', '1.5'], /--batchnorm must be a momentum in \[0, 1\), 'train' or 'frozen', got '1.5'/],
+      [['--monitor', 'val_auc'], /--monitor must be one of val_loss, val_accuracy, val_f1/],
+      [['--lr-schedule', 'linear'], /--lr-schedule must be one of none, cosine, step, plateau/],
+      [['--resume'], /--resume needs --out DIR/],
+      [['--patience', '0'], /--patience must be an integer >= 1, got '0'/],
+      [['--fine-tune-epochs', '2'], /--fine-tune-epochs works with a pretrained backbone/],
+      [['--backend', 'gpu'], /--backend must be one of auto, tensorflow, wasm/],
+    ];
+    for (const [flags, message] of cases) {
+      const r = await run('train', '--data', broken, ...flags);
+      expect(r.code, flags.join(' ')).toBe(2);
+      expect(r.text, flags.join(' ')).toMatch(message);
+      expect(r.text).not.toMatch(/skipped|x\.png/);
+    }
+    const normal = await run(
+      'train',
+      '--data',
+      broken,
+      '--normal-class',
+      'healthy',
+      '--out',
+      join(dir, 'unused'),
+    );
+    expect(normal.code).toBe(2);
+    expect(normal.text).toMatch(/--normal-class 'healthy' is not one of a, b/);
+    expect(existsSync(join(dir, 'unused'))).toBe(false);
+  });
+
+  it('--test scores a held-out folder once, without its copies of training files; run.json and the model card record the run', async () => {
+    const out = join(dir, 'run-a');
+    const r = await run(
+      'train',
+      '--data',
+      root,
+      '--test',
+      testRoot,
+      '--image-size',
+      '32',
+      '--grayscale',
+      '--epochs',
+      '2',
+      '--batch-size',
+      '8',
+      '--normal-class',
+      'normal',
+      '--lr-schedule',
+      'cosine',
+      '--monitor',
+      'val_f1',
+      '--backend',
+      'wasm',
+      '--seed',
+      '3',
+      '--out',
+      out,
+    );
+    expect(r.code, r.text).toBe(0);
+    expect(r.text).toMatch(
+      /test: 8 images in .*Testing; 2 duplicate training or validation files and are left out of the score; 6 scored/,
+    );
+    expect(r.text).toMatch(/held-out test: 6 images, scored once/);
+    for (const f of [
+      'run.json',
+      'evaluation/report.txt',
+      'test-evaluation/report.txt',
+      'test-evaluation/confusion-matrix.png',
+      'history.json',
+      'classifier/classifier.json',
+    ])
+      expect(existsSync(join(out, f)), f).toBe(true);
+    const runJson = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
+    expect(runJson.command).toMatch(/^medimg-classify train --data /);
+    expect(runJson.seed).toBe(3);
+    expect(runJson.options).toMatchObject({ epochs: 2, schedule: 'cosine', monitor: 'val_f1', channels: 1 });
+    expect(runJson.versions.tfjsCore).toMatch(/^4\./);
+    expect(runJson.versions.backend.name).toBe('wasm');
+    expect(runJson.data.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(runJson.split.train.length + runJson.split.validation.length).toBe(24);
+    expect(runJson.split.test).toHaveLength(6);
+    expect(runJson.split.testLeftOut.map((p: string) => p.replace(/.*Testing\//, '')).sort()).toEqual([
+      'benign/copy-of-0.png',
+      'normal/copy-of-2.png',
+    ]);
+    expect(runJson.finishedAt).toBeTruthy();
+    const meta = JSON.parse(readFileSync(join(out, 'classifier', 'classifier.json'), 'utf8'));
+    expect(meta.modelCard.command).toBe(runJson.command);
+    expect(meta.modelCard.data.sha256).toBe(runJson.data.sha256);
+    expect(meta.metrics.test.images).toBe(6);
+    expect(meta.metrics.validation.images).toBe(runJson.split.validation.length);
+    // The same data and seed give the same data hash and split.
+    const again = await run(
+      'train',
+      '--data',
+      root,
+      '--image-size',
+      '32',
+      '--grayscale',
+      '--epochs',
+      '1',
+      '--batch-size',
+      '8',
+      '--backend',
+      'wasm',
+      '--seed',
+      '3',
+      '--out',
+      join(dir, 'run-b'),
+    );
+    expect(again.code).toBe(0);
+    const b = JSON.parse(readFileSync(join(dir, 'run-b', 'run.json'), 'utf8'));
+    expect(b.data.sha256).toBe(runJson.data.sha256);
+    expect(b.split.validation).toEqual(runJson.split.validation);
+  }, 120_000);
+
+  it('runs go to new numbered folders unless --out is given; --resume continues a run', async () => {
+    const cwd = process.cwd();
+    const work = join(dir, 'work');
+    mkdirSync(work);
+    process.chdir(work);
+    try {
+      const flags = [
+        '--data',
+        root,
+        '--image-size',
+        '32',
+        '--grayscale',
+        '--batch-size',
+        '8',
+        '--backend',
+        'wasm',
+      ];
+      const first = await run('train', ...flags, '--epochs', '1');
+      expect(first.code, first.text).toBe(0);
+      expect(first.text).toMatch(/run folder: .*runs\/train-001/);
+      const second = await run('train', ...flags, '--epochs', '1');
+      expect(second.text).toMatch(/run folder: .*runs\/train-002/);
+      expect(existsSync(join(work, 'runs', 'train-001', 'classifier', 'classifier.json'))).toBe(true);
+      const resumed = await run('train', ...flags, '--epochs', '2', '--resume', '--out', 'runs/train-001');
+      expect(resumed.code, resumed.text).toBe(0);
+      expect(resumed.text).toMatch(/resuming at epoch 2\/2/);
+      const history = JSON.parse(readFileSync(join(work, 'runs', 'train-001', 'history.json'), 'utf8'));
+      expect(history.map((h: { epoch: number }) => h.epoch)).toEqual([0, 1]);
+    } finally {
+      process.chdir(cwd);
+    }
+  }, 120_000);
+});
