@@ -113,6 +113,19 @@ export async function loadClassifier(dirOrUrl: string): Promise<NodeClassifier> 
   }
   const parts = await Promise.all(group.paths.map((p) => read(p)));
   const data = Buffer.concat(parts);
+  const bytesPer: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, float16: 2 };
+  const expected = group.weights.reduce(
+    (a, w) => a + w.shape.reduce((p, d) => p * d, 1) * (bytesPer[w.dtype] ?? 4),
+    0,
+  );
+  if (data.length !== expected) {
+    const files = group.paths.map((p) => join(dirOrUrl, p)).join(', ');
+    throw new MedimgError(
+      'loadClassifier',
+      `${files} holds ${data.length} bytes but model.json describes ${expected} (${group.weights.length} tensors): ` +
+        `the weights file is ${data.length < expected ? 'truncated' : 'too long'} or belongs to another model; save the classifier again`,
+    );
+  }
   const model = await modelFromArtifacts({
     modelTopology: manifest.modelTopology,
     weightSpecs: group.weights,

@@ -75,6 +75,27 @@ export class Classifier {
     return describePrediction(Array.from(probs), this.meta, options.margin ?? 0.2);
   }
 
+  /**
+   * Classifies several decoded images in one forward pass (each preprocessed as in
+   * {@link predictTensor}); the images may differ in size only if the preprocessing resizes them.
+   */
+  predictBatch(images: readonly tf.Tensor3D[], options: { margin?: number } = {}): Prediction[] {
+    if (!images.length) return [];
+    const probs = tf.tidy(() => {
+      const xs = images.map((image, k) => {
+        const x = this.preprocessing ? this.preprocessing.apply(image) : image;
+        check(
+          x.shape.every((d, i) => d === this.meta.inputShape[i]),
+          'predict',
+          `image ${k}: the preprocessed image is [${x.shape}] but the model expects [${this.meta.inputShape}]`,
+        );
+        return x;
+      });
+      return (this.model.predict(tf.stack(xs)) as tf.Tensor).arraySync() as number[][];
+    });
+    return probs.map((p) => describePrediction(p, this.meta, options.margin ?? 0.2));
+  }
+
   dispose(): void {
     this.model.dispose();
   }
