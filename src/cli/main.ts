@@ -113,7 +113,8 @@ Prints the class and probabilities of each image, with a warning when the top cl
 but an abnormal class is close. --gradcam writes a heat-map overlay PNG per image to --out.`,
   'inspect-data': `Usage: medimg-classify inspect-data DIR [--against DIR] [--exclude GLOB] [--near BITS]
 
-Prints class counts, image sizes and channels, unreadable files, exact (and --near) duplicates,
+Prints class counts, image sizes and channels, unreadable files, DICOM modality, bits,
+photometric interpretation and transfer syntax counts, exact (and --near) duplicates,
 and with --against, images that also occur in another folder (leaks).`,
 };
 
@@ -623,6 +624,8 @@ async function inspectCommand(argv: string[]) {
   );
   out(`unreadable: ${skipped.length}`);
   for (const s of skipped) out(`  ${s.path}: ${s.reason}`);
+  const { formatDicomSummary, summarizeDicom } = await import('../data/dicom-file.js');
+  for (const line of formatDicomSummary(await summarizeDicom(folder.samples.map((s) => s.path)))) out(line);
   const near =
     values.near === undefined
       ? undefined
