@@ -178,7 +178,7 @@ export async function decodeCompressed(
       if (sof.precision > 8) {
         throw new MedimgError(
           op,
-          `${label}: ${sof.precision}-bit JPEG (${syntax.name}, Process 4) is not supported; only 8-bit JPEG Baseline/Extended is decoded`,
+          `${label}: ${sof.precision}-bit JPEG (Process 4) is not supported; only 8-bit JPEG Baseline/Extended is decoded`,
         );
       }
       const mod = await loadWasm(

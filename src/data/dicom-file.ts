@@ -101,13 +101,16 @@ export interface DicomSummary {
   photometric: Record<string, number>;
   /** Keyed by transfer syntax name, with ` (unsupported)` where it cannot be decoded. */
   transferSyntax: Record<string, number>;
+  /** `"<columns>x<rows>"`, with `x<frames>` for multi-frame files. */
+  sizes: Record<string, number>;
   /** Files that look like DICOM but whose header cannot be parsed. */
   unreadable: { path: string; reason: string }[];
 }
 
 /**
  * Summarises the DICOM headers of `paths` (other files are ignored): modality, bits,
- * photometric interpretation and transfer syntax counts. Reads the files, decodes no pixels.
+ * photometric interpretation, transfer syntax and size counts. Reads the files, decodes no
+ * pixels, so files with truncated or undecodable pixel data are still counted.
  *
  * @example
  * const s = await summarizeDicom(folder.samples.map((x) => x.path));
@@ -123,6 +126,7 @@ export async function summarizeDicom(
     bits: {},
     photometric: {},
     transferSyntax: {},
+    sizes: {},
     unreadable: [],
   };
   const count = (table: Record<string, number>, key: string) => {
@@ -144,6 +148,7 @@ export async function summarizeDicom(
           `${m.bitsStored}/${m.bitsAllocated}${m.pixelRepresentation === 1 ? ' signed' : ''}`,
         );
         count(summary.photometric, m.photometricInterpretation);
+        count(summary.sizes, `${m.columns}x${m.rows}${m.numberOfFrames > 1 ? `x${m.numberOfFrames}` : ''}`);
         count(
           summary.transferSyntax,
           `${syntax.name}${syntax.encoding === 'unsupported' ? ' (unsupported)' : ''}`,
@@ -172,6 +177,7 @@ export function formatDicomSummary(summary: DicomSummary): string[] {
     `  bits stored/allocated: ${table(summary.bits)}`,
     `  photometric interpretation: ${table(summary.photometric)}`,
     `  transfer syntax: ${table(summary.transferSyntax)}`,
+    `  sizes: ${table(summary.sizes)}`,
     ...(summary.unreadable.length ? [`  unreadable headers: ${summary.unreadable.length}`] : []),
     ...summary.unreadable.slice(0, 20).map((u) => `    ${u.path}: ${u.reason}`),
   ];

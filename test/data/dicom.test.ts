@@ -208,7 +208,7 @@ describe('bad DICOM: clear errors naming the file, and skipped with onError', ()
       /MR_truncated\.dcm is truncated: Pixel Data \(7FE0,0010\) declares 8192 bytes but only 8130 remain/,
     );
     await expect(decodeImage(file('JPEG-lossy.dcm'), { channels: 1 })).rejects.toThrow(
-      /JPEG-lossy\.dcm: 12-bit JPEG .* is not supported/,
+      /JPEG-lossy\.dcm: 12-bit JPEG \(Process 4\) is not supported/,
     );
     await expect(readDicom(file('rtplan.dcm'))).rejects.toThrow(/rtplan\.dcm has no Pixel Data .*RTPLAN/);
     const text = join(root, 'notes.dcm');
@@ -282,6 +282,7 @@ describe('folders of DICOM files', () => {
         'RLE Lossless': 1,
         'JPEG Extended (Process 2 & 4)': 1,
       },
+      sizes: { '128x128': 2, '64x64': 3, '256x1024': 1 },
       unreadable: [],
     });
     const lines = formatDicomSummary(s);
