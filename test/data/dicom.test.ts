@@ -131,6 +131,22 @@ describe('decodeImage on DICOM: window, MONOCHROME1, channels, frames, resize', 
     }
   });
 
+  it("'auto' without a file window uses the min-max; colour keeps 8-bit values and scales 16-bit ones", async () => {
+    const dfl = await decodePixels(file('image_dfl.dcm'), { channels: 1 });
+    const values = (await readDicom(file('image_dfl.dcm'))).data;
+    const [lo, hi] = [values.reduce((a, b) => Math.min(a, b)), values.reduce((a, b) => Math.max(a, b))];
+    expect(lo).toBeLessThan(hi);
+    expect(dfl.data[values.indexOf(hi)]).toBe(255);
+    expect(dfl.data[values.indexOf(lo)]).toBe(0);
+    const ybr = await decodePixels(file('SC_rgb_jpeg_dcmtk.dcm'), { channels: 3 });
+    expect(Array.from(ybr.data)).toEqual(Array.from((await readDicom(file('SC_rgb_jpeg_dcmtk.dcm'))).data));
+    const deep = await decodePixels(file('SC_rgb_rle_16bit.dcm'), { channels: 3 });
+    const raw = (await readDicom(file('SC_rgb_rle_16bit.dcm'))).data;
+    expect(Array.from(deep.data.slice(0, 30))).toEqual(
+      Array.from(raw.slice(0, 30), (v) => Math.round((v / 65535) * 255)),
+    );
+  });
+
   it('applies a given window (LINEAR, LINEAR_EXACT, SIGMOID, width 1) and min-max as pydicom on CT Hounsfield units', async () => {
     for (const w of fixtures.windows) {
       const window = w.window as 'minmax' | { center: number; width: number };
