@@ -21,7 +21,12 @@ export interface DicomImage {
   metadata: DicomMetadata;
 }
 
-/** True when the file starts with the DICOM preamble (`DICM` at byte 128); reads 132 bytes. */
+/**
+ * True when the file starts with the DICOM preamble (`DICM` at byte 128); reads 132 bytes.
+ *
+ * @example
+ * if (await isDicomFile('export/IM0001')) console.log((await readDicom('export/IM0001')).metadata.modality);
+ */
 export async function isDicomFile(path: string): Promise<boolean> {
   let handle: Awaited<ReturnType<typeof open>> | undefined;
   try {
@@ -163,7 +168,12 @@ export async function summarizeDicom(
   return summary;
 }
 
-/** Lines for a CLI report of {@link summarizeDicom}; none when there are no DICOM files. */
+/**
+ * Lines for a CLI report of {@link summarizeDicom}; none when there are no DICOM files.
+ *
+ * @example
+ * console.log(formatDicomSummary(await summarizeDicom(paths)).join('\n'));
+ */
 export function formatDicomSummary(summary: DicomSummary): string[] {
   if (summary.files === 0) return [];
   const table = (t: Record<string, number>) =>

@@ -113,7 +113,12 @@ function unsupported(name: string, uids: string[]): TransferSyntax[] {
  */
 export const DICOM_TRANSFER_SYNTAXES: readonly TransferSyntax[] = SYNTAXES;
 
-/** Looks up a transfer syntax UID; unknown UIDs come back as unsupported. */
+/**
+ * Looks up a transfer syntax UID; unknown UIDs come back as unsupported.
+ *
+ * @example
+ * transferSyntax('1.2.840.10008.1.2.4.80'); // { name: 'JPEG-LS Lossless', encoding: 'jpeg-ls', decoder: '@cornerstonejs/codec-charls', ... }
+ */
 export function transferSyntax(uid: string): TransferSyntax {
   return (
     SYNTAXES.find((s) => s.uid === uid) ?? {
@@ -234,7 +239,12 @@ const DICTIONARY = new Map<number, string>([
 const tagName = (tag: number) =>
   `(${(tag >>> 16).toString(16).padStart(4, '0').toUpperCase()},${(tag & 0xffff).toString(16).padStart(4, '0').toUpperCase()})`;
 
-/** True when the bytes carry the DICOM Part 10 preamble: `DICM` at byte 128. */
+/**
+ * True when the bytes carry the DICOM Part 10 preamble: `DICM` at byte 128.
+ *
+ * @example
+ * if (isDicom(new Uint8Array(await file.arrayBuffer()))) console.log('DICOM');
+ */
 export function isDicom(bytes: Uint8Array): boolean {
   return (
     bytes.length >= 132 &&

@@ -196,7 +196,14 @@ describe('decodeImage on DICOM: window, MONOCHROME1, channels, frames, resize', 
       });
       expect(floats.shape).toEqual([16, 16, 1]);
       expect(Math.min(...floats.dataSync())).toBeLessThan(-500);
-      return [mr3, rgb, gray, small, floats];
+      const boxed = await decodeImage(file('MR_small.dcm'), {
+        channels: 3,
+        window: 'none',
+        resize: { height: 20, width: 40, fit: 'contain' },
+      });
+      expect(boxed.shape).toEqual([20, 40, 3]);
+      expect(boxed.dataSync()[0]).toBe(0); // letterbox padding
+      return [mr3, rgb, gray, small, floats, boxed];
     });
     const dose = await readDicom(file('rtdose.dcm'));
     const f7 = await decodePixels(file('rtdose.dcm'), { channels: 1, frame: 7, window: 'none' });

@@ -60,6 +60,9 @@ export function checkWindow(op: string, options: unknown): Required<WindowOption
 /**
  * The scalar window of DICOM PS3.3 C.11.2.1.2 (the formula of pydicom's `apply_windowing`),
  * mapping a value to [0, 1]. `LINEAR` uses `center - 0.5` and `width - 1`; a width of 1 is a step.
+ *
+ * @example
+ * windowFunction({ center: 40, width: 401 })(40); // 0.50125
  */
 export function windowFunction(options: WindowOptions): (x: number) => number {
   const { center, width, voiFunction } = checkWindow('windowFunction', options);
@@ -70,7 +73,12 @@ export function windowFunction(options: WindowOptions): (x: number) => number {
   return (x) => (x <= c - w / 2 ? 0 : x > c + w / 2 ? 1 : (x - c) / w + 0.5);
 }
 
-/** The window of the values' own range: maps the minimum to 0 and the maximum to 1 (255). */
+/**
+ * The window of the values' own range: maps the minimum to 0 and the maximum to 1 (255).
+ *
+ * @example
+ * const t = new Window(minMaxWindow(-1024, 3071)); // the full CT range to 0-255
+ */
 export function minMaxWindow(min: number, max: number): Required<WindowOptions> {
   return { center: (min + max + 1) / 2, width: max - min + 1, voiFunction: 'LINEAR' };
 }
