@@ -7,6 +7,27 @@
 export { setWasmThreading, type WasmThreading } from './backend/threading.js';
 // --- Data on disk: decoding, class-per-folder datasets, duplicates ---
 export { type DecodedPixels, type DecodeOptions, decodeImage, decodePixels } from './data/decode.js';
+// --- DICOM: parsing and pixel decoding (codecs load on first use), modality values, headers ---
+export {
+  DICOM_TRANSFER_SYNTAXES,
+  type DicomEncoding,
+  type DicomFile,
+  type DicomFrame,
+  type DicomMetadata,
+  decodeDicomFrame,
+  isDicom,
+  parseDicom,
+  type TransferSyntax,
+  transferSyntax,
+} from './data/dicom.js';
+export {
+  type DicomImage,
+  type DicomSummary,
+  formatDicomSummary,
+  isDicomFile,
+  readDicom,
+  summarizeDicom,
+} from './data/dicom-file.js';
 export {
   classCounts,
   type DuplicateReport,

@@ -4,6 +4,7 @@ import { extname, join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import { check, MedimgError } from '../util/errors.js';
 import { type DecodedPixels, type DecodeOptions, decodePixels } from './decode.js';
+import { isDicomFile } from './dicom-file.js';
 import type { SampleSource } from './loader.js';
 import type { LabeledSample } from './split.js';
 
@@ -19,7 +20,21 @@ export interface ImageFolder {
   samples: FolderSample[];
 }
 
-export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.gif'];
+export const IMAGE_EXTENSIONS = [
+  '.jpg',
+  '.jpeg',
+  '.png',
+  '.bmp',
+  '.tif',
+  '.tiff',
+  '.webp',
+  '.gif',
+  '.dcm',
+  '.dicom',
+];
+
+/** PACS exports often name DICOM files without an extension, or by UID (`1.2.840....123`). */
+const maybeDicomName = (ext: string) => ext === '' || /^\.\d+$/.test(ext);
 
 function globToRegExp(pattern: string): RegExp {
   const escaped = pattern
@@ -33,6 +48,8 @@ function globToRegExp(pattern: string): RegExp {
  * Lists a class-per-folder dataset (`root/<class>/<image>`, torchvision's `ImageFolder`):
  * classes are the sorted sub-folder names (or `classNames`, in that order), files are sorted
  * and filtered by extension and `exclude` globs (BUSI keeps `*_mask*.png` beside the images).
+ * While `.dcm` is among the extensions, files without an extension (or with a numeric one, as
+ * UID-named PACS exports) are kept when they start with the DICOM preamble (`DICM` at byte 128).
  * A missing root, a missing class folder, or a class with no images fails loudly.
  *
  * @example
@@ -75,9 +92,14 @@ export async function imageFolder(
         `cannot read folder ${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
       );
     }
-    const kept = files
-      .filter((f) => extensions.includes(extname(f).toLowerCase()) && !exclude.some((re) => re.test(f)))
-      .sort();
+    const sniff = extensions.includes('.dcm');
+    const kept: string[] = [];
+    for (const f of files.sort()) {
+      if (exclude.some((re) => re.test(f))) continue;
+      const ext = extname(f).toLowerCase();
+      if (extensions.includes(ext) || (sniff && maybeDicomName(ext) && (await isDicomFile(join(dir, f)))))
+        kept.push(f);
+    }
     check(kept.length > 0, op, `class folder ${dir} has no images with extensions ${extensions.join(', ')}`);
     for (const f of kept) samples.push({ path: join(dir, f), label });
   }
@@ -173,7 +195,7 @@ export interface FolderSourceOptions extends DecodeOptions {
 }
 
 /**
- * A {@link SampleSource} over image files: decodes with sharp on demand (so a whole dataset is
+ * A {@link SampleSource} over image files: decodes with sharp (DICOM with its codecs) on demand (so a whole dataset is
  * never held in memory unless `cache`), resizing while decoding when `resize` is given.
  * With `onError: 'skip'`, call {@link validateSamples} first to drop unreadable files up front.
  */

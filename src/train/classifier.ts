@@ -3,6 +3,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { installKerasBatchNorm } from '../models/trainability.js';
 import { registerAdaBelief } from '../optimizers/adabelief.js';
 import type { Transform, TransformJSON } from '../transforms/base.js';
+import type { ImageWindow } from '../transforms/functional/window.js';
 import { transformFromJSON } from '../transforms/serialization.js';
 import { check, MedimgError } from '../util/errors.js';
 import { VERSION } from '../version.js';
@@ -11,6 +12,8 @@ import { VERSION } from '../version.js';
 export interface DecodeSpec {
   channels: 1 | 3;
   resize?: { height: number; width: number; fit?: 'contain' | 'fill' | 'cover' };
+  /** Window of DICOM and 16-bit images (see the Node decoder's `window`). */
+  window?: ImageWindow;
 }
 
 /** Contents of `classifier.json` in a saved classifier folder. */

@@ -23,5 +23,6 @@ export {
   RandomErasing,
   type RandomErasingOptions,
   Rescale,
+  Window,
 } from './intensity.js';
 export { registerTransform, transformFromJSON } from './serialization.js';

@@ -8,6 +8,7 @@ import { gaussianBlur } from './functional/gaussian-blur.js';
 import { type GrayscaleOptions, grayscale } from './functional/grayscale.js';
 import { type NormalizeOptions, normalize } from './functional/normalize.js';
 import { type RescaleOptions, rescale } from './functional/rescale.js';
+import { checkWindow, type WindowOptions, windowImage } from './functional/window.js';
 
 /** RGB to grayscale. See {@link grayscale}. */
 export class Grayscale extends Transform {
@@ -52,6 +53,29 @@ export class Rescale extends Transform {
   }
   apply<T extends Image>(image: T): T {
     return rescale(image, this.options);
+  }
+  getConfig() {
+    return { ...this.options };
+  }
+}
+
+/**
+ * An intensity window (level/width) to 0-255, DICOM's linear VOI function by default. Put it
+ * first in the pipeline of images decoded with `window: 'none'` (e.g. Hounsfield units) so that
+ * a saved classifier carries its windowing. See {@link windowImage}.
+ *
+ * @example
+ * const pipeline = new Compose([new Window({ center: 40, width: 400 }), new Resize({ height: 224, width: 224 })]);
+ */
+export class Window extends Transform {
+  readonly name = 'Window';
+  private readonly options: Required<WindowOptions>;
+  constructor(options: WindowOptions) {
+    super();
+    this.options = checkWindow(this.name, options);
+  }
+  apply<T extends Image>(image: T): T {
+    return windowImage(image, this.options);
   }
   getConfig() {
     return { ...this.options };

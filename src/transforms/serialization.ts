@@ -9,7 +9,15 @@ import {
   RandomVerticalFlip,
   Resize,
 } from './geometric.js';
-import { ColorJitter, GaussianBlur, Grayscale, Normalize, RandomErasing, Rescale } from './intensity.js';
+import {
+  ColorJitter,
+  GaussianBlur,
+  Grayscale,
+  Normalize,
+  RandomErasing,
+  Rescale,
+  Window,
+} from './intensity.js';
 
 type Factory = (config: Record<string, unknown>) => Transform;
 
@@ -37,6 +45,7 @@ const registry = new Map<string, Factory>([
   ['Grayscale', simple(Grayscale)],
   ['Normalize', simple(Normalize)],
   ['Rescale', simple(Rescale)],
+  ['Window', simple(Window)],
   ['GaussianBlur', simple(GaussianBlur)],
   ['RandomErasing', simple(RandomErasing)],
   ['ColorJitter', simple(ColorJitter)],

@@ -19,6 +19,7 @@ import {
   Resize,
   type Transform,
   transformFromJSON,
+  Window,
 } from '../../src/index.js';
 import fixtures from '../fixtures/transforms.json' with { type: 'json' };
 import { maxAbsDiff, testImage, useBackend } from '../helpers.js';
@@ -32,6 +33,8 @@ function everyTransform(): Transform[] {
     new Grayscale({ outputChannels: 3 }),
     new Normalize({ mean: [10, 20, 30], std: [2, 3, 4] }),
     new Rescale({ scale: 1 / 255 }),
+    new Window({ center: 100, width: 120 }),
+    new Window({ center: 90, width: 60, voiFunction: 'SIGMOID' }),
     new GaussianBlur({ kernelSize: 3, sigma: [0.5, 2], seed: 3 }),
     new GaussianBlur({ kernelSize: [3, 5], sigma: 1.1 }),
     new RandomErasing({ p: 1, seed: 4 }),

@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+import { formatDicomSummary, summarizeDicom } from '../../data/dicom-file.js';
 import { findDuplicates, findLeaks, imageFolder, validateSamples } from '../../node.js';
 import { type Command, num, parse, str, UsageError } from '../args.js';
 import { out } from '../io.js';
@@ -8,7 +9,8 @@ export const inspectDataCmd: Command = {
   summary: 'counts, sizes, unreadable files, duplicates and leaks of a dataset',
   usage: `Usage: medimg-classify inspect-data DIR [--against DIR] [--exclude GLOB] [--near BITS]
 
-Prints class counts, image sizes and channels, unreadable files, exact (and --near) duplicates,
+Prints class counts, image sizes and channels, unreadable files, DICOM modality, bits,
+photometric interpretation and transfer syntax counts, exact (and --near) duplicates,
 and with --against, images that also occur in another folder (leaks).`,
   run: async (argv) => {
     const { values, positionals } = parse(
@@ -55,6 +57,7 @@ and with --against, images that also occur in another folder (leaks).`,
     );
     out(`unreadable: ${skipped.length}`);
     for (const s of skipped) out(`  ${s.path}: ${s.reason}`);
+    for (const line of formatDicomSummary(await summarizeDicom(folder.samples.map((s) => s.path)))) out(line);
     const dups = await findDuplicates(folder.samples, near === undefined ? {} : { near });
     out(
       `exact duplicate groups: ${dups.exact.length} (${dups.exact.reduce((a, g) => a + g.length, 0)} files)`,

@@ -10,3 +10,11 @@ export { type NormalizeOptions, normalize } from './normalize.js';
 export { type RescaleOptions, rescale } from './rescale.js';
 export { type Interpolation, type ResizeOptions, resize } from './resize.js';
 export { type RotateOptions, rotate } from './rotate.js';
+export {
+  type ImageWindow,
+  minMaxWindow,
+  type VoiFunction,
+  type WindowOptions,
+  windowFunction,
+  windowImage,
+} from './window.js';
