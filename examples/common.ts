@@ -10,7 +10,7 @@ import {
   type DecodeSpec,
   type EpochLog,
   type EvaluationMetrics,
-  evaluate,
+  evaluateAndSave,
   type FolderSample,
   findDuplicates,
   folderSource,
@@ -18,11 +18,8 @@ import {
   imageFolder,
   progressCallback,
   type SampleSource,
-  saveClassifier,
   type Transform,
   withoutLeaks,
-  writeEvaluation,
-  writeTrainingCurves,
 } from 'medimg-classify/node';
 
 /** `../shared` beside a clone of this repository (real data and Keras files, when present). */
@@ -107,8 +104,9 @@ function scores(m: EvaluationMetrics, classNames: string[]): Scores {
 }
 
 /**
- * Scores a trained stage: the validation report (which also picked the best epoch), pictures and
- * a classifier folder; then, when a test set is given, the test set once, reported separately.
+ * Scores a trained stage with the library's `evaluateAndSave`: the validation report (the split
+ * that picked the best epoch), pictures and a classifier folder; then, when a test set is given,
+ * the test set once, reported separately. Adds the stage's `summary.json`.
  */
 export async function finishStage(options: {
   stage: string;
@@ -123,35 +121,28 @@ export async function finishStage(options: {
   history: EpochLog[];
   seconds: number;
 }): Promise<StageSummary> {
-  const { stage, classNames, normalClass } = options;
+  const { stage, classNames } = options;
   const dir = join(options.out, stage);
-  const evaluateOn = (data: SampleSource) =>
-    evaluate(options.model, data, { classNames, normalClass, transform: options.preprocess });
-  const v = await evaluateOn(options.validation);
-  await writeEvaluation(v, join(dir, 'evaluation'), { classNames, title: `${stage} (validation)` });
-  if (options.history.length) await writeTrainingCurves(options.history, join(dir, 'training-curves'));
-  const summary: StageSummary = { stage, seconds: options.seconds, validation: scores(v, classNames) };
-  console.log(
-    `\n[${stage}] validation, ${summary.validation.images} images (trained in ${(options.seconds / 60).toFixed(1)} min)\n${v.report.toString()}` +
-      `${normalClass} predicted for an abnormal image: ${v.missedFindings!.count} of ${v.missedFindings!.abnormal}`,
-  );
-  if (options.test) {
-    const t = await evaluateOn(options.test);
-    await writeEvaluation(t, join(dir, 'test-evaluation'), { classNames, title: `${stage} (held-out test)` });
-    summary.test = scores(t, classNames);
-    console.log(
-      `\n[${stage}] held-out test, ${summary.test.images} images, scored once\n${t.report.toString()}` +
-        `${normalClass} predicted for an abnormal image: ${t.missedFindings!.count} of ${t.missedFindings!.abnormal}`,
-    );
-  }
-  await saveClassifier(join(dir, 'classifier'), {
+  console.log(`\n[${stage}] trained in ${(options.seconds / 60).toFixed(1)} min`);
+  const r = await evaluateAndSave({
+    dir,
     model: options.model,
     classNames,
+    normalClass: options.normalClass,
     decode: options.decode,
     preprocessing: options.preprocess,
-    normalClass,
-    metrics: { validation: summary.validation, ...(summary.test ? { test: summary.test } : {}) },
+    validation: options.validation,
+    ...(options.test ? { test: options.test } : {}),
+    history: options.history,
+    modelCard: { example: stage, seconds: options.seconds },
+    log: console.log,
   });
+  const summary: StageSummary = {
+    stage,
+    seconds: options.seconds,
+    validation: scores(r.validation, classNames),
+    ...(r.test ? { test: scores(r.test, classNames) } : {}),
+  };
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   return summary;
