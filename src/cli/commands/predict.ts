@@ -1,67 +1,247 @@
-import { join, resolve } from 'node:path';
+import { readdir, stat } from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { BACKEND_NAMES, decodeImage, gradCam, loadClassifier, writeGradCamPng } from '../../node.js';
-import { type Command, parse, str, UsageError } from '../args.js';
-import { backendFlags, out, startBackend } from '../io.js';
+import {
+  BACKEND_NAMES,
+  decodeImage,
+  gradCam,
+  IMAGE_EXTENSIONS,
+  loadClassifier,
+  type Prediction,
+  writeFileAtomic,
+  writeGradCamPng,
+} from '../../node.js';
+import { type Command, num, parse, str, UsageError } from '../args.js';
+import { backendFlags, err, out, startBackend } from '../io.js';
 
 export const predictCmd: Command = {
   name: 'predict',
-  summary: 'classify image files with a saved classifier (optionally with Grad-CAM)',
-  usage: `Usage: medimg-classify predict --model DIR IMAGE... [--gradcam] [--out DIR] [--json] [--backend NAME] [--threads N]
+  summary: 'classify image files, folders or globs with a saved classifier (CSV, Grad-CAM)',
+  usage: `Usage: medimg-classify predict --model DIR INPUT... [options]
 
+INPUT is an image file, a folder (every image below it) or a glob ('scans/**/*.png', quoted).
 Prints the class and probabilities of each image, with a warning when the top class is normal
-but an abnormal class is close. --gradcam writes a heat-map overlay PNG per image to --out.
-  --backend NAME           ${BACKEND_NAMES.join(' | ')} (default auto)`,
-  run: async (argv) => {
-    const { values, positionals } = parse(
-      predictCmd,
-      argv,
-      {
-        model: { type: 'string' },
-        gradcam: { type: 'boolean' },
-        out: { type: 'string' },
-        json: { type: 'boolean' },
-        backend: { type: 'string' },
-        threads: { type: 'string' },
-      },
-      true,
+but an abnormal class is close. Files that cannot be read are reported and skipped; the exit
+code is then 1, after every other file was classified.
+
+  --csv FILE               also write path, predicted class, per-class probabilities, a
+                           possible-missed-finding flag and any error, one row per file
+  --json                   print the results as JSON instead of lines
+  --gradcam                write a Grad-CAM overlay PNG per image to --out, mirroring the inputs' folders
+  --out DIR                Grad-CAM folder (default runs/predict)
+  --batch-size N           images per forward pass (default 16)
+  --backend NAME           ${BACKEND_NAMES.join(' | ')} (default auto)
+  --threads N              wasm threads`,
+  run: (argv) => predictCommand(argv),
+};
+
+const isGlob = (s: string) => /[*?[]/.test(s);
+
+function globToRegExp(pattern: string): RegExp {
+  let re = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i] as string;
+    if (c === '*' && pattern[i + 1] === '*') {
+      re += '.*';
+      i++;
+      if (pattern[i + 1] === '/') i++;
+    } else if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
+}
+
+async function walk(dir: string, into: string[]): Promise<void> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+    if (e.name.startsWith('.')) continue;
+    const p = join(dir, e.name);
+    if (e.isDirectory()) await walk(p, into);
+    else into.push(p);
+  }
+}
+
+const isImage = (p: string) => IMAGE_EXTENSIONS.some((e) => p.toLowerCase().endsWith(e)) || /\.dcm$/i.test(p);
+
+/** Files named by the inputs: files as given, images below folders, glob matches; sorted, unique. */
+export async function expandInputs(inputs: string[]): Promise<{ files: string[]; missing: string[] }> {
+  const files: string[] = [];
+  const missing: string[] = [];
+  for (const input of inputs) {
+    if (isGlob(input)) {
+      const parts = input.split('/');
+      const fixed = parts.findIndex((p) => isGlob(p));
+      const base = parts.slice(0, fixed).join('/') || '.';
+      const all: string[] = [];
+      await walk(base, all).catch(() => {});
+      const re = globToRegExp(input.replace(/^\.\//, ''));
+      const hits = all.filter((f) => re.test(f.replace(/^\.\//, '')));
+      if (!hits.length) missing.push(`${input} (no file matches)`);
+      files.push(...hits);
+      continue;
+    }
+    const info = await stat(input).catch(() => null);
+    if (!info) missing.push(`${input} (no such file or folder)`);
+    else if (info.isDirectory()) {
+      const all: string[] = [];
+      await walk(input, all);
+      const images = all.filter(isImage);
+      if (!images.length) missing.push(`${input} (a folder with no images)`);
+      files.push(...images);
+    } else files.push(input);
+  }
+  return { files: [...new Set(files)], missing };
+}
+
+/** The deepest folder that holds every file: Grad-CAM names mirror the paths below it. */
+function commonRoot(files: string[]): string {
+  const dirs = files.map((f) => dirname(resolve(f)).split(sep));
+  const first = dirs[0] ?? [];
+  let n = first.length;
+  for (const d of dirs) {
+    let k = 0;
+    while (k < n && d[k] === first[k]) k++;
+    n = k;
+  }
+  return first.slice(0, n).join(sep) || sep;
+}
+
+const csvField = (v: string | number) => {
+  const s = String(v);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+};
+
+async function predictCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parse(
+    predictCmd,
+    argv,
+    {
+      model: { type: 'string' },
+      gradcam: { type: 'boolean' },
+      out: { type: 'string' },
+      json: { type: 'boolean' },
+      csv: { type: 'string' },
+      'batch-size': { type: 'string' },
+      backend: { type: 'string' },
+      threads: { type: 'string' },
+    },
+    true,
+  );
+  if (values.help) return out(predictCmd.usage);
+  const modelDir = str(values.model);
+  if (!modelDir) throw new UsageError(`--model is required\n\n${predictCmd.usage}`);
+  if (!positionals.length)
+    throw new UsageError(`give at least one image, folder or glob\n\n${predictCmd.usage}`);
+  const batchSize = num('batch-size', values['batch-size'], 16, { integer: true, min: 1 });
+  const flags = backendFlags(values.backend, values.threads);
+  const { files, missing } = await expandInputs(positionals);
+  for (const m of missing) err(`not found: ${m}`);
+  if (!files.length) throw new UsageError('no image to classify');
+  await startBackend(flags);
+  const clf = await loadClassifier(modelDir);
+  const camDir = resolve(str(values.out) ?? 'runs/predict');
+  const root = commonRoot(files);
+  const rows: { path: string; prediction?: Prediction; error?: string }[] = [];
+  for (let i = 0; i < files.length; i += batchSize) {
+    const group = files.slice(i, i + batchSize);
+    const decoded = await Promise.all(
+      group.map((path) =>
+        decodeImage(path, clf.meta.decode).then(
+          (image) => ({ path, image }),
+          (e: Error) => ({ path, error: e.message }),
+        ),
+      ),
     );
-    if (values.help) return out(predictCmd.usage);
-    const modelDir = str(values.model);
-    if (!modelDir) throw new UsageError(`--model is required\n\n${predictCmd.usage}`);
-    if (!positionals.length) throw new UsageError(`give at least one IMAGE\n\n${predictCmd.usage}`);
-    const flags = backendFlags(values.backend, values.threads);
-    await startBackend(flags);
-    const clf = await loadClassifier(modelDir);
-    const dir = resolve(str(values.out) ?? 'runs/predict');
-    const results = [];
-    for (const path of positionals) {
-      const p = await clf.predict(path);
-      results.push({ path, ...p });
-      if (!values.json) {
-        out(
-          `${path}: ${p.className} (${Object.entries(p.probabilities)
-            .map(([k, v]) => `${k} ${(100 * v).toFixed(1)}%`)
-            .join(', ')})`,
-        );
-        if (p.warning) out(`  WARNING: ${p.warning}`);
+    const ok = decoded.filter((d): d is { path: string; image: tf.Tensor3D } => 'image' in d);
+    let predictions: Prediction[] = [];
+    try {
+      predictions = clf.predictBatch(ok.map((d) => d.image));
+    } catch (e) {
+      // One image the model cannot take (a size the preprocessing does not fix): classify one by one.
+      predictions = [];
+      for (const d of ok) {
+        try {
+          predictions.push(clf.predictTensor(d.image));
+        } catch (inner) {
+          predictions.push({
+            className: '',
+            classIndex: -1,
+            probabilities: {},
+            warning: (inner as Error).message,
+          });
+        }
       }
-      if (values.gradcam) {
-        const image = await decodeImage(path, clf.meta.decode);
-        const x = clf.preprocessing ? clf.preprocessing.apply(image) : image;
+      void e;
+    }
+    const byPath = new Map(ok.map((d, k) => [d.path, predictions[k] as Prediction]));
+    for (const d of decoded) {
+      const p = byPath.get(d.path);
+      if ('error' in d) rows.push({ path: d.path, error: d.error });
+      else if (p && p.classIndex < 0) rows.push({ path: d.path, error: p.warning ?? 'cannot classify' });
+      else rows.push({ path: d.path, prediction: p as Prediction });
+      const row = rows.at(-1) as (typeof rows)[number];
+      if (!values.json) {
+        if (row.error) err(`${row.path}: skipped: ${row.error}`);
+        else {
+          const r = row.prediction as Prediction;
+          out(
+            `${row.path}: ${r.className} (${Object.entries(r.probabilities)
+              .map(([k, v]) => `${k} ${(100 * v).toFixed(1)}%`)
+              .join(', ')})`,
+          );
+          if (r.warning) out(`  WARNING: ${r.warning}`);
+        }
+      }
+      if (values.gradcam && 'image' in d && !row.error) {
+        const x = clf.preprocessing ? clf.preprocessing.apply(d.image) : d.image;
         const cam = gradCam(clf.model, x);
-        const file = join(
-          dir,
-          `${path
-            .split('/')
-            .pop()
-            ?.replace(/\.[^.]+$/, '')}-gradcam.png`,
-        );
-        await writeGradCamPng(image, cam.heatmap, file);
+        const rel = relative(root, resolve(d.path)).replace(/\.[^./]+$/, '');
+        const file = join(camDir, `${rel}-gradcam.png`);
+        await writeGradCamPng(d.image, cam.heatmap, file);
         if (!values.json) out(`  Grad-CAM: ${file}`);
-        tf.dispose([image, x, cam.heatmap]);
+        tf.dispose([x, cam.heatmap]);
       }
     }
-    if (values.json) out(JSON.stringify(results, null, 2));
-  },
-};
+    tf.dispose(ok.map((d) => d.image));
+  }
+  const csv = str(values.csv);
+  if (csv) {
+    const names = clf.meta.classNames;
+    const header = ['path', 'predicted', ...names.map((c) => `p_${c}`), 'possible_missed_finding', 'error'];
+    const lines = rows.map((r) =>
+      [
+        r.path,
+        r.prediction?.className ?? '',
+        ...names.map((c) => (r.prediction ? (r.prediction.probabilities[c] ?? '') : '')),
+        r.prediction ? (r.prediction.warning ? 1 : 0) : '',
+        r.error ?? '',
+      ]
+        .map(csvField)
+        .join(','),
+    );
+    await writeFileAtomic(resolve(csv), `${[header.join(','), ...lines].join('\n')}\n`);
+    if (!values.json) out(`wrote ${rows.length} rows to ${resolve(csv)}`);
+  }
+  if (values.json)
+    out(
+      JSON.stringify(
+        rows.map((r) => ({ path: r.path, ...(r.prediction ?? {}), ...(r.error ? { error: r.error } : {}) })),
+        null,
+        2,
+      ),
+    );
+  const failed = rows.filter((r) => r.error).length + missing.length;
+  if (failed) {
+    err(`${failed} input${failed > 1 ? 's' : ''} could not be classified (see above)`);
+    process.exitCode = 1;
+    throw new PartialFailure(failed);
+  }
+}
+
+/** Some inputs failed after the others were classified: exit code 1, nothing more to print. */
+export class PartialFailure extends Error {
+  constructor(readonly failed: number) {
+    super(`${failed} inputs could not be classified`);
+  }
+}
