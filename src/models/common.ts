@@ -1,6 +1,9 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import { deriveSeed } from '../util/random.js';
 
+/** Standard deviation of a unit normal truncated to [-2, 2] (Keras's correction constant). */
+const TRUNCATED_NORMAL_STD = 0.87962566103423978;
+
 /** Deterministic Keras-default initializers: every layer gets its own seed derived from one. */
 export class Initializers {
   private count = 0;
@@ -15,6 +18,21 @@ export class Initializers {
   /** A seed for a random layer (dropout). */
   seedFor(): number {
     return this.next();
+  }
+  /**
+   * Keras 2.x's `VarianceScaling` with `mode: 'fan_out'` (EfficientNet's convolution and dense
+   * initializers). Keras's `'truncated_normal'` divides the standard deviation by 0.8796 (the
+   * standard deviation of a unit normal truncated at two), tfjs's `'normal'` draws from the same
+   * truncated normal without that correction: the scale passed to tfjs makes up for it.
+   */
+  varianceScalingFanOut(scale: number, distribution: 'truncated_normal' | 'uniform') {
+    const truncated = distribution === 'truncated_normal';
+    return tfl.initializers.varianceScaling({
+      scale: truncated ? scale / TRUNCATED_NORMAL_STD ** 2 : scale,
+      mode: 'fanOut',
+      distribution: truncated ? 'normal' : 'uniform',
+      seed: this.next(),
+    });
   }
   /** He normal, for ReLU networks trained from scratch. */
   he() {

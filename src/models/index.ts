@@ -1,4 +1,7 @@
 export { countParams, type Pooling } from './common.js';
+export { DENSENET_PREPROCESSING, type DenseNet121Options, densenet121 } from './densenet121.js';
+export { type EfficientNetB0Options, efficientNetB0 } from './efficientnet-b0.js';
+export { KerasNormalization, type KerasNormalizationArgs } from './keras-normalization.js';
 export { type MobileNetV2Options, makeDivisible, mobilenetV2 } from './mobilenet-v2.js';
 export { RESNET50V2_IMAGENET, type WeightsDescriptor } from './pretrained.js';
 export { type ResNet50V2Options, resnet50v2 } from './resnet50v2.js';

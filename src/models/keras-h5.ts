@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { MedimgError } from '../util/errors.js';
+import { registerKerasNormalization } from './keras-normalization.js';
 import { installKerasBatchNorm } from './trainability.js';
 import { assignWeightsByName, type NamedWeight, type WeightMatch } from './weights.js';
 
@@ -63,6 +64,19 @@ function asStrings(value: unknown): string[] {
   return Array.from(value as ArrayLike<string>, String);
 }
 
+/**
+ * A dataset's value as float32. Scalars come back from h5wasm as a bare number (or a bigint for
+ * int64, e.g. the `count` of Keras's Normalization layer), int64 arrays as BigInt64Array.
+ */
+function toFloat32(value: unknown): Float32Array {
+  if (value instanceof Float32Array) return value;
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean')
+    return Float32Array.of(Number(value));
+  if (value instanceof BigInt64Array || value instanceof BigUint64Array)
+    return Float32Array.from(value, Number);
+  return Float32Array.from(value as ArrayLike<number>);
+}
+
 /** Reads every weight of a Keras 2 HDF5 weights group (`layer_names` / `weight_names` attributes). */
 function readWeightGroup(root: H5Group | H5File, label: string): Map<string, NamedWeight> {
   const out = new Map<string, NamedWeight>();
@@ -90,7 +104,13 @@ function readWeightGroup(root: H5Group | H5File, label: string): Map<string, Nam
         );
       }
       const shape = (dataset.shape ?? []) as number[];
-      const data = value instanceof Float32Array ? value : Float32Array.from(value as ArrayLike<number>);
+      const data = toFloat32(value);
+      const size = shape.reduce((p, d) => p * d, 1);
+      if (data.length !== size)
+        throw new MedimgError(
+          'loadKeras',
+          `${label}: weight '${weightName}' holds ${data.length} values for shape [${shape}]`,
+        );
       const key = weightName.replace(/:0$/, '');
       if (out.has(key)) throw new MedimgError('loadKeras', `${label}: weight name '${key}' occurs twice`);
       out.set(key, { shape, data });
@@ -156,6 +176,8 @@ export async function loadKerasModel(source: string | Uint8Array): Promise<tfl.L
     };
   });
   fixConfig(config);
+  // EfficientNet's preprocessing Normalization layer, which tfjs-layers lacks.
+  registerKerasNormalization();
   let model: tfl.LayersModel;
   try {
     model = await tfl.models.modelFromJSON({ modelTopology: config as never });

@@ -114,9 +114,16 @@ export function freeze(model: tfl.LayersModel): tfl.LayersModel {
   return model;
 }
 
-const BLOCK = /^(conv\d+_block\d+|block_\d+|expanded_conv)_/;
+/**
+ * Block prefixes: `convS_blockB` (ResNet50V2's residual blocks, DenseNet121's dense layers),
+ * `block_N` / `expanded_conv` (MobileNetV2), `blockSx` (EfficientNet's `block1a` ... `block7a`).
+ */
+const BLOCK = /^(conv\d+_block\d+|block_\d+|expanded_conv|block\d+[a-z])_/;
 
-/** Names of the residual blocks of a ResNet50V2 or MobileNetV2 (nested or not), in order. */
+/**
+ * Names of the blocks of a ResNet50V2, MobileNetV2, DenseNet121 or EfficientNetB0 (nested or
+ * not), in order.
+ */
 export function blockNames(model: tfl.LayersModel): string[] {
   const names: string[] = [];
   for (const layer of flattenLayers(model)) {
@@ -152,10 +159,11 @@ export const DEFAULT_FINE_TUNE_BN_MOMENTUM = 0.9;
 
 /**
  * Sets which layers train: every layer from `from` (a layer name) onward, or from the start of
- * the last `lastBlocks` residual blocks (`convS_blockB` in ResNet50V2, `block_N` in MobileNetV2),
- * trains; earlier layers are frozen. Frozen BatchNormalization layers run in inference mode;
- * unfrozen ones follow `batchNorm` (see {@link BatchNormPolicy}; default: train with momentum
- * 0.9, which is what lets a fine-tuned Keras backbone score in inference as it trained).
+ * the last `lastBlocks` blocks (`convS_blockB` in ResNet50V2 and DenseNet121, `block_N` in
+ * MobileNetV2, `block7a`, `block6d`, ... in EfficientNetB0), trains; earlier layers are frozen.
+ * Frozen BatchNormalization layers run in inference mode; unfrozen ones follow `batchNorm` (see
+ * {@link BatchNormPolicy}; default: train with momentum 0.9, which is what lets a fine-tuned
+ * Keras backbone score in inference as it trained).
  * Compile again with a fresh optimizer before training (enforced).
  *
  * @example
