@@ -3,6 +3,13 @@ import { type ParseArgsConfig, parseArgs } from 'node:util';
 /** A mistake on the command line: printed with the command's usage, exit code 2. */
 export class UsageError extends Error {}
 
+/** Ends a command with this exit code after it has said what went wrong. */
+export class ExitCode extends Error {
+  constructor(readonly code: number) {
+    super(`exit code ${code}`);
+  }
+}
+
 export type Values = Record<string, string | boolean | string[] | undefined>;
 
 /** One CLI command: its usage text and what it runs. */

@@ -1,5 +1,5 @@
 import { MedimgError, VERSION } from '../node.js';
-import { type Command, UsageError } from './args.js';
+import { type Command, ExitCode, UsageError } from './args.js';
 import { demo } from './commands/demo.js';
 import { evaluateCmd } from './commands/evaluate.js';
 import { inspectDataCmd } from './commands/inspect-data.js';
@@ -54,6 +54,7 @@ export async function main(argv: string[]): Promise<number> {
     await command.run(rest);
     return 0;
   } catch (error) {
+    if (error instanceof ExitCode) return error.code;
     if (error instanceof UsageError) {
       err(`medimg-classify ${name}: ${error.message}`);
       return 2;

@@ -11,7 +11,7 @@ import {
   writeFileAtomic,
   writeGradCamPng,
 } from '../../node.js';
-import { type Command, num, parse, str, UsageError } from '../args.js';
+import { type Command, ExitCode, num, parse, str, UsageError } from '../args.js';
 import { backendFlags, err, out, startBackend } from '../io.js';
 
 export const predictCmd: Command = {
@@ -157,7 +157,7 @@ async function predictCommand(argv: string[]): Promise<void> {
     let predictions: Prediction[] = [];
     try {
       predictions = clf.predictBatch(ok.map((d) => d.image));
-    } catch (e) {
+    } catch {
       // One image the model cannot take (a size the preprocessing does not fix): classify one by one.
       predictions = [];
       for (const d of ok) {
@@ -172,7 +172,6 @@ async function predictCommand(argv: string[]): Promise<void> {
           });
         }
       }
-      void e;
     }
     const byPath = new Map(ok.map((d, k) => [d.path, predictions[k] as Prediction]));
     for (const d of decoded) {
@@ -234,14 +233,6 @@ async function predictCommand(argv: string[]): Promise<void> {
   const failed = rows.filter((r) => r.error).length + missing.length;
   if (failed) {
     err(`${failed} input${failed > 1 ? 's' : ''} could not be classified (see above)`);
-    process.exitCode = 1;
-    throw new PartialFailure(failed);
-  }
-}
-
-/** Some inputs failed after the others were classified: exit code 1, nothing more to print. */
-export class PartialFailure extends Error {
-  constructor(readonly failed: number) {
-    super(`${failed} inputs could not be classified`);
+    throw new ExitCode(1);
   }
 }

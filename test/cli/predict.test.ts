@@ -1,0 +1,165 @@
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import {
+  loadClassifier,
+  Rescale,
+  saveClassifier,
+  setupBackend,
+  simpleCnn,
+  syntheticDataset,
+} from '../../src/node.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'medimg-predict-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function run(...args: string[]) {
+  const logs: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  const writeErr = process.stderr.write.bind(process.stderr);
+  process.stdout.write = ((s: string) => logs.push(String(s)) > 0) as typeof process.stdout.write;
+  process.stderr.write = ((s: string) => logs.push(String(s)) > 0) as typeof process.stderr.write;
+  try {
+    const code = await main(args);
+    return { code, text: logs.join('') };
+  } finally {
+    process.stdout.write = write;
+    process.stderr.write = writeErr;
+  }
+}
+
+const size = 32;
+const model = join(dir, 'classifier');
+const scans = join(dir, 'scans');
+
+beforeAll(async () => {
+  await setupBackend('wasm');
+  const net = simpleCnn({ inputShape: [size, size, 1], numClasses: 3, filters: [4], dense: 4, seed: 1 });
+  await saveClassifier(model, {
+    model: net,
+    classNames: ['benign', 'malignant', 'normal'],
+    decode: { channels: 1, resize: { height: size, width: size, fit: 'contain' } },
+    preprocessing: new Rescale({ scale: 1 / 255 }),
+    normalClass: 'normal',
+  });
+  net.dispose();
+  const data = syntheticDataset({ kind: 'breast-ultrasound', perClass: 2, size, seed: 9 });
+  // Two patients with files of the same name, a nested folder, and a file that is not an image.
+  for (const [i, s] of data.samples.entries()) {
+    const sub = join(scans, i < 3 ? 'patient-a' : 'patient-b', i === 5 ? 'late' : '');
+    mkdirSync(sub, { recursive: true });
+    await sharp(Buffer.from(Uint8Array.from(s.pixels, Math.round)), {
+      raw: { width: size, height: size, channels: 1 },
+    })
+      .png()
+      .toFile(join(sub, `scan${i % 3}.png`));
+  }
+  writeFileSync(join(scans, 'patient-b', 'broken.png'), 'not a png');
+});
+
+describe('medimg-classify predict', () => {
+  it('classifies folders in batches, reports and skips a bad file (exit 1), writes a CSV and unique Grad-CAM names', async () => {
+    const csv = join(dir, 'out.csv');
+    const cams = join(dir, 'cams');
+    const r = await run(
+      'predict',
+      '--model',
+      model,
+      scans,
+      '--csv',
+      csv,
+      '--gradcam',
+      '--out',
+      cams,
+      '--batch-size',
+      '4',
+      '--backend',
+      'wasm',
+    );
+    expect(r.code).toBe(1);
+    expect(r.text).toMatch(/broken\.png: skipped: .*broken\.png/);
+    expect(r.text).toMatch(/1 input could not be classified/);
+    const rows = readFileSync(csv, 'utf8').trim().split('\n');
+    expect(rows[0]).toBe('path,predicted,p_benign,p_malignant,p_normal,possible_missed_finding,error');
+    expect(rows).toHaveLength(1 + 7);
+    const good = rows.slice(1).filter((l) => !l.includes('broken'));
+    expect(good).toHaveLength(6);
+    for (const line of good) {
+      const cells = line.split(',');
+      const p = cells.slice(2, 5).map(Number);
+      expect(p.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+      expect(['benign', 'malignant', 'normal']).toContain(cells[1]);
+    }
+    expect(rows.find((l) => l.includes('broken'))).toMatch(/broken\.png,,,,,,.+/);
+    // scan0.png exists for both patients: the overlays keep the folders apart.
+    for (const f of [
+      'patient-a/scan0-gradcam.png',
+      'patient-b/scan0-gradcam.png',
+      'patient-b/late/scan2-gradcam.png',
+    ])
+      expect(existsSync(join(cams, f)), f).toBe(true);
+  });
+
+  it('globs select files; the same results as one at a time', async () => {
+    const glob = join(scans, 'patient-a', '*.png');
+    const r = await run('predict', '--model', model, glob, '--json', '--backend', 'wasm');
+    expect(r.code).toBe(0);
+    const results = JSON.parse(r.text.slice(r.text.indexOf('[')));
+    expect(results.map((x: { path: string }) => x.path.replace(/.*patient-a\//, ''))).toEqual([
+      'scan0.png',
+      'scan1.png',
+      'scan2.png',
+    ]);
+    const clf = await loadClassifier(model);
+    const one = await clf.predict(join(scans, 'patient-a', 'scan1.png'));
+    for (const c of ['benign', 'malignant', 'normal'])
+      expect(results[1].probabilities[c]).toBeCloseTo(one.probabilities[c]!, 5);
+    clf.dispose();
+    const none = await run('predict', '--model', model, join(scans, '*.jpg'), '--backend', 'wasm');
+    expect(none.code).toBe(2);
+    expect(none.text).toMatch(/no file matches/);
+  });
+
+  it('a classifier folder with truncated or missing weights gets a message naming the file', async () => {
+    const copy = join(dir, 'truncated');
+    mkdirSync(copy);
+    for (const f of ['classifier.json', 'model.json', 'weights.bin'])
+      writeFileSync(join(copy, f), readFileSync(join(model, f)));
+    truncateSync(join(copy, 'weights.bin'), 100);
+    const r = await run(
+      'predict',
+      '--model',
+      copy,
+      join(scans, 'patient-a', 'scan0.png'),
+      '--backend',
+      'wasm',
+    );
+    expect(r.code).toBe(1);
+    expect(r.text).toMatch(
+      /truncated\/weights\.bin holds 100 bytes but model\.json describes \d+ .*truncated/,
+    );
+    rmSync(join(copy, 'weights.bin'));
+    const missing = await run(
+      'predict',
+      '--model',
+      copy,
+      join(scans, 'patient-a', 'scan0.png'),
+      '--backend',
+      'wasm',
+    );
+    expect(missing.code).toBe(1);
+    expect(missing.text).toMatch(/cannot read .*truncated\/weights\.bin: ENOENT/);
+    expect(missing.text).not.toMatch(/unexpected error/);
+  });
+});
