@@ -40,7 +40,9 @@ export function metricsSummary(m: EvaluationMetrics): Record<string, unknown> {
     macroF1: m.report.macro.f1,
     loss: m.loss ?? null,
     rocAucMacro: m.rocAuc?.macro ?? null,
-    missedFindings: m.missedFindings ? { count: m.missedFindings.count, of: m.missedFindings.abnormal } : null,
+    missedFindings: m.missedFindings
+      ? { count: m.missedFindings.count, of: m.missedFindings.abnormal }
+      : null,
   };
 }
 
