@@ -11,7 +11,7 @@ import {
   setInputGradStrategy,
   useConvForFilterGrad,
   useMatMulForInputGrad,
-} from '../src/backend/wasm-kernels.js';
+} from '../src/backend/wasm/index.js';
 import { setupBackend } from '../src/node.js';
 
 const threads = process.argv[2] ? Number(process.argv[2]) : undefined;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * Assembles src/backend/heap-simd.wat with wabt (a devDependency) into
- * src/backend/heap-simd.generated.ts: two base64 modules, one importing the shared memory of
+ * Assembles src/backend/wasm/heap-simd.wat with wabt (a devDependency) into
+ * src/backend/wasm/heap-simd.generated.ts: two base64 modules, one importing the shared memory of
  * tfjs's threaded wasm build, one the unshared memory of its single-threaded builds.
  *   node scripts/build-heap-simd.mjs          write the file
  *   node scripts/build-heap-simd.mjs --print  print what would be written (used by a test)
@@ -12,8 +12,8 @@ import { fileURLToPath } from 'node:url';
 import wabtFactory from 'wabt';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const WAT = join(root, 'src/backend/heap-simd.wat');
-const OUT = join(root, 'src/backend/heap-simd.generated.ts');
+const WAT = join(root, 'src/backend/wasm/heap-simd.wat');
+const OUT = join(root, 'src/backend/wasm/heap-simd.generated.ts');
 const SHARED_IMPORT = '(memory 1 65536 shared)';
 const FEATURES = { simd: true, threads: true };
 

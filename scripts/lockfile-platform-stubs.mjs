@@ -9,17 +9,49 @@ import { readFileSync, writeFileSync } from 'node:fs';
 
 const path = new URL('../package-lock.json', import.meta.url);
 const lock = JSON.parse(readFileSync(path, 'utf8'));
-const OS = ['android', 'darwin', 'freebsd', 'linux', 'netbsd', 'openbsd', 'sunos', 'win32', 'aix', 'openharmony', 'wasi'];
-const CPU = ['arm64', 'x64', 'ia32', 'arm', 'riscv64', 'ppc64', 's390x', 'loong64', 'mips64el', 'wasm32', 'loongarch64'];
+const OS = [
+  'android',
+  'darwin',
+  'freebsd',
+  'linux',
+  'netbsd',
+  'openbsd',
+  'sunos',
+  'win32',
+  'aix',
+  'openharmony',
+  'wasi',
+];
+const CPU = [
+  'arm64',
+  'x64',
+  'ia32',
+  'arm',
+  'riscv64',
+  'ppc64',
+  's390x',
+  'loong64',
+  'mips64el',
+  'wasm32',
+  'loongarch64',
+];
 
 function platformOf(name) {
   const parts = name.split('/').pop().split('-');
-  const os = parts.find((p) => OS.includes(p)) ?? (parts.includes('win') || parts.includes('win32') ? 'win32' : undefined);
+  const os =
+    parts.find((p) => OS.includes(p)) ??
+    (parts.includes('win') || parts.includes('win32') ? 'win32' : undefined);
   let cpu = parts.find((p) => CPU.includes(p));
   if (!cpu && parts.includes('arm')) cpu = 'arm';
   if (!cpu && (parts.includes('x86_64') || parts.includes('amd64'))) cpu = 'x64';
-  if (parts.includes('eabi') || parts.includes('gnueabihf') || parts.includes('musleabihf')) cpu = cpu ?? 'arm';
-  const libc = parts.includes('musl') || parts.some((p) => p.startsWith('musl')) ? 'musl' : parts.includes('gnu') ? 'glibc' : undefined;
+  if (parts.includes('eabi') || parts.includes('gnueabihf') || parts.includes('musleabihf'))
+    cpu = cpu ?? 'arm';
+  const libc =
+    parts.includes('musl') || parts.some((p) => p.startsWith('musl'))
+      ? 'musl'
+      : parts.includes('gnu')
+        ? 'glibc'
+        : undefined;
   return { os, cpu, libc };
 }
 
@@ -41,6 +73,8 @@ for (const [key, pkg] of Object.entries(lock.packages)) {
     added++;
   }
 }
-lock.packages = Object.fromEntries(Object.entries(lock.packages).sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : a.localeCompare(b))));
+lock.packages = Object.fromEntries(
+  Object.entries(lock.packages).sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : a.localeCompare(b))),
+);
 writeFileSync(path, `${JSON.stringify(lock, null, 2)}\n`);
 console.log(`package-lock.json: ${added} platform-specific optional packages recorded`);

@@ -7,11 +7,13 @@
  */
 
 // --- Backends ---
-export { setEarlyGradientRelease } from './backend/gradient-memory.js';
+export { setEarlyGradientRelease } from './backend/patches/early-gradient-release.js';
 export type { BackendInfo, BackendName, PackageImporter, SetupBackendOptions } from './backend/setup.js';
 export { availableBackends, BACKEND_NAMES, setupBackend } from './backend/setup.js';
 // --- Data: splits, batching, synthetic phantoms (no file system) ---
 export * from './data/index.js';
+// --- Inference: saved classifiers, serialization, Grad-CAM ---
+export * from './inference/index.js';
 // --- Metrics: scikit-learn-exact numbers and clinical views ---
 export * from './metrics/index.js';
 // --- Models: builders, trainability, weights by name ---

@@ -4,9 +4,12 @@
  * @packageDocumentation
  */
 
+// setupBackend with the threaded wasm build on every core (overrides the root's re-export).
+export { setupBackend } from './backend/setup.node.js';
 export { setWasmThreading, type WasmThreading } from './backend/threading.js';
+export { type NodeWasmThreadingOptions, nodeWasmThreading } from './backend/wasm-threads.node.js';
 // --- Data on disk: decoding, class-per-folder datasets, duplicates ---
-export { type DecodedPixels, type DecodeOptions, decodeImage, decodePixels } from './data/decode.js';
+export { type DecodedPixels, type DecodeOptions, decodeImage, decodePixels } from './data/decode.node.js';
 // --- DICOM: parsing and pixel decoding (codecs load on first use), modality values, headers ---
 export {
   DICOM_TRANSFER_SYNTAXES,
@@ -19,7 +22,7 @@ export {
   parseDicom,
   type TransferSyntax,
   transferSyntax,
-} from './data/dicom.js';
+} from './data/dicom.node.js';
 export {
   type DicomImage,
   type DicomSummary,
@@ -27,7 +30,7 @@ export {
   isDicomFile,
   readDicom,
   summarizeDicom,
-} from './data/dicom-file.js';
+} from './data/dicom-file.node.js';
 export {
   classCounts,
   type DuplicateReport,
@@ -42,19 +45,26 @@ export {
   perceptualHash,
   type SkippedFile,
   validateSamples,
-} from './data/folder.js';
+} from './data/folder.node.js';
 export * from './index.js';
-export { defaultCacheDir, type FetchWeightsOptions, fetchWeights, md5 } from './models/download.js';
+export { loadClassifier, NodeClassifier, saveClassifier } from './inference/classifier.node.js';
+export { defaultCacheDir, type FetchWeightsOptions, fetchWeights, md5 } from './models/download.node.js';
 // --- Keras HDF5 model and weight loading ---
-export { loadKerasModel, loadKerasWeights, readKerasWeights } from './models/keras-h5.js';
-export { loadLayersWeights, readLayersWeights } from './models/tfjs-format.js';
-// setupBackend with the threaded wasm build on every core (overrides the root's re-export).
-export { setupBackend } from './node/backend.js';
-// --- Training on disk: checkpoints, classifier folders, reports ---
-export { fileCheckpointStore } from './node/checkpoints.js';
-export { loadClassifier, NodeClassifier, saveClassifier } from './node/classifier.js';
-export { type EvaluateAndSaveOptions, evaluateAndSave, metricsSummary } from './node/finish.js';
-export { historyPoints, writeEvaluation, writeGradCamPng, writeTrainingCurves } from './node/report.js';
-export { type NodeWasmThreadingOptions, nodeWasmThreading } from './node/wasm-threads.js';
+export { loadKerasModel, loadKerasWeights, readKerasWeights } from './models/keras-h5.node.js';
+export { loadLayersWeights, readLayersWeights } from './models/tfjs-format.node.js';
+export {
+  type EvaluateAndSaveOptions,
+  evaluateAndSave,
+  metricsSummary,
+} from './report/evaluate-and-save.node.js';
+export {
+  historyPoints,
+  writeEvaluation,
+  writeGradCamPng,
+  writeTrainingCurves,
+} from './report/evaluation.node.js';
 // --- Reports: charts rendered to SVG and PNG ---
-export { type RenderedChart, renderChart, writeChart, writeFileAtomic } from './report/render.js';
+export { type RenderedChart, renderChart, writeChart } from './report/render.node.js';
+// --- Training on disk: checkpoints, classifier folders, reports ---
+export { fileCheckpointStore } from './train/checkpoints.node.js';
+export { writeFileAtomic } from './util/atomic-write.node.js';

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { expect } from 'vitest';
-import { installEarlyGradientRelease } from '../src/backend/gradient-memory.js';
+import { installEarlyGradientRelease } from '../src/backend/patches/early-gradient-release.js';
 
 /** Runs `fn` and asserts that the number of live tensors is unchanged afterwards (results disposed). */
 export async function expectNoLeak(fn: () => unknown): Promise<void> {

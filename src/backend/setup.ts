@@ -2,9 +2,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { getThreadsCount, setThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { MedimgError } from '../util/errors.js';
-import { installEarlyGradientRelease } from './gradient-memory.js';
+import { installEarlyGradientRelease } from './patches/early-gradient-release.js';
 import { wasmThreading } from './threading.js';
-import { registerWasmTrainingKernels } from './wasm-kernels.js';
+import { registerWasmTrainingKernels } from './wasm/index.js';
 
 /** Backends that {@link setupBackend} knows how to activate. */
 export const BACKEND_NAMES = ['auto', 'tensorflow', 'wasm', 'cpu', 'webgl', 'webgpu'] as const;

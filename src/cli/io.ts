@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { BACKEND_NAMES, type BackendInfo, type BackendName } from '../backend/setup.js';
-import { setupBackend } from '../node/backend.js';
+import { setupBackend } from '../backend/setup.node.js';
 import { progressCallback } from '../train/progress.js';
 import { num, UsageError } from './args.js';
 

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { ADABELIEF_UPDATE_KERNEL, type AdaBeliefUpdateAttrs } from '../backend/kernel-names.js';
 import { check, checkNumber } from '../util/errors.js';
 
 /** A named tensor, as tfjs optimizers exchange their state. */
@@ -31,26 +32,6 @@ interface SlotState {
 }
 
 const CLASS_NAME = 'AdaBelief';
-
-/**
- * A kernel a backend may register to apply one AdaBelief step in a single pass (the wasm
- * backend does, in `setupBackend`): inputs `p`, `g`, `m`, `s`; outputs the new p, m and s. It
- * must give the same float32 numbers as the op-by-op update:
- *   p1 = p * decay; m' = m * beta1 + g * (1 - beta1); s' = s * beta2 + (g - m')^2 * (1 - beta2) + eps
- *   p' = p1 - alpha * m' / (sqrt(s') / root + eps), or p' = p1 - alpha * m' when `sgd`.
- */
-export const ADABELIEF_UPDATE_KERNEL = 'MedimgAdaBeliefUpdate';
-
-/** Attributes of {@link ADABELIEF_UPDATE_KERNEL}. */
-export interface AdaBeliefUpdateAttrs {
-  decay: number;
-  beta1: number;
-  beta2: number;
-  epsilon: number;
-  root: number;
-  alpha: number;
-  sgd: boolean;
-}
 
 /**
  * AdaBelief (Zhuang et al., NeurIPS 2020): Adam whose second moment tracks the "belief"

@@ -1,7 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import {
+  encodeTensors,
+  modelArtifacts,
+  modelFromArtifacts,
+  packBundle,
+  unpackBundle,
+} from '../inference/serialize.js';
 import type { RandomState } from '../util/random.js';
-import { encodeTensors, modelArtifacts, modelFromArtifacts, packBundle, unpackBundle } from './serialize.js';
 
 /** Training state saved beside the model and optimizer. */
 export interface TrainingState {

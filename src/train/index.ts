@@ -7,21 +7,9 @@ export {
   memoryCheckpointStore,
   type TrainingState,
 } from './checkpoint.js';
-export {
-  Classifier,
-  type ClassifierMeta,
-  classifierMeta,
-  type DecodeSpec,
-  describePrediction,
-  loadClassifierFromUrl,
-  loadClassifierFromUrl as loadClassifier,
-  type Prediction,
-} from './classifier.js';
 export { evaluate } from './evaluate.js';
-export { type GradCamResult, gradCam, gradCamOverlay } from './gradcam.js';
 export { type ProgressOptions, progressCallback } from './progress.js';
 export { type RecalibrateOptions, recalibrateBatchNorm } from './recalibrate.js';
-export { type ModelArtifacts, modelArtifacts, modelFromArtifacts } from './serialize.js';
 export {
   evaluateSource,
   type TrainCallbacks,

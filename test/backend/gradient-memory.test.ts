@@ -1,8 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { installEarlyGradientRelease, setEarlyGradientRelease } from '../../src/backend/gradient-memory.js';
-import { registerWasmTrainingKernels } from '../../src/backend/wasm-kernels.js';
+import {
+  installEarlyGradientRelease,
+  setEarlyGradientRelease,
+} from '../../src/backend/patches/early-gradient-release.js';
+import { registerWasmTrainingKernels } from '../../src/backend/wasm/index.js';
 import { simpleCnn } from '../../src/index.js';
 import { useBackend } from '../helpers.js';
 

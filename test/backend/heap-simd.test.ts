@@ -1,15 +1,15 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { HEAP_SIMD_SHARED, HEAP_SIMD_UNSHARED } from '../../src/backend/heap-simd.generated.js';
-import { heapSimd, setHeapSimdEnabled } from '../../src/backend/heap-simd.js';
+import { HEAP_SIMD_SHARED, HEAP_SIMD_UNSHARED } from '../../src/backend/wasm/heap-simd.generated.js';
+import { heapSimd, setHeapSimdEnabled } from '../../src/backend/wasm/heap-simd.js';
 
 describe('heap SIMD module', () => {
   it('the generated module is assembled from the current heap-simd.wat', () => {
     const generated = execFileSync(process.execPath, ['scripts/build-heap-simd.mjs', '--print'], {
       encoding: 'utf8',
     });
-    expect(readFileSync('src/backend/heap-simd.generated.ts', 'utf8')).toBe(generated);
+    expect(readFileSync('src/backend/wasm/heap-simd.generated.ts', 'utf8')).toBe(generated);
   });
 
   it('stays under 4 KB, the most a browser compiles synchronously on its main thread', () => {

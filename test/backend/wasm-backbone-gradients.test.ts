@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-backend-wasm';
 // tfjs-core's ESM entry registers no gradients; tfjs-layers imports register_all_gradients.
 import '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
-import { registerWasmTrainingKernels } from '../../src/backend/wasm-kernels.js';
+import { registerWasmTrainingKernels } from '../../src/backend/wasm/index.js';
 import { useBackend } from '../helpers.js';
 
 /**

@@ -2,13 +2,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
-import { heapSimd, setHeapSimdEnabled } from '../../src/backend/heap-simd.js';
+import { heapSimd, setHeapSimdEnabled } from '../../src/backend/wasm/heap-simd.js';
 import {
   collapsePermutation,
   registerWasmTrainingKernels,
   setFilterGradStrategy,
   setInputGradStrategy,
-} from '../../src/backend/wasm-kernels.js';
+} from '../../src/backend/wasm/index.js';
 import { useBackend } from '../helpers.js';
 
 interface ConvCase {

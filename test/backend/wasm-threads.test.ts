@@ -4,8 +4,8 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { bundleRequires, workerPrelude } from '../../src/backend/wasm-threads.node.js';
 import { setupBackend } from '../../src/index.js';
-import { bundleRequires, workerPrelude } from '../../src/node/wasm-threads.js';
 
 const child = join(import.meta.dirname, 'scripts', 'wasm-threads-child.ts');
 

@@ -62,7 +62,7 @@ describe.each(['cpu', 'wasm'] as const)('fused training-mode BatchNormalization 
 
   it('equals tfjs-layers: output, gradients for x, gamma and beta, and moving statistics', async () => {
     await useBackend(backend);
-    if (backend === 'wasm') (await import('../../src/backend/wasm-kernels.js')).registerWasmTrainingKernels();
+    if (backend === 'wasm') (await import('../../src/backend/wasm/index.js')).registerWasmTrainingKernels();
     const plain = bnModel(false);
     const fused = bnModel(true);
     fused.setWeights(plain.getWeights());

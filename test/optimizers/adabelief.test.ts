@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { setHeapSimdEnabled } from '../../src/backend/heap-simd.js';
-import { registerWasmTrainingKernels } from '../../src/backend/wasm-kernels.js';
+import { ADABELIEF_UPDATE_KERNEL } from '../../src/backend/kernel-names.js';
+import { setHeapSimdEnabled } from '../../src/backend/wasm/heap-simd.js';
+import { registerWasmTrainingKernels } from '../../src/backend/wasm/index.js';
 import { type AdaBeliefConfig, AdaBeliefOptimizer, adaBelief, registerAdaBelief } from '../../src/index.js';
-import { ADABELIEF_UPDATE_KERNEL } from '../../src/optimizers/adabelief.js';
 import fixtures from '../fixtures/adabelief.json' with { type: 'json' };
 import { useBackend } from '../helpers.js';
 

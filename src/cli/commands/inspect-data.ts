@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { formatDicomSummary, summarizeDicom } from '../../data/dicom-file.js';
+import { formatDicomSummary, summarizeDicom } from '../../data/dicom-file.node.js';
 import { findDuplicates, findLeaks, imageFolder, validateSamples } from '../../node.js';
 import { type Command, num, parse, str, UsageError } from '../args.js';
 import { out } from '../io.js';

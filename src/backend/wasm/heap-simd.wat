@@ -3,7 +3,7 @@
 ;; pointers are byte offsets from `getMemoryOffset`. JavaScript loops over the same typed
 ;; arrays ran at ~4 ns per element here; these run at memory speed.
 ;;
-;; Source of src/backend/heap-simd.generated.ts: `node scripts/build-heap-simd.mjs` after an
+;; Source of src/backend/wasm/heap-simd.generated.ts: `node scripts/build-heap-simd.mjs` after an
 ;; edit (a test checks the two agree). The generator writes two variants, for the threaded
 ;; build's shared memory and for the single-threaded builds' unshared one.
 (module

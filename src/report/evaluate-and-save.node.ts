@@ -1,14 +1,14 @@
 import { join } from 'node:path';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { SampleSource } from '../data/loader.js';
+import type { DecodeSpec } from '../inference/classifier.js';
+import { saveClassifier } from '../inference/classifier.node.js';
 import type { EvaluationMetrics } from '../metrics/accumulator.js';
-import { writeFileAtomic } from '../report/render.js';
 import type { EpochLog } from '../train/checkpoint.js';
-import type { DecodeSpec } from '../train/classifier.js';
 import { evaluate } from '../train/evaluate.js';
 import type { Transform } from '../transforms/base.js';
-import { saveClassifier } from './classifier.js';
-import { writeEvaluation, writeTrainingCurves } from './report.js';
+import { writeFileAtomic } from '../util/atomic-write.node.js';
+import { writeEvaluation, writeTrainingCurves } from './evaluation.node.js';
 
 export interface EvaluateAndSaveOptions {
   /** The run's folder: `evaluation/`, `test-evaluation/`, `training-curves.*`, `history.json`, `classifier/`. */

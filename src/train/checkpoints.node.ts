@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../report/render.js';
-import type { CheckpointStore } from '../train/checkpoint.js';
+import { writeFileAtomic } from '../util/atomic-write.node.js';
+import type { CheckpointStore } from './checkpoint.js';
 
 /**
  * Checkpoints as files `<dir>/<name>.ckpt`, each written to a temporary file and renamed over

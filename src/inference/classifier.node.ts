@@ -2,7 +2,9 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { decodeImage } from '../data/decode.js';
+import { decodeImage } from '../data/decode.node.js';
+import type { Transform } from '../transforms/base.js';
+import { MedimgError } from '../util/errors.js';
 import {
   Classifier,
   type ClassifierMeta,
@@ -10,10 +12,8 @@ import {
   type DecodeSpec,
   loadClassifierFromUrl,
   type Prediction,
-} from '../train/classifier.js';
-import { modelArtifacts, modelFromArtifacts } from '../train/serialize.js';
-import type { Transform } from '../transforms/base.js';
-import { MedimgError } from '../util/errors.js';
+} from './classifier.js';
+import { modelArtifacts, modelFromArtifacts } from './serialize.js';
 
 /** A classifier loaded in Node: also predicts from image files and buffers, decoded as in training. */
 export class NodeClassifier extends Classifier {

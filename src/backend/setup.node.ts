@@ -3,9 +3,9 @@ import {
   type BackendName,
   type SetupBackendOptions,
   setupBackend as setupAny,
-} from '../backend/setup.js';
-import { setWasmThreading, wasmThreading } from '../backend/threading.js';
-import { nodeWasmThreading } from './wasm-threads.js';
+} from './setup.js';
+import { setWasmThreading, wasmThreading } from './threading.js';
+import { nodeWasmThreading } from './wasm-threads.node.js';
 
 /**
  * {@link setupAny | setupBackend} for Node: the same choices, plus the threaded wasm build on

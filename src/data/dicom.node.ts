@@ -878,7 +878,7 @@ export async function decodeDicomFrame(file: DicomFile, frame = 0): Promise<Dico
       check(encoded.length * 8 >= frameBits(m), op, `${label}: frame ${frame} is truncated`);
       values = nativeValues(file, encoded, true, m.planarConfiguration === 1);
     } else {
-      const { decodeCompressed } = await import('./dicom-codecs.js');
+      const { decodeCompressed } = await import('./dicom-codecs.node.js');
       const decoded = await decodeCompressed(syntax, encoded, m, label);
       values = decoded.values;
       // Colour JPEG/J2K decoders return RGB (they undo the YCbCr or ICT/RCT transform themselves).

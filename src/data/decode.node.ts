@@ -14,7 +14,7 @@ import {
   windowFunction,
 } from '../transforms/functional/window.js';
 import { check, MedimgError } from '../util/errors.js';
-import { decodeDicomFrame, isDicom, parseDicom } from './dicom.js';
+import { decodeDicomFrame, isDicom, parseDicom } from './dicom.node.js';
 
 export interface DecodeOptions {
   /** 1 (gray) or 3 (RGB). */

@@ -8,7 +8,7 @@
  * - JPEG 2000: `@cornerstonejs/codec-openjpeg` (wasm)
  */
 import { check, MedimgError } from '../util/errors.js';
-import { type DicomMetadata, storedValues, type TransferSyntax } from './dicom.js';
+import { type DicomMetadata, storedValues, type TransferSyntax } from './dicom.node.js';
 
 interface FrameInfo {
   width: number;

@@ -28,8 +28,8 @@ import type * as os from 'node:os';
 import { join } from 'node:path';
 import { setThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
-import type { WasmThreading } from '../backend/threading.js';
-import { writeFileAtomicSync } from '../report/render.js';
+import { writeFileAtomicSync } from '../util/atomic-write.node.js';
+import type { WasmThreading } from './threading.js';
 
 const requireCjs = createRequire(import.meta.url);
 /** The mutable CommonJS `os` object, which Emscripten's Node code reads. */

@@ -1,6 +1,6 @@
 import { open, readFile } from 'node:fs/promises';
 import { check, MedimgError } from '../util/errors.js';
-import { type DicomMetadata, decodeDicomFrame, isDicom, parseDicom } from './dicom.js';
+import { type DicomMetadata, decodeDicomFrame, isDicom, parseDicom } from './dicom.node.js';
 
 /** Modality values of a DICOM image, as {@link readDicom} returns them. */
 export interface DicomImage {

@@ -3,8 +3,8 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import { check, MedimgError } from '../util/errors.js';
-import { type DecodedPixels, type DecodeOptions, decodePixels } from './decode.js';
-import { isDicomFile } from './dicom-file.js';
+import { type DecodedPixels, type DecodeOptions, decodePixels } from './decode.node.js';
+import { isDicomFile } from './dicom-file.node.js';
 import type { SampleSource } from './loader.js';
 import type { LabeledSample } from './split.js';
 

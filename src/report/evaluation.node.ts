@@ -1,11 +1,12 @@
 import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
+import { gradCamOverlay } from '../inference/gradcam.js';
 import type { EvaluationMetrics } from '../metrics/accumulator.js';
 import { confusionMatrixChart, type HistoryPoint, rocChart, trainingCurvesChart } from '../metrics/charts.js';
-import { writeChart, writeFileAtomic } from '../report/render.js';
 import type { EpochLog } from '../train/checkpoint.js';
-import { gradCamOverlay } from '../train/gradcam.js';
+import { writeFileAtomic } from '../util/atomic-write.node.js';
+import { writeChart } from './render.node.js';
 
 /** Converts per-epoch logs into chart rows (`loss`/`val_loss` become one panel, two lines). */
 export function historyPoints(history: readonly EpochLog[]): HistoryPoint[] {

@@ -1,0 +1,28 @@
+/**
+ * Names and attributes of the custom kernels this library registers on backends. They live here,
+ * not with their users, so that the optimizers, the patches and the kernels depend on one small
+ * module instead of on each other.
+ */
+
+/**
+ * A kernel a backend may register to apply one AdaBelief step in a single pass (the wasm
+ * backend does, in `setupBackend`): inputs `p`, `g`, `m`, `s`; outputs the new p, m and s. It
+ * must give the same float32 numbers as the op-by-op update:
+ *   p1 = p * decay; m' = m * beta1 + g * (1 - beta1); s' = s * beta2 + (g - m')^2 * (1 - beta2) + eps
+ *   p' = p1 - alpha * m' / (sqrt(s') / root + eps), or p' = p1 - alpha * m' when `sgd`.
+ */
+export const ADABELIEF_UPDATE_KERNEL = 'MedimgAdaBeliefUpdate';
+
+/** Attributes of {@link ADABELIEF_UPDATE_KERNEL}. */
+export interface AdaBeliefUpdateAttrs {
+  decay: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  root: number;
+  alpha: number;
+  sgd: boolean;
+}
+
+/** Kernel behind the ClipByValue gradient on wasm (see `patches/clip-gradient.ts`). */
+export const CLIP_GRAD_KERNEL = 'MedimgClipByValueGrad';

@@ -1,0 +1,170 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { type Backend, type ConvAttrs, call, reshape, type Shape4, type TensorInfo } from './common.js';
+
+/** Zero-pads `x` by `[before, after]` per axis; negative amounts crop. */
+function padOrCrop(
+  b: Backend,
+  keep: (t: TensorInfo) => TensorInfo,
+  x: TensorInfo,
+  paddings: [number, number][],
+): TensorInfo {
+  let out = x;
+  if (paddings.some(([a, c]) => a < 0 || c < 0)) {
+    const begin = paddings.map(([a]) => Math.max(0, -a));
+    const size = out.shape.map(
+      (d, i) => d - (begin[i] as number) - Math.max(0, -(paddings[i] as [number, number])[1]),
+    );
+    out = keep(call('Slice', b, { x: out }, { begin, size }));
+  }
+  const pos = paddings.map(([a, c]) => [Math.max(0, a), Math.max(0, c)] as [number, number]);
+  if (pos.some(([a, c]) => a > 0 || c > 0))
+    out = keep(call('PadV2', b, { x: out }, { paddings: pos, constantValue: 0 }));
+  return out;
+}
+
+/** Inserts `stride - 1` zeros between the spatial elements of an NHWC tensor. */
+function dilateSpatial(
+  b: Backend,
+  keep: (t: TensorInfo) => TensorInfo,
+  x: TensorInfo,
+  sh: number,
+  sw: number,
+): TensorInfo {
+  if (sh === 1 && sw === 1) return x;
+  const [n, h, w, c] = x.shape as [number, number, number, number];
+  const x6 = keep(reshape(b, x, [n, h, 1, w, 1, c]));
+  const padded = keep(
+    call(
+      'PadV2',
+      b,
+      { x: x6 },
+      {
+        paddings: [
+          [0, 0],
+          [0, 0],
+          [0, sh - 1],
+          [0, 0],
+          [0, sw - 1],
+          [0, 0],
+        ],
+        constantValue: 0,
+      },
+    ),
+  );
+  const full = keep(reshape(b, padded, [n, h * sh, w * sw, c]));
+  return keep(
+    call('Slice', b, { x: full }, { begin: [0, 0, 0, 0], size: [n, (h - 1) * sh + 1, (w - 1) * sw + 1, c] }),
+  );
+}
+
+/** Slices tap (kh, kw) of a padded input: the [N, OH, OW, C] window each output position sees. */
+export function tap(
+  b: Backend,
+  xp: TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+  kh: number,
+  kw: number,
+): TensorInfo {
+  const top = kh * info.dilationHeight;
+  const left = kw * info.dilationWidth;
+  return call(
+    'StridedSlice',
+    b,
+    { x: xp },
+    {
+      begin: [0, top, left, 0],
+      end: [
+        info.batchSize,
+        top + (info.outHeight - 1) * info.strideHeight + 1,
+        left + (info.outWidth - 1) * info.strideWidth + 1,
+        info.inChannels,
+      ],
+      strides: [1, info.strideHeight, info.strideWidth, 1],
+      beginMask: 0,
+      endMask: 0,
+      ellipsisMask: 0,
+      newAxisMask: 0,
+      shrinkAxisMask: 0,
+    },
+  );
+}
+
+export function paddedInput(
+  b: Backend,
+  keep: (t: TensorInfo) => TensorInfo,
+  x: TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+) {
+  const { top, bottom, left, right } = info.padInfo;
+  // Pad enough for the last tap's window, and crop what the convolution never reads.
+  const needH = (info.outHeight - 1) * info.strideHeight + (info.filterHeight - 1) * info.dilationHeight + 1;
+  const needW = (info.outWidth - 1) * info.strideWidth + (info.filterWidth - 1) * info.dilationWidth + 1;
+  const padBottom = Math.min(bottom, needH - info.inHeight - top);
+  const padRight = Math.min(right, needW - info.inWidth - left);
+  return padOrCrop(b, keep, x, [
+    [0, 0],
+    [top, padBottom],
+    [left, padRight],
+    [0, 0],
+  ]);
+}
+
+/** The convolution's geometry, refusing what these kernels do not handle. */
+export function convInfo(
+  kernel: string,
+  xShape: Shape4,
+  filterShape: Shape4,
+  attrs: ConvAttrs,
+  depthwise: boolean,
+): tf.backend_util.Conv2DInfo {
+  if (attrs.dataFormat === 'NCHW') throw new Error(`medimg-classify: ${kernel} on wasm supports NHWC only`);
+  if (depthwise && filterShape[3] !== 1)
+    throw new Error(`medimg-classify: ${kernel} on wasm supports channel multiplier 1`);
+  const info = depthwise
+    ? tf.backend_util.computeConv2DInfo(
+        xShape,
+        filterShape,
+        attrs.strides,
+        attrs.dilations ?? 1,
+        attrs.pad,
+        attrs.dimRoundingMode,
+        true,
+      )
+    : tf.backend_util.computeConv2DInfo(
+        xShape,
+        filterShape,
+        attrs.strides,
+        1,
+        attrs.pad,
+        attrs.dimRoundingMode,
+        false,
+        'channelsLast',
+      );
+  if (depthwise && (info.dilationHeight !== 1 || info.dilationWidth !== 1) && kernel.endsWith('Input')) {
+    throw new Error(`medimg-classify: ${kernel} on wasm supports dilation 1`);
+  }
+  return info;
+}
+
+/**
+ * The input gradient of a convolution is a "full" correlation of dy with the flipped filter:
+ * dilate dy by the stride, then pad it so that a stride-1 valid convolution gives the input size.
+ */
+export function fullCorrelationInput(
+  b: Backend,
+  keep: (t: TensorInfo) => TensorInfo,
+  dy: TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+): TensorInfo {
+  const kh = info.filterHeight;
+  const kw = info.filterWidth;
+  const dilated = dilateSpatial(b, keep, dy, info.strideHeight, info.strideWidth);
+  const padTop = kh - 1 - info.padInfo.top;
+  const padLeft = kw - 1 - info.padInfo.left;
+  return padOrCrop(b, keep, dilated, [
+    [0, 0],
+    [padTop, info.inHeight + kh - 1 - (dilated.shape[1] as number) - padTop],
+    [padLeft, info.inWidth + kw - 1 - (dilated.shape[2] as number) - padLeft],
+    [0, 0],
+  ]);
+}

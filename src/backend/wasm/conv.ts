@@ -1,0 +1,328 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import {
+  type Backend,
+  type ConvAttrs,
+  call,
+  type HeapBackend,
+  type KernelArgs,
+  original,
+  reshape,
+  type Shape4,
+  scoped,
+  type TensorInfo,
+} from './common.js';
+import { convInfo, fullCorrelationInput, paddedInput, tap } from './conv-geometry.js';
+
+/**
+ * dW as a forward convolution on XNNPACK, with the roles swapped: the batch of x becomes the
+ * contracted channel axis, its channels the batch, and dy the filter.
+ *   dW[kh, kw, ci, co] = sum over n, oh, ow of xp[n, oh*s + kh, ow*s + kw, ci] * dy[n, oh, ow, co]
+ * is conv2d(xp^T [Ci, Hp, Wp, N], dy^T [OH, OW, N, Co]) with stride 1 and dilation s, giving
+ * [Ci, KH, KW, Co]. No im2col is materialised, and strided convolutions need no strided slices.
+ */
+function filterGradByConv(
+  b: Backend,
+  keep: (t: TensorInfo) => TensorInfo,
+  x: TensorInfo,
+  dy: TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+): TensorInfo {
+  const xp = paddedInput(b, keep, x, info);
+  const xt = keep(call('Transpose', b, { x: xp }, { perm: [3, 1, 2, 0] }));
+  const dyt = keep(call('Transpose', b, { x: dy }, { perm: [1, 2, 0, 3] }));
+  const out = keep(
+    call(
+      'Conv2D',
+      b,
+      { x: xt, filter: dyt },
+      {
+        strides: [info.dilationHeight, info.dilationWidth],
+        pad: 'valid',
+        dataFormat: 'NHWC',
+        dilations: [info.strideHeight, info.strideWidth],
+      },
+    ),
+  );
+  return call('Transpose', b, { x: out }, { perm: [1, 2, 0, 3] });
+}
+
+/**
+ * dW = im2col(x)^T . dy as one matrix multiply. wasm's BatchMatMul is fast only without
+ * transpose flags, so the transposed im2col [KH*KW*Ci, N*OH*OW] is built directly from a
+ * channels-first copy of x.
+ */
+function filterGradByMatMul(
+  b: Backend,
+  keep: (t: TensorInfo) => TensorInfo,
+  x: TensorInfo,
+  dy: TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+  filterShape: Shape4,
+): TensorInfo {
+  const rows = info.batchSize * info.outHeight * info.outWidth;
+  const dy2 = keep(reshape(b, dy, [1, rows, info.outChannels]));
+  const xp = paddedInput(b, keep, x, info);
+  const xt = keep(call('Transpose', b, { x: xp }, { perm: [3, 0, 1, 2] })); // [Ci, N, Hp, Wp]
+  const taps: TensorInfo[] = [];
+  for (let kh = 0; kh < info.filterHeight; kh++) {
+    for (let kw = 0; kw < info.filterWidth; kw++) taps.push(keep(tapChannelsFirst(b, xt, info, kh, kw)));
+  }
+  const colsT = taps.length === 1 ? (taps[0] as TensorInfo) : keep(call('Concat', b, taps, { axis: 0 }));
+  const a = keep(reshape(b, colsT, [1, info.filterHeight * info.filterWidth * info.inChannels, rows]));
+  const dw = keep(call('BatchMatMul', b, { a, b: dy2 }, { transposeA: false, transposeB: false }));
+  return reshape(b, dw, filterShape);
+}
+
+/**
+ * Which filter-gradient formulation is faster, measured on 2 threads (`bench/conv-grad.ts`):
+ * the swapped convolution wins for strided convolutions (26 vs 834 ms for 8x56x56x64, 3x3 s2:
+ * wasm's StridedSlice is slow) and for 3x3 filters over several input channels (236 vs 313 ms
+ * for 32x32x32x64->128, 73 vs 84 ms for ResNet's 8x7x7x512->512); the im2col matrix multiply
+ * wins for 1x1 filters (21 vs 38 ms) and single-channel inputs (37 vs 181 ms, 32x128x128x1->32).
+ */
+export function useConvForFilterGrad(info: tf.backend_util.Conv2DInfo): boolean {
+  if (filterGradStrategy !== 'auto') return filterGradStrategy === 'conv';
+  if (info.strideHeight > 1 || info.strideWidth > 1) return true;
+  if (info.filterHeight * info.filterWidth === 1) return false;
+  return info.inChannels >= 8;
+}
+
+let filterGradStrategy: 'auto' | 'conv' | 'matmul' = 'auto';
+
+/** Forces one filter-gradient formulation (for tests and benchmarks); `'auto'` restores the choice. */
+export function setFilterGradStrategy(strategy: 'auto' | 'conv' | 'matmul'): void {
+  filterGradStrategy = strategy;
+}
+
+export function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs) {
+  const b = backend as Backend;
+  const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
+  const { filterShape } = attrs as { filterShape: Shape4 };
+  const info = convInfo(
+    'Conv2DBackpropFilter',
+    x.shape as Shape4,
+    filterShape,
+    attrs as unknown as ConvAttrs,
+    false,
+  );
+  return scoped(b, (keep) =>
+    useConvForFilterGrad(info)
+      ? filterGradByConv(b, keep, x, dy, info)
+      : filterGradByMatMul(b, keep, x, dy, info, filterShape),
+  );
+}
+
+/** Like {@link tap}, on a channels-first [C, N, Hp, Wp] copy: returns [C, N, OH, OW]. */
+function tapChannelsFirst(
+  b: Backend,
+  xt: TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+  kh: number,
+  kw: number,
+): TensorInfo {
+  const top = kh * info.dilationHeight;
+  const left = kw * info.dilationWidth;
+  const [c, n, hp, wp] = xt.shape as [number, number, number, number];
+  const end = [
+    c,
+    n,
+    top + (info.outHeight - 1) * info.strideHeight + 1,
+    left + (info.outWidth - 1) * info.strideWidth + 1,
+  ];
+  if (info.strideHeight === 1 && info.strideWidth === 1) {
+    if (top === 0 && left === 0 && end[2] === hp && end[3] === wp)
+      return call('Reshape', b, { x: xt }, { shape: xt.shape });
+    return call(
+      'Slice',
+      b,
+      { x: xt },
+      { begin: [0, 0, top, left], size: [c, n, info.outHeight, info.outWidth] },
+    );
+  }
+  return call(
+    'StridedSlice',
+    b,
+    { x: xt },
+    {
+      begin: [0, 0, top, left],
+      end,
+      strides: [1, 1, info.strideHeight, info.strideWidth],
+      beginMask: 0,
+      endMask: 0,
+      ellipsisMask: 0,
+      newAxisMask: 0,
+      shrinkAxisMask: 0,
+    },
+  );
+}
+
+/**
+ * Reverses a [KH, KW, ...] filter over both spatial axes: the taps in reverse order, each a
+ * contiguous block, copied on the heap (wasm's Reverse kernel took 106 ms for 3x3x512x512).
+ */
+export function flipTaps(b: Backend, filter: TensorInfo): TensorInfo {
+  const hb = b as HeapBackend;
+  if (filter.dtype !== 'float32' || typeof hb.typedArrayFromHeap !== 'function')
+    return call('Reverse', b, { x: filter }, { dims: [0, 1] });
+  const [kh, kw] = filter.shape as [number, number];
+  const taps = kh * kw;
+  const out = hb.makeOutput(filter.shape, 'float32');
+  // Views after makeOutput: allocating may grow (and move) the heap.
+  const src = hb.typedArrayFromHeap(filter);
+  const dst = hb.typedArrayFromHeap(out);
+  const block = src.length / taps;
+  for (let t = 0; t < taps; t++) dst.set(src.subarray(t * block, (t + 1) * block), (taps - 1 - t) * block);
+  return out;
+}
+
+/** dx = conv2d(dilate(dy), flip(W)^T): a forward convolution on XNNPACK. */
+export function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs) {
+  const b = backend as Backend;
+  const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
+  const { inputShape } = attrs as { inputShape: Shape4 };
+  const info = convInfo(
+    'Conv2DBackpropInput',
+    inputShape,
+    filter.shape as Shape4,
+    attrs as unknown as ConvAttrs,
+    false,
+  );
+  if (pointwiseByWeightsAsA(info)) return pointwiseInputGrad(b, dy, filter, info);
+  if (useMatMulForInputGrad(info) && dy.dtype === 'float32' && filter.dtype === 'float32') {
+    const dx = inputGradByMatMul(b, dy, filter, info);
+    if (dx) return dx;
+  }
+  return scoped(b, (keep) => {
+    const pointwise = info.filterHeight === 1 && info.filterWidth === 1;
+    const flipped = pointwise ? filter : keep(flipTaps(b, filter));
+    const w = keep(call('Transpose', b, { x: flipped }, { perm: [0, 1, 3, 2] }));
+    const padded = fullCorrelationInput(b, keep, dy, info);
+    return call(
+      'Conv2D',
+      b,
+      { x: padded, filter: w },
+      { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [1, 1] },
+    );
+  });
+}
+
+/**
+ * For an unpadded stride-1 1x1 convolution, dx^T = W [Ci, Co] . dy^T [Co, M] is one matrix
+ * product with the weights as its left operand, which XNNPACK uses as they are. The right
+ * operand is transposed and packed instead, which pays off when M = N*H*W is small against the
+ * channels (ResNet50V2's conv5 at batch 8: 392 rows against 2048 x 1024 weights).
+ */
+function pointwiseByWeightsAsA(info: tf.backend_util.Conv2DInfo): boolean {
+  const { top, bottom, left, right } = info.padInfo;
+  if (info.filterHeight !== 1 || info.filterWidth !== 1) return false;
+  if (info.strideHeight !== 1 || info.strideWidth !== 1 || top + bottom + left + right !== 0) return false;
+  const m = info.batchSize * info.inHeight * info.inWidth;
+  // Elements transposed and packed: dy^T and dx^T here, the weights' transpose and packing otherwise.
+  return m * (2 * info.outChannels + info.inChannels) < 2 * info.inChannels * info.outChannels;
+}
+
+function pointwiseInputGrad(
+  b: Backend,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+): TensorInfo {
+  const m = info.batchSize * info.inHeight * info.inWidth;
+  const ci = info.inChannels;
+  const co = info.outChannels;
+  return scoped(b, (keep) => {
+    const dy2 = keep(reshape(b, dy, [m, co]));
+    const dyT = keep(call('Transpose', b, { x: dy2 }, { perm: [1, 0] }));
+    const w = keep(reshape(b, filter, [1, ci, co]));
+    const rhs = keep(reshape(b, dyT, [1, co, m]));
+    const dxT = keep(original('BatchMatMul', b, { a: w, b: rhs }, { transposeA: false, transposeB: false }));
+    const dxT2 = keep(reshape(b, dxT, [ci, m]));
+    const dx = keep(call('Transpose', b, { x: dxT2 }, { perm: [1, 0] }));
+    return reshape(b, dx, [info.batchSize, info.inHeight, info.inWidth, ci]);
+  });
+}
+
+/**
+ * Which input-gradient formulation is faster for a KxK filter (`bench/conv-grad.ts`, 2 threads,
+ * weights fresh each call as in training): the full correlation runs XNNPACK's convolution on
+ * flipped, transposed weights, which it must repack each step (~15 ns per weight); the matrix
+ * product below uses the weights as they are and packs dy instead. That pays when positions are
+ * few against the weights: ResNet50V2's conv5 3x3 at batch 8 (392 positions, 512x512x9
+ * weights).
+ */
+export function useMatMulForInputGrad(info: tf.backend_util.Conv2DInfo): boolean {
+  if (inputGradStrategy !== 'auto') return inputGradStrategy === 'matmul';
+  const k = info.filterHeight * info.filterWidth;
+  if (k === 1) return false;
+  const m = info.batchSize * info.outHeight * info.outWidth;
+  // Elements moved: dy^T and the [K*Ci, M] product here, three passes over the weights there.
+  return m * (2 * info.outChannels + 2 * k * info.inChannels) < 3 * k * info.inChannels * info.outChannels;
+}
+
+let inputGradStrategy: 'auto' | 'conv' | 'matmul' = 'auto';
+
+/** Forces one input-gradient formulation for KxK filters (tests, benchmarks); `'auto'` restores the choice. */
+export function setInputGradStrategy(strategy: 'auto' | 'conv' | 'matmul'): void {
+  inputGradStrategy = strategy;
+}
+
+/**
+ * dx by "col2im": the product P = W [K*Ci, Co] . dy^T [Co, M] holds, for every tap and input
+ * channel, the contribution of every output position; each is added to the input position
+ * that tap reads, h = oh*stride - padTop + kh*dilation (positions the padding covers are
+ * dropped). Any stride, padding and dilation. Returns null where the heap is not reachable.
+ */
+function inputGradByMatMul(
+  b: Backend,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+): TensorInfo | null {
+  const hb = b as HeapBackend;
+  if (typeof hb.typedArrayFromHeap !== 'function') return null;
+  const { batchSize: n, inHeight: ih, inWidth: iw, inChannels: ci, outChannels: co } = info;
+  const { outHeight: oh, outWidth: ow, filterHeight: kh, filterWidth: kw } = info;
+  const m = n * oh * ow;
+  const k = kh * kw;
+  const product = scoped(b, (keep) => {
+    const dy2 = keep(reshape(b, dy, [m, co]));
+    const dyT = keep(call('Transpose', b, { x: dy2 }, { perm: [1, 0] }));
+    const rhs = keep(reshape(b, dyT, [1, co, m]));
+    const w = keep(reshape(b, filter, [1, k * ci, co]));
+    return original('BatchMatMul', b, { a: w, b: rhs }, { transposeA: false, transposeB: false });
+  });
+  // Where each (tap, output position) lands in dx, as an element offset, or -1 in the padding.
+  const target = new Int32Array(k * m);
+  for (let y = 0; y < kh; y++) {
+    for (let x = 0; x < kw; x++) {
+      const t = y * kw + x;
+      for (let bi = 0; bi < n; bi++) {
+        for (let r = 0; r < oh; r++) {
+          const h = r * info.strideHeight - info.padInfo.top + y * info.dilationHeight;
+          for (let c = 0; c < ow; c++) {
+            const wpos = c * info.strideWidth - info.padInfo.left + x * info.dilationWidth;
+            const inside = h >= 0 && h < ih && wpos >= 0 && wpos < iw;
+            target[t * m + (bi * oh + r) * ow + c] = inside ? ((bi * ih + h) * iw + wpos) * ci : -1;
+          }
+        }
+      }
+    }
+  }
+  const out = hb.makeOutput([n, ih, iw, ci], 'float32');
+  // Views after makeOutput: allocating may grow (and move) the heap.
+  const src = hb.typedArrayFromHeap(product);
+  const dst = hb.typedArrayFromHeap(out);
+  dst.fill(0);
+  for (let t = 0; t < k; t++) {
+    const offsets = target.subarray(t * m, (t + 1) * m);
+    for (let c = 0; c < ci; c++) {
+      const row = (t * ci + c) * m;
+      for (let p = 0; p < m; p++) {
+        const o = offsets[p] as number;
+        if (o >= 0) dst[o + c] = (dst[o + c] as number) + (src[row + p] as number);
+      }
+    }
+  }
+  b.disposeData(product.dataId);
+  return out;
+}

@@ -1,0 +1,80 @@
+/**
+ * Training kernels for the wasm backend, one file per kernel family, composed from its own fast
+ * kernels (XNNPACK convolution and matrix multiply, pad, slice, transpose) and from the SIMD loops
+ * of `heap-simd.wat`. tfjs-backend-wasm 4.22 ships no `Conv2DBackpropFilter` and no depthwise
+ * backprops, so a CNN cannot train on it as shipped, and its `Conv2DBackpropInput` is a slow
+ * direct loop. Kernels are looked up in the registry (`tf.getKernel`) rather than imported,
+ * because deep imports into tfjs's `dist/` break under Node ESM.
+ *
+ * - `conv.ts`, `conv-geometry.ts`: Conv2D input and filter gradients
+ * - `depthwise.ts`: depthwise input and filter gradients
+ * - `matmul.ts`: flag-free BatchMatMul, choosing the cheaper arrangement
+ * - `reductions.ts`: Sum/Mean over leading axes
+ * - `max-pool.ts`: MaxPoolGrad
+ * - `batchnorm.ts`: inference FusedBatchNorm
+ * - `elementwise.ts`: Identity (shares the buffer), Transpose, the ClipByValue gradient
+ * - `adabelief.ts`: the fused AdaBelief update
+ * Gradient *definitions* this library replaces live in `../patches/`.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { ADABELIEF_UPDATE_KERNEL, CLIP_GRAD_KERNEL } from '../kernel-names.js';
+import { registerBatchNormGradient } from '../patches/batchnorm-gradient.js';
+import { registerClipByValueGradient } from '../patches/clip-gradient.js';
+import { adaBeliefUpdate } from './adabelief.js';
+import { fusedBatchNorm } from './batchnorm.js';
+import { type KernelArgs, shipped, type TensorInfo } from './common.js';
+import { conv2DBackpropFilter, conv2DBackpropInput } from './conv.js';
+import { depthwiseBackpropFilter, depthwiseBackpropInput } from './depthwise.js';
+import { clipByValueGrad, identity, transpose } from './elementwise.js';
+import { batchMatMul } from './matmul.js';
+import { maxPoolGrad } from './max-pool.js';
+import { leadingReduction } from './reductions.js';
+
+const KERNELS: [string, (args: KernelArgs) => TensorInfo][] = [
+  ['Identity', identity],
+  [ADABELIEF_UPDATE_KERNEL, adaBeliefUpdate as unknown as (args: KernelArgs) => TensorInfo],
+  [CLIP_GRAD_KERNEL, clipByValueGrad],
+  ['Transpose', transpose],
+  ['FusedBatchNorm', fusedBatchNorm],
+  ['MaxPoolGrad', maxPoolGrad],
+  ['BatchMatMul', batchMatMul],
+  ['Sum', leadingReduction('Sum')],
+  ['Mean', leadingReduction('Mean')],
+  ['Conv2DBackpropFilter', conv2DBackpropFilter],
+  ['Conv2DBackpropInput', conv2DBackpropInput],
+  ['DepthwiseConv2dNativeBackpropFilter', depthwiseBackpropFilter],
+  ['DepthwiseConv2dNativeBackpropInput', depthwiseBackpropInput],
+];
+
+export let registered = false;
+
+/**
+ * Registers this library's training kernels for the wasm backend (idempotent). Replaces the
+ * shipped `Conv2DBackpropInput` with the faster composite. Called by `setupBackend('wasm')`.
+ */
+export function registerWasmTrainingKernels(): void {
+  if (registered) return;
+  for (const [kernelName, kernelFunc] of KERNELS) {
+    const existing = tf.getKernel(kernelName, 'wasm');
+    if (existing) {
+      shipped.set(kernelName, existing.kernelFunc);
+      tf.unregisterKernel(kernelName, 'wasm');
+    }
+    tf.registerKernel({
+      kernelName,
+      backendName: 'wasm',
+      kernelFunc: kernelFunc as unknown as tf.KernelFunc,
+    });
+  }
+  registerBatchNormGradient();
+  registerClipByValueGradient();
+  registered = true;
+}
+
+export {
+  setFilterGradStrategy,
+  setInputGradStrategy,
+  useConvForFilterGrad,
+  useMatMulForInputGrad,
+} from './conv.js';
+export { collapsePermutation } from './elementwise.js';
