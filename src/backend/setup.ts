@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { getThreadsCount, setThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { MedimgError } from '../util/errors.js';
-import { installEarlyGradientRelease } from './patches/early-gradient-release.js';
+import { installPatches } from './patches/index.js';
 import { wasmThreading } from './threading.js';
 import { registerWasmTrainingKernels } from './wasm/index.js';
 
@@ -147,8 +147,7 @@ async function tryActivate(
       info.threads = getThreadsCount();
       if (threading.note !== undefined) info.threadsNote = threading.note;
     }
-    // After the registrations above, so that their gradients are wrapped too.
-    installEarlyGradientRelease();
+    installPatches({ wasm: candidate.name === 'wasm' });
     return { ok: true, info };
   }
   return { ok: false, reason: reasons.join('; ') };

@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
+import { silenceCpuBanner } from '../backend/patches/cpu-banner.js';
 import { BACKEND_NAMES, type BackendInfo, type BackendName } from '../backend/setup.js';
 import { setupBackend } from '../backend/setup.node.js';
 import { progressCallback } from '../train/progress.js';
@@ -23,10 +23,7 @@ export function backendFlags(name: unknown, threads: unknown): { name: BackendNa
 
 /** Starts the backend chosen by `--backend`/`--threads` and says which one runs. */
 export async function startBackend(flags: { name: BackendName; threads?: number }): Promise<BackendInfo> {
-  // tfjs's cpu backend prints an "install tfjs-node" banner on first use; the CLI reports the
-  // backend choice itself (with why tfjs-node was skipped), so the banner is only noise here.
-  const cpu = tf.findBackend('cpu') as { firstUse?: boolean } | null;
-  if (cpu) cpu.firstUse = false;
+  silenceCpuBanner();
   const info = await setupBackend(flags.name, flags.threads === undefined ? {} : { threads: flags.threads });
   out(
     `backend: ${info.name} (${info.package}${info.threads ? `, ${info.threads} thread${info.threads > 1 ? 's' : ''}` : ''})${info.skipped.length ? `; skipped ${info.skipped.map((s) => s.name).join(', ')}` : ''}`,

@@ -1,111 +1,11 @@
-import type * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { check, MedimgError } from '../util/errors.js';
-import { batchNormTraining, fusedBatchNormApplies, measuredBatchNorm } from './batchnorm.js';
+import { guardCompile } from '../backend/patches/compile-guard.js';
+import { installKerasBatchNorm } from '../backend/patches/keras-batchnorm.js';
+import { syncContainers } from '../backend/patches/nested-trainable.js';
+import { check } from '../util/errors.js';
+import { flattenLayers } from './layers.js';
 
-type Layer = tfl.layers.Layer;
-type Kwargs = Record<string, unknown> | undefined;
-
-/** All layers of a model, nested models' layers included, in topological order. */
-export function flattenLayers(model: tfl.LayersModel): Layer[] {
-  const out: Layer[] = [];
-  const visit = (layers: Layer[]) => {
-    for (const layer of layers) {
-      const inner = (layer as unknown as { layers?: Layer[] }).layers;
-      if (Array.isArray(inner)) visit(inner);
-      else out.push(layer);
-    }
-  };
-  visit(model.layers);
-  return out;
-}
-
-const PATCHED = Symbol('medimg.kerasBatchNorm');
-
-/**
- * Gives every BatchNormalization layer Keras 2's semantics: a frozen one (`trainable = false`)
- * runs in inference mode, using its moving statistics and leaving them unchanged during `fit`.
- * tfjs-layers would otherwise keep normalising with batch statistics and updating them.
- * A trainable one trains through {@link batchNormTraining}: same values and updates as
- * tfjs-layers, with a closed-form gradient that takes a few passes instead of ~15.
- */
-export function installKerasBatchNorm(model: tfl.LayersModel): void {
-  for (const layer of flattenLayers(model)) {
-    if (layer.getClassName() !== 'BatchNormalization') continue;
-    const target = layer as unknown as {
-      call: (inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs) => tf.Tensor;
-      [PATCHED]?: true;
-    };
-    if (target[PATCHED]) continue;
-    const original = target.call.bind(layer);
-    target.call = (inputs, kwargs) => {
-      const training = kwargs?.training === true && layer.trainable;
-      // tfjs hands a single input either bare or as a one-element list.
-      const x = Array.isArray(inputs) ? (inputs.length === 1 ? inputs[0] : undefined) : inputs;
-      const measured = x ? measuredBatchNorm(layer, x) : null;
-      if (measured) return measured;
-      if (training && x && fusedBatchNormApplies(layer, x)) return batchNormTraining(layer, x);
-      return original(inputs, { ...(kwargs ?? {}), training });
-    };
-    target[PATCHED] = true;
-  }
-  guardCompile(model);
-}
-
-interface CompileState {
-  compiledWith: string | null;
-  optimizer: unknown;
-}
-const states = new WeakMap<tfl.LayersModel, CompileState>();
-
-function trainability(model: tfl.LayersModel): string {
-  return flattenLayers(model)
-    .map((l) => (l.trainable ? '1' : '0'))
-    .join('');
-}
-
-/**
- * Makes it impossible to train after a change of which layers train without compiling again:
- * tfjs-layers collects the trainable weights at `compile`, so newly unfrozen layers would
- * silently stay frozen. `fit`, `fitDataset` and `trainOnBatch` then throw until `compile` is
- * called again with a fresh optimizer (the old one holds state for the old weight set).
- */
-export function guardCompile(model: tfl.LayersModel): void {
-  if (states.has(model)) return;
-  const state: CompileState = { compiledWith: null, optimizer: undefined };
-  states.set(model, state);
-  const m = model as unknown as Record<string, (...args: unknown[]) => unknown>;
-  const compile = m.compile!.bind(model);
-  m.compile = (args: unknown) => {
-    const optimizer = (args as { optimizer?: unknown })?.optimizer;
-    const changed = state.compiledWith !== null && state.compiledWith !== trainability(model);
-    if (changed && typeof optimizer === 'object' && optimizer !== null && optimizer === state.optimizer) {
-      throw new MedimgError(
-        'compile',
-        'the trainable layers changed since the last compile: pass a fresh optimizer (the old one holds state for the previous weights)',
-      );
-    }
-    const out = compile(args);
-    state.compiledWith = trainability(model);
-    state.optimizer = model.optimizer;
-    return out;
-  };
-  for (const name of ['fit', 'fitDataset', 'trainOnBatch']) {
-    const original = m[name]!.bind(model);
-    m[name] = (...args: unknown[]) => {
-      if (state.compiledWith !== null && state.compiledWith !== trainability(model)) {
-        // These methods are async: reject rather than throw.
-        return Promise.reject(
-          new MedimgError(
-            name,
-            'which layers train changed (freeze/unfreeze) since the model was compiled: call model.compile again with a fresh optimizer',
-          ),
-        );
-      }
-      return original(...args);
-    };
-  }
-}
+export { flattenLayers, guardCompile, installKerasBatchNorm };
 
 /** Freezes every layer (nested ones too). Compile again before training. */
 export function freeze(model: tfl.LayersModel): tfl.LayersModel {
@@ -211,22 +111,4 @@ export function unfreeze(model: tfl.LayersModel, options: UnfreezeOptions): tfl.
   });
   syncContainers(model);
   return model;
-}
-
-/** A nested model counts as trainable when any of its layers is (tfjs reads the flag on the container). */
-function syncContainers(model: tfl.LayersModel): void {
-  const visit = (layers: Layer[]): boolean => {
-    let any = false;
-    for (const layer of layers) {
-      const inner = (layer as unknown as { layers?: Layer[] }).layers;
-      if (Array.isArray(inner)) {
-        const anyInner = visit(inner);
-        // Set the field, not the setter: the setter would overwrite every child's flag.
-        (layer as unknown as { trainable_: boolean }).trainable_ = anyInner;
-        any ||= anyInner;
-      } else any ||= layer.trainable;
-    }
-    return any;
-  };
-  visit(model.layers);
 }

@@ -1,12 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { dropoutLayers, reseedDropout } from '../backend/patches/dropout-seeds.js';
 import { batches, type SampleSource } from '../data/loader.js';
 import { MetricAccumulator } from '../metrics/accumulator.js';
 import { classificationReport } from '../metrics/classification-report.js';
 import { getLearningRate, setLearningRate } from '../optimizers/schedules.js';
 import type { Transform } from '../transforms/base.js';
 import { check, MedimgError } from '../util/errors.js';
-import { deriveSeed } from '../util/random.js';
 import {
   type CheckpointStore,
   decodeCheckpoint,
@@ -73,19 +73,6 @@ export class TrainingError extends MedimgError {
     super('train', message);
     this.name = 'TrainingError';
   }
-}
-
-function dropoutLayers(model: tfl.LayersModel): { seed?: number }[] {
-  const out: { seed?: number }[] = [];
-  const visit = (layers: tfl.layers.Layer[]) => {
-    for (const l of layers) {
-      const inner = (l as unknown as { layers?: tfl.layers.Layer[] }).layers;
-      if (Array.isArray(inner)) visit(inner);
-      else if (l.getClassName() === 'Dropout') out.push(l as unknown as { seed?: number });
-    }
-  };
-  visit(model.layers);
-  return out;
 }
 
 /**
@@ -217,9 +204,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       ...(options.transform ? { transform: options.transform } : {}),
     })) {
       const size = batch.labels.length;
-      dropouts.forEach((d, i) => {
-        d.seed = deriveSeed(seed, ((epoch * 100_003 + step) * 31 + i) >>> 0);
-      });
+      reseedDropout(dropouts, seed, epoch, step);
       let preds: tf.Tensor | undefined;
       let nonFinite: tf.Tensor | undefined;
       let loss: number;

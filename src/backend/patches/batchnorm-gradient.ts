@@ -5,7 +5,11 @@ import * as tf from '@tensorflow/tfjs-core';
  * per-channel factors instead of tiling them to the input's full size (the `Tile` took a third
  * of a SimpleCNN training step on wasm). Backend-independent; registered once.
  */
+let installed = false;
+
 export function registerBatchNormGradient(): void {
+  if (installed) return;
+  installed = true;
   tf.registerGradient({
     kernelName: 'FusedBatchNorm',
     inputsToSave: ['x', 'mean', 'variance', 'scale'],

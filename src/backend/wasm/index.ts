@@ -18,8 +18,6 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ADABELIEF_UPDATE_KERNEL, CLIP_GRAD_KERNEL } from '../kernel-names.js';
-import { registerBatchNormGradient } from '../patches/batchnorm-gradient.js';
-import { registerClipByValueGradient } from '../patches/clip-gradient.js';
 import { adaBeliefUpdate } from './adabelief.js';
 import { fusedBatchNorm } from './batchnorm.js';
 import { type KernelArgs, shipped, type TensorInfo } from './common.js';
@@ -46,7 +44,7 @@ const KERNELS: [string, (args: KernelArgs) => TensorInfo][] = [
   ['DepthwiseConv2dNativeBackpropInput', depthwiseBackpropInput],
 ];
 
-export let registered = false;
+let registered = false;
 
 /**
  * Registers this library's training kernels for the wasm backend (idempotent). Replaces the
@@ -66,8 +64,6 @@ export function registerWasmTrainingKernels(): void {
       kernelFunc: kernelFunc as unknown as tf.KernelFunc,
     });
   }
-  registerBatchNormGradient();
-  registerClipByValueGradient();
   registered = true;
 }
 

@@ -1,0 +1,32 @@
+/**
+ * Every change this library makes to tfjs's behaviour, one file each. The README's "How this
+ * library changes tfjs" section lists them with why and how to switch each off (a test keeps that
+ * list complete).
+ *
+ * Global, installed by {@link installPatches} from `setupBackend`:
+ * - `early-gradient-release.ts`: frees each node's gradient inputs and saved tensors during
+ *   the backward pass (`setEarlyGradientRelease(false)` switches it off);
+ * - `batchnorm-gradient.ts`, `clip-gradient.ts`: FusedBatchNorm and ClipByValue gradients
+ *   without the full-size `Tile` and the five-op select (wasm only).
+ * Per model or per call, applied where they are needed:
+ * - `keras-batchnorm.ts` (+ `compile-guard.ts`): Keras semantics of frozen BatchNormalization,
+ *   by `finalizeModel` in every builder and by `loadKerasModel`;
+ * - `nested-trainable.ts`: the trainable flag of nested models, by `freeze`/`unfreeze`;
+ * - `dropout-seeds.ts`: a seeded dropout mask per step, by `train`;
+ * - `cpu-banner.ts`: no "install tfjs-node" banner, by the CLI.
+ * The wasm kernels this library registers (`../wasm/`) add or replace kernels; they change
+ * speed, not results, and are parity-tested against the cpu backend.
+ */
+import { registerBatchNormGradient } from './batchnorm-gradient.js';
+import { registerClipByValueGradient } from './clip-gradient.js';
+import { installEarlyGradientRelease } from './early-gradient-release.js';
+
+/** Installs the global patches (idempotent). `wasm`: the backend being set up is wasm. */
+export function installPatches(options: { wasm: boolean }): void {
+  if (options.wasm) {
+    registerBatchNormGradient();
+    registerClipByValueGradient();
+  }
+  // Last, so that the gradients registered above are wrapped too.
+  installEarlyGradientRelease();
+}
