@@ -41,8 +41,9 @@ export interface TransferLearnOptions {
     batchNorm?: BatchNormPolicy;
     /**
      * Recompute the moving statistics of the BatchNormalization layers that trained, over the
-     * training images with `validationTransform`, once training ends (`recalibrateBatchNorm`).
-     * Default true: it costs one inference pass and makes inference use statistics of the final weights.
+     * training images with the training `transform` (as `torch.optim.swa_utils.update_bn` does
+     * with the training loader), once training ends (`recalibrateBatchNorm`). Default true: it
+     * costs one inference pass and makes inference use statistics of the final weights.
      */
     recalibrate?: boolean;
     optimizer?: tf.Optimizer;
@@ -174,7 +175,7 @@ export async function transferLearn(
   if (p2.recalibrate ?? true) {
     const r = await recalibrateBatchNorm(model, options.train, {
       batchSize: common.batchSize,
-      ...(options.validationTransform ? { transform: options.validationTransform } : {}),
+      ...(options.transform ? { transform: options.transform } : {}),
     });
     if (r.layers.length)
       log(

@@ -18,7 +18,6 @@ import {
   loadClassifier,
   mobilenetV2,
   RandomErasing,
-  RandomHorizontalFlip,
   Rescale,
   recalibrateBatchNorm,
   saveClassifier,
@@ -198,8 +197,9 @@ describe('transferLearn', () => {
       backbone: mobilenetV2({ alpha: 0.35, inputShape: [32, 32, 3], seed: 1 }),
       numClasses: 3,
       train: rgb,
-      transform: new Compose([new RandomHorizontalFlip(), preprocess], { seed: 1 }),
-      validationTransform: preprocess,
+      // Recalibration runs over the training images with the training pipeline (deterministic here).
+      transform: preprocess,
+      validationTransform: new Rescale({ scale: 1 / 255 }),
       phase1: { epochs: 0 },
       phase2: {
         epochs: 2,
