@@ -48,9 +48,16 @@ export {
 } from './data/folder.node.js';
 export * from './index.js';
 export { loadClassifier, NodeClassifier, saveClassifier } from './inference/classifier.node.js';
-export { defaultCacheDir, type FetchWeightsOptions, fetchWeights, md5 } from './models/download.node.js';
+export {
+  defaultCacheDir,
+  type FetchResponse,
+  type FetchWeightsOptions,
+  fetchWeights,
+  md5,
+} from './models/download.node.js';
 // --- Keras HDF5 model and weight loading ---
 export { loadKerasModel, loadKerasWeights, readKerasWeights } from './models/keras-h5.node.js';
+export { loadPretrained } from './models/pretrained.node.js';
 export { loadLayersWeights, readLayersWeights } from './models/tfjs-format.node.js';
 export {
   type EvaluateAndSaveOptions,

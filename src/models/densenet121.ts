@@ -1,7 +1,8 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import { check } from '../util/errors.js';
 import { Initializers, type Pooling } from './common.js';
-import { installKerasBatchNorm } from './trainability.js';
+import { finalizeModel } from './finalize.js';
+import { kerasTop } from './head.js';
 
 export interface DenseNet121Options {
   inputShape?: [number, number, number];
@@ -132,23 +133,6 @@ export function densenet121(options: DenseNet121Options = {}): tfl.LayersModel {
     if (i < BLOCKS.length - 1) x = transition(x, `pool${i + 2}`);
   });
   x = relu(bn(x, 'bn'), 'relu');
-  if (includeTop) {
-    x = apply(tfl.layers.globalAveragePooling2d({ name: 'avg_pool' }), x);
-    x = apply(
-      tfl.layers.dense({
-        units: classes,
-        activation: 'softmax',
-        name: 'predictions',
-        kernelInitializer: init.glorot(),
-      }),
-      x,
-    );
-  } else if (options.pooling === 'avg') {
-    x = apply(tfl.layers.globalAveragePooling2d({ name: 'avg_pool' }), x);
-  } else if (options.pooling === 'max') {
-    x = apply(tfl.layers.globalMaxPooling2d({ name: 'max_pool' }), x);
-  }
-  const model = tfl.model({ inputs: input, outputs: x, name: 'densenet121' });
-  installKerasBatchNorm(model);
-  return model;
+  x = kerasTop(x, { includeTop, pooling: options.pooling, classes, init });
+  return finalizeModel(tfl.model({ inputs: input, outputs: x, name: 'densenet121' }));
 }

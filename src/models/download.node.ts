@@ -14,9 +14,51 @@ export interface FetchWeightsOptions {
   /** Cache folder. Default `$MEDIMG_CACHE` or `~/.cache/medimg-classify`. */
   cacheDir?: string;
   /** The fetch to use (default the global one); injectable for tests and proxies. */
-  fetch?: (url: string) => Promise<{ ok: boolean; status: number; arrayBuffer(): Promise<ArrayBuffer> }>;
+  fetch?: (url: string) => Promise<FetchResponse>;
   /** Called with a line of progress text. */
   onProgress?: (message: string) => void;
+}
+
+/** The part of a fetch `Response` that {@link fetchWeights} uses (a body stream gives progress). */
+export interface FetchResponse {
+  ok: boolean;
+  status: number;
+  arrayBuffer(): Promise<ArrayBuffer>;
+  headers?: { get(name: string): string | null };
+  body?: { getReader(): { read(): Promise<{ done: boolean; value?: Uint8Array }> } } | null;
+}
+
+/** Reads a response, reporting every 10% when its size is known and it streams. */
+async function readWithProgress(
+  response: FetchResponse,
+  say: (m: string) => void,
+  name: string,
+): Promise<Uint8Array> {
+  const total = Number(response.headers?.get('content-length') ?? Number.NaN);
+  const reader = response.body?.getReader?.();
+  if (!reader || !(total > 0)) return new Uint8Array(await response.arrayBuffer());
+  const parts: Uint8Array[] = [];
+  let received = 0;
+  let reported = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (!value) continue;
+    parts.push(value);
+    received += value.length;
+    const tenth = Math.floor((10 * received) / total);
+    if (tenth > reported) {
+      reported = tenth;
+      say(`${name}: ${(received / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`);
+    }
+  }
+  const out = new Uint8Array(received);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 /** The default cache folder for downloaded weights. */
@@ -39,7 +81,7 @@ export async function fetchWeights(
   const say = options.onProgress ?? (() => {});
   try {
     const cached = new Uint8Array(await readFile(path));
-    if (md5(cached) === descriptor.md5) return path;
+    if (descriptor.md5 === null || md5(cached) === descriptor.md5) return path;
     say(`${path}: md5 mismatch, downloading again`);
   } catch {
     // not cached yet
@@ -51,15 +93,17 @@ export async function fetchWeights(
   try {
     const response = await fetcher(descriptor.url);
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    bytes = new Uint8Array(await response.arrayBuffer());
+    bytes = await readWithProgress(response, say, descriptor.fileName);
   } catch (error) {
     throw new MedimgError(
       op,
-      `could not download ${descriptor.url}: ${(error as Error).message}. Download it by hand into ${path}`,
+      `could not download ${descriptor.url}: ${(error as Error).message}. Download it by hand into ${path}` +
+        ` (or set MEDIMG_CACHE to the folder that holds ${descriptor.fileName})`,
     );
   }
   const sum = md5(bytes);
-  if (sum !== descriptor.md5) {
+  if (descriptor.md5 === null) say(`${descriptor.fileName}: the publisher gives no checksum; md5 ${sum}`);
+  else if (sum !== descriptor.md5) {
     throw new MedimgError(
       op,
       `${descriptor.url} has md5 ${sum}, expected ${descriptor.md5}: refusing a corrupt or different file`,

@@ -1,8 +1,9 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import { check } from '../util/errors.js';
 import { Initializers, type Pooling } from './common.js';
+import { finalizeModel } from './finalize.js';
+import { kerasTop } from './head.js';
 import { KerasNormalization } from './keras-normalization.js';
-import { installKerasBatchNorm } from './trainability.js';
 
 export interface EfficientNetB0Options {
   inputShape?: [number, number, number];
@@ -216,24 +217,13 @@ export function efficientNetB0(options: EfficientNetB0Options = {}): tfl.LayersM
   });
   x = bn(conv1x1(x, 1280, 'top_conv'), 'top_bn');
   x = swish(x, 'top_activation');
-  if (includeTop) {
-    x = apply(tfl.layers.globalAveragePooling2d({ name: 'avg_pool' }), x);
-    x = apply(tfl.layers.dropout({ rate: 0.2, seed: init.seedFor(), name: 'top_dropout' }), x);
-    x = apply(
-      tfl.layers.dense({
-        units: classes,
-        activation: 'softmax',
-        kernelInitializer: init.varianceScalingFanOut(1 / 3, 'uniform'),
-        name: 'predictions',
-      }),
-      x,
-    );
-  } else if (options.pooling === 'avg') {
-    x = apply(tfl.layers.globalAveragePooling2d({ name: 'avg_pool' }), x);
-  } else if (options.pooling === 'max') {
-    x = apply(tfl.layers.globalMaxPooling2d({ name: 'max_pool' }), x);
-  }
-  const model = tfl.model({ inputs: input, outputs: x, name: 'efficientnetb0' });
-  installKerasBatchNorm(model);
-  return model;
+  x = kerasTop(x, {
+    includeTop,
+    pooling: options.pooling,
+    classes,
+    init,
+    dropout: { rate: 0.2, name: 'top_dropout' },
+    kernelInitializer: init.varianceScalingFanOut(1 / 3, 'uniform'),
+  });
+  return finalizeModel(tfl.model({ inputs: input, outputs: x, name: 'efficientnetb0' }));
 }

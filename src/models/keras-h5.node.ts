@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { MedimgError } from '../util/errors.js';
+import { finalizeModel } from './finalize.js';
 import { registerKerasNormalization } from './keras-normalization.js';
-import { installKerasBatchNorm } from './trainability.js';
 import { assignWeightsByName, type NamedWeight, type WeightMatch } from './weights.js';
 
 type H5Module = typeof import('h5wasm/node');
@@ -188,7 +188,7 @@ export async function loadKerasModel(source: string | Uint8Array): Promise<tfl.L
     );
   }
   assignWeightsByName(model, weights, { op: 'loadKerasModel', source: label });
-  installKerasBatchNorm(model);
+  finalizeModel(model);
   return model;
 }
 

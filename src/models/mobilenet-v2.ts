@@ -1,7 +1,8 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import { check } from '../util/errors.js';
 import { Initializers, type Pooling } from './common.js';
-import { installKerasBatchNorm } from './trainability.js';
+import { finalizeModel } from './finalize.js';
+import { kerasTop } from './head.js';
 
 export interface MobileNetV2Options {
   /** Width multiplier: 0.35, 0.5, 0.75, 1.0, 1.3 or 1.4. Default 1.0. */
@@ -159,27 +160,16 @@ export function mobilenetV2(options: MobileNetV2Options = {}): tfl.LayersModel {
     })
     .apply(x) as tfl.SymbolicTensor;
   x = relu6(bn(x, 'Conv_1_bn'), 'out_relu');
-  if (options.includeTop) {
-    x = tfl.layers
-      .globalAveragePooling2d({ name: 'global_average_pooling2d' })
-      .apply(x) as tfl.SymbolicTensor;
-    x = tfl.layers
-      .dense({
-        units: options.classes ?? 1000,
-        activation: 'softmax',
-        name: 'predictions',
-        kernelInitializer: init.glorot(),
-      })
-      .apply(x) as tfl.SymbolicTensor;
-  } else if (options.pooling === 'avg') {
-    x = tfl.layers
-      .globalAveragePooling2d({ name: 'global_average_pooling2d' })
-      .apply(x) as tfl.SymbolicTensor;
-  } else if (options.pooling === 'max') {
-    x = tfl.layers.globalMaxPooling2d({ name: 'global_max_pooling2d' }).apply(x) as tfl.SymbolicTensor;
-  }
+  x = kerasTop(x, {
+    includeTop: options.includeTop,
+    pooling: options.pooling,
+    classes: options.classes,
+    init,
+    avgPoolName: 'global_average_pooling2d',
+    maxPoolName: 'global_max_pooling2d',
+  });
   const rows = inputShape[0];
-  const model = tfl.model({ inputs: input, outputs: x, name: `mobilenetv2_${alpha.toFixed(2)}_${rows}` });
-  installKerasBatchNorm(model);
-  return model;
+  return finalizeModel(
+    tfl.model({ inputs: input, outputs: x, name: `mobilenetv2_${alpha.toFixed(2)}_${rows}` }),
+  );
 }

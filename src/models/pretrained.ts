@@ -1,13 +1,16 @@
+import type { TransformJSON } from '../transforms/base.js';
+
 /** Where a set of published weights lives, how to check it, and what input it expects. */
 export interface WeightsDescriptor {
   name: string;
   fileName: string;
   url: string;
-  md5: string;
+  /** md5 of the file, or null where the publisher gives none (then the file is not verified). */
+  md5: string | null;
   /** Input size the weights were trained at, `[height, width, channels]`. */
   inputShape: [number, number, number];
   /** Preprocessing the backbone expects, as a transform pipeline in JSON (see `transformFromJSON`). */
-  preprocessing: { name: 'Rescale'; config: { scale: number; offset: number } };
+  preprocessing: TransformJSON;
   format: 'keras-h5';
   includeTop: boolean;
 }

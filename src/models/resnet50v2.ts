@@ -1,7 +1,8 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import { check } from '../util/errors.js';
 import { Initializers, type Pooling } from './common.js';
-import { installKerasBatchNorm } from './trainability.js';
+import { finalizeModel } from './finalize.js';
+import { kerasTop } from './head.js';
 
 export interface ResNet50V2Options {
   inputShape?: [number, number, number];
@@ -104,17 +105,6 @@ export function resnet50v2(options: ResNet50V2Options = {}): tfl.LayersModel {
   x = stack2(x, 256, 6, 'conv4');
   x = stack2(x, 512, 3, 'conv5', 1);
   x = relu(bn(x, 'post_bn'), 'post_relu');
-  if (includeTop) {
-    x = tfl.layers.globalAveragePooling2d({ name: 'avg_pool' }).apply(x) as tfl.SymbolicTensor;
-    x = tfl.layers
-      .dense({ units: classes, activation: 'softmax', name: 'predictions', kernelInitializer: init.glorot() })
-      .apply(x) as tfl.SymbolicTensor;
-  } else if (options.pooling === 'avg') {
-    x = tfl.layers.globalAveragePooling2d({ name: 'avg_pool' }).apply(x) as tfl.SymbolicTensor;
-  } else if (options.pooling === 'max') {
-    x = tfl.layers.globalMaxPooling2d({ name: 'max_pool' }).apply(x) as tfl.SymbolicTensor;
-  }
-  const model = tfl.model({ inputs: input, outputs: x, name: 'resnet50v2' });
-  installKerasBatchNorm(model);
-  return model;
+  x = kerasTop(x, { includeTop, pooling: options.pooling, classes, init });
+  return finalizeModel(tfl.model({ inputs: input, outputs: x, name: 'resnet50v2' }));
 }

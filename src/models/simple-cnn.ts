@@ -1,7 +1,7 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import { check } from '../util/errors.js';
 import { Initializers } from './common.js';
-import { installKerasBatchNorm } from './trainability.js';
+import { finalizeModel } from './finalize.js';
 
 export interface SimpleCnnOptions {
   /** `[height, width, channels]`, e.g. `[128, 128, 1]` for grayscale MRI. */
@@ -105,6 +105,6 @@ export function simpleCnn(options: SimpleCnnOptions): tfl.LayersModel {
     })
     .apply(x) as tfl.SymbolicTensor;
   const model = tfl.model({ inputs: input, outputs: x, name: 'simple_cnn' });
-  installKerasBatchNorm(model);
+  finalizeModel(model);
   return model;
 }

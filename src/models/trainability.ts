@@ -4,6 +4,7 @@ import { installKerasBatchNorm } from '../backend/patches/keras-batchnorm.js';
 import { syncContainers } from '../backend/patches/nested-trainable.js';
 import { check } from '../util/errors.js';
 import { flattenLayers } from './layers.js';
+import { BACKBONES } from './registry.js';
 
 export { flattenLayers, guardCompile, installKerasBatchNorm };
 
@@ -15,20 +16,21 @@ export function freeze(model: tfl.LayersModel): tfl.LayersModel {
 }
 
 /**
- * Block prefixes: `convS_blockB` (ResNet50V2's residual blocks, DenseNet121's dense layers),
- * `block_N` / `expanded_conv` (MobileNetV2), `blockSx` (EfficientNet's `block1a` ... `block7a`).
- */
-const BLOCK = /^(conv\d+_block\d+|block_\d+|expanded_conv|block\d+[a-z])_/;
-
-/**
- * Names of the blocks of a ResNet50V2, MobileNetV2, DenseNet121 or EfficientNetB0 (nested or
- * not), in order.
+ * Names of the blocks of any registered backbone (nested or not), in order, as its
+ * `BackboneSpec.blockPattern` finds them: `convS_blockB` (ResNet50V2's residual blocks,
+ * DenseNet121's dense layers), `block_N` / `expanded_conv` (MobileNetV2), `blockSx`
+ * (EfficientNetB0's `block1a` ... `block7a`).
  */
 export function blockNames(model: tfl.LayersModel): string[] {
+  const patterns = Object.values(BACKBONES).map((b) => b.blockPattern);
   const names: string[] = [];
   for (const layer of flattenLayers(model)) {
-    const m = BLOCK.exec(layer.name);
-    if (m && names.at(-1) !== m[1]) names.push(m[1] as string);
+    for (const pattern of patterns) {
+      const m = pattern.exec(layer.name);
+      if (!m) continue;
+      if (names.at(-1) !== m[1]) names.push(m[1] as string);
+      break;
+    }
   }
   return names;
 }

@@ -1,7 +1,8 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import { check } from '../util/errors.js';
 import { Initializers } from './common.js';
-import { freeze, installKerasBatchNorm } from './trainability.js';
+import { finalizeModel } from './finalize.js';
+import { freeze } from './trainability.js';
 
 export interface TransferModelOptions {
   /** A backbone without its top, e.g. `resnet50v2()` or `mobilenetV2({ alpha: 0.35 })` with weights loaded. */
@@ -60,6 +61,6 @@ export function transferModel(options: TransferModelOptions): tfl.LayersModel {
   if (options.freezeBackbone ?? true) {
     freeze(backbone);
   }
-  installKerasBatchNorm(model);
+  finalizeModel(model);
   return model;
 }

@@ -135,11 +135,11 @@ async function predictCommand(argv: string[]): Promise<void> {
     throw new UsageError(`give at least one image, folder or glob\n\n${predictCmd.usage}`);
   const batchSize = num('batch-size', values['batch-size'], 16, { integer: true, min: 1 });
   const flags = backendFlags(values.backend, values.threads);
+  await startBackend(flags);
+  const clf = await loadClassifier(modelDir);
   const { files, missing } = await expandInputs(positionals);
   for (const m of missing) err(`not found: ${m}`);
   if (!files.length) throw new UsageError('no image to classify');
-  await startBackend(flags);
-  const clf = await loadClassifier(modelDir);
   const camDir = resolve(str(values.out) ?? 'runs/predict');
   const root = commonRoot(files);
   const rows: { path: string; prediction?: Prediction; error?: string }[] = [];
