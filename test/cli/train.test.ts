@@ -102,6 +102,51 @@ describe('medimg-classify train', () => {
     expect(existsSync(join(dir, 'unused'))).toBe(false);
   });
 
+  it('backbones come from the registry; --weights imagenet offline names the file to download and where to put it', async () => {
+    const unknown = await run('train', '--data', root, '--model', 'vgg16');
+    expect(unknown.code).toBe(2);
+    expect(unknown.text).toMatch(
+      /--model must be one of simple-cnn, resnet50v2, mobilenetv2, densenet121, efficientnetb0, got 'vgg16'/,
+    );
+    const cnnWeights = await run('train', '--data', root, '--weights', 'imagenet');
+    expect(cnnWeights.code).toBe(2);
+    expect(cnnWeights.text).toMatch(/--weights works with a pretrained backbone/);
+    const realFetch = globalThis.fetch;
+    const cache = process.env.MEDIMG_CACHE;
+    process.env.MEDIMG_CACHE = join(dir, 'weights-cache');
+    globalThis.fetch = (async () => {
+      throw new TypeError('fetch failed');
+    }) as typeof fetch;
+    try {
+      const r = await run(
+        'train',
+        '--data',
+        root,
+        '--model',
+        'densenet121',
+        '--weights',
+        'imagenet',
+        '--image-size',
+        '32',
+        '--epochs',
+        '1',
+        '--backend',
+        'wasm',
+        '--out',
+        join(dir, 'offline'),
+      );
+      expect(r.code).toBe(1);
+      expect(r.text).toMatch(
+        /could not download https:\/\/storage.googleapis.com\/tensorflow\/keras-applications\/densenet\/densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5: fetch failed. Download it by hand into .*weights-cache\/densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5/,
+      );
+      expect(r.text).not.toMatch(/unexpected error/);
+    } finally {
+      globalThis.fetch = realFetch;
+      if (cache === undefined) delete process.env.MEDIMG_CACHE;
+      else process.env.MEDIMG_CACHE = cache;
+    }
+  }, 120_000);
+
   it('--test scores a held-out folder once, without its copies of training files; run.json and the model card record the run', async () => {
     const out = join(dir, 'run-a');
     const r = await run(

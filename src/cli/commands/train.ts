@@ -5,11 +5,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {
   adaBelief,
+  BACKBONE_NAMES,
   BACKEND_NAMES,
   type BatchNormPolicy,
+  backboneSpec,
   classWeights as balancedWeights,
   Compose,
   cosineDecay,
+  createBackbone,
   type DecodeSpec,
   type EpochLog,
   evaluateAndSave,
@@ -21,13 +24,12 @@ import {
   imageFolder,
   learningRateScheduler,
   loadKerasWeights,
-  mobilenetV2,
+  loadPretrained,
   RandomErasing,
   RandomHorizontalFlip,
   RandomRotation,
   Rescale,
   reduceLearningRateOnPlateau,
-  resnet50v2,
   simpleCnn,
   stepDecay,
   stratifiedSplit,
@@ -43,7 +45,6 @@ import {
 import { type Command, choice, num, parse, str, UsageError, type Values } from '../args.js';
 import { backendFlags, err, out, progress, startBackend } from '../io.js';
 
-const MODELS = ['simple-cnn', 'resnet50v2', 'mobilenetv2'] as const;
 const AUGMENTATIONS = ['flip', 'blur', 'erase', 'rotate'] as const;
 const MONITORS = ['val_loss', 'val_accuracy', 'val_f1', 'loss', 'accuracy', 'f1'] as const;
 const SCHEDULES = ['none', 'cosine', 'step', 'plateau'] as const;
@@ -58,10 +59,13 @@ export const trainCmd: Command = {
   --validation-split F     fraction held out, stratified, duplicates kept together (default 0.2)
   --test DIR               held-out test folder, scored once at the end and reported separately;
                            its files that duplicate training files are left out (and counted)
-  --model NAME             simple-cnn (default) | resnet50v2 | mobilenetv2
+  --model NAME             simple-cnn (default) | ${BACKBONE_NAMES.join(' | ')}
   --alpha A                MobileNetV2 width (default 0.35)
-  --weights FILE           Keras .h5 with backbone weights (e.g. ImageNet MobileNetV2-0.35)
-  --image-size N           square input size (default 128; 224 for resnet50v2/mobilenetv2)
+  --weights imagenet|FILE  pretrained backbone weights: 'imagenet' downloads Keras's published
+                           file once into the cache (MEDIMG_CACHE, default ~/.cache/medimg-classify),
+                           FILE is a Keras .h5 (e.g. the ImageNet MobileNetV2-0.35 of a Teachable
+                           Machine export)
+  --image-size N           square input size (default 128; the backbone's own for pretrained models)
   --letterbox              keep the aspect ratio and pad (default: stretch)
   --grayscale              1 channel (simple-cnn only; pretrained backbones need RGB)
   --augment LIST           comma list of ${AUGMENTATIONS.join(',')} (default none)
@@ -97,7 +101,7 @@ interface TrainPlan {
   val?: string;
   test?: string;
   split: number;
-  model: (typeof MODELS)[number];
+  model: string;
   alpha: number;
   weights?: string;
   size: number;
@@ -127,8 +131,9 @@ interface TrainPlan {
 function plan(values: Values): TrainPlan {
   const data = str(values.data);
   if (!data) throw new UsageError(`--data is required\n\n${trainCmd.usage}`);
-  const model = choice('model', values.model, MODELS, 'simple-cnn');
+  const model = choice('model', values.model, ['simple-cnn', ...BACKBONE_NAMES], 'simple-cnn');
   const pretrained = model !== 'simple-cnn';
+  const spec = pretrained ? backboneSpec(model) : undefined;
   if (pretrained && values.grayscale)
     throw new UsageError('--grayscale works with --model simple-cnn only (pretrained backbones expect RGB)');
   const augment = (str(values.augment) ?? '')
@@ -165,7 +170,7 @@ function plan(values: Values): TrainPlan {
     split: num('validation-split', values['validation-split'], 0.2, { min: 0.01, max: 0.9 }),
     model,
     alpha: num('alpha', values.alpha, 0.35, { min: 0, minExclusive: true }),
-    size: num('image-size', values['image-size'], pretrained ? 224 : 128, { integer: true, min: 32 }),
+    size: num('image-size', values['image-size'], spec?.inputSize ?? 128, { integer: true, min: 32 }),
     letterbox: Boolean(values.letterbox),
     channels: values.grayscale ? 1 : 3,
     augment,
@@ -184,12 +189,12 @@ function plan(values: Values): TrainPlan {
     backend: backendFlags(values.backend, values.threads),
     seed: num('seed', values.seed, 0, { integer: true }),
   };
-  if (!pretrained && p.alpha !== 0.35 && values.alpha !== undefined)
+  if (values.alpha !== undefined && !spec?.alphas)
     throw new UsageError('--alpha works with --model mobilenetv2 only');
-  if (model === 'mobilenetv2' && ![0.35, 0.5, 0.75, 1, 1.3, 1.4].includes(p.alpha))
-    throw new UsageError(
-      `--alpha must be one of 0.35, 0.5, 0.75, 1.0, 1.3, 1.4, got '${String(values.alpha)}'`,
-    );
+  if (spec?.alphas && !spec.alphas.includes(p.alpha))
+    throw new UsageError(`--alpha must be one of ${spec.alphas.join(', ')}, got '${String(values.alpha)}'`);
+  if (values.weights !== undefined && !pretrained)
+    throw new UsageError(`--weights works with a pretrained backbone (--model ${BACKBONE_NAMES.join(', ')})`);
   const optional = {
     val: str(values.val),
     test: str(values.test),
@@ -291,6 +296,7 @@ async function trainCommand(argv: string[]): Promise<void> {
   if (values.help) return out(trainCmd.usage);
   const p = plan(values);
   const pretrained = p.model !== 'simple-cnn';
+  const spec = pretrained ? backboneSpec(p.model) : undefined;
 
   // Listing folders reads no image: class names and the normal class are checked first.
   const folder = await imageFolder(p.data, { exclude: p.exclude });
@@ -389,9 +395,8 @@ async function trainCommand(argv: string[]): Promise<void> {
   const n = classes.length;
   const trainSource = folderSource(trainSamples, n, { ...decode, cache: true });
   const valSource = folderSource(valSamples, n, { ...decode, cache: true });
-  const preprocess = pretrained
-    ? new Rescale({ scale: 1 / 127.5, offset: -1 })
-    : new Rescale({ scale: 1 / 255 });
+  // A pretrained backbone's own pipeline (the registry's), x / 255 for a CNN from scratch.
+  const preprocess: Transform = spec ? spec.preprocessing() : new Rescale({ scale: 1 / 255 });
   const augment = augmentations(p.augment, p.seed);
   const transform = augment.length ? new Compose([...augment, preprocess], { seed: p.seed }) : preprocess;
   const weights = p.classWeights ? balancedWeights(trainSamples, n) : undefined;
@@ -424,14 +429,22 @@ async function trainCommand(argv: string[]): Promise<void> {
     });
     history = result.history;
   } else {
-    const backbone =
-      p.model === 'resnet50v2'
-        ? resnet50v2({ inputShape: [p.size, p.size, 3], seed: p.seed })
-        : mobilenetV2({ alpha: p.alpha, inputShape: [p.size, p.size, 3], seed: p.seed });
-    if (p.weights) {
+    const backbone = createBackbone(p.model, {
+      inputShape: [p.size, p.size, 3],
+      seed: p.seed,
+      ...(spec?.alphas ? { alpha: p.alpha } : {}),
+    });
+    if (p.weights === 'imagenet') {
+      const match = await loadPretrained(backbone, p.model, {
+        ...(spec?.alphas ? { alpha: p.alpha } : {}),
+        onProgress: out,
+      });
+      out(`loaded ${match.loaded.length} ImageNet backbone weights from ${match.path}`);
+    } else if (p.weights) {
       const match = await loadKerasWeights(backbone, p.weights, { allowUnexpected: true });
       out(`loaded ${match.loaded.length} backbone weights from ${p.weights}`);
-    } else out('warning: no --weights given: the backbone starts from random weights');
+    } else
+      out('warning: no --weights given: the backbone starts from random weights (try --weights imagenet)');
     const opt1 = makeOptimizer(p.lr);
     const opt2 = makeOptimizer(p.lr / 10);
     const result = await transferLearn({
