@@ -95,11 +95,10 @@ export class MetricAccumulator {
     const out: EvaluationMetrics = { report, yTrue: [...this.yTrue], yPred: [...this.yPred] };
     if (this.probabilities.length) {
       out.probabilities = this.probabilities.map((r) => [...r]);
-      const perClass = rocAuc(this.yTrue, this.probabilities, { average: 'none' });
-      const defined = perClass.filter((v) => !Number.isNaN(v));
+      // A class absent from this batch of labels has no ROC: it is left out of the macro average.
       out.rocAuc = {
-        perClass,
-        macro: defined.length ? defined.reduce((a, b) => a + b, 0) / defined.length : Number.NaN,
+        perClass: rocAuc(this.yTrue, this.probabilities, { average: 'none' }),
+        macro: rocAuc(this.yTrue, this.probabilities, { average: 'macro', absentClasses: 'skip' }),
       };
     }
     if (normalClass !== undefined) {

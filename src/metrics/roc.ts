@@ -74,12 +74,12 @@ export function rocAuc(
 export function rocAuc(
   yTrue: LabelInput,
   probabilities: ProbabilityInput,
-  options?: { average?: 'macro' | 'weighted' },
+  options?: { average?: 'macro' | 'weighted'; absentClasses?: 'throw' | 'skip' },
 ): number;
 export function rocAuc(
   yTrue: LabelInput,
   probabilities: ProbabilityInput,
-  options: { average?: RocAverage } = {},
+  options: { average?: RocAverage; absentClasses?: 'throw' | 'skip' } = {},
 ): number | number[] {
   const op = 'rocAuc';
   const average = options.average ?? 'macro';
@@ -101,6 +101,15 @@ export function rocAuc(
   );
   if (average === 'none') return perClass;
   const absent = perClass.flatMap((v, k) => (Number.isNaN(v) ? [k] : []));
+  if (absent.length && options.absentClasses === 'skip') {
+    // Average over the classes that have samples (NaN when none has).
+    const present = perClass.flatMap((v, k) => (Number.isNaN(v) ? [] : [k]));
+    if (!present.length) return Number.NaN;
+    if (average === 'macro') return present.reduce((a, k) => a + (perClass[k] as number), 0) / present.length;
+    const counts = present.map((k) => t.filter((y) => y === k).length);
+    const total = counts.reduce((a, b) => a + b, 0);
+    return present.reduce((a, k, i) => a + (perClass[k] as number) * (counts[i] as number), 0) / total;
+  }
   if (absent.length) {
     throw new MedimgError(
       op,

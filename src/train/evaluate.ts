@@ -1,7 +1,6 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { SampleSource } from '../data/loader.js';
 import type { EvaluationMetrics } from '../metrics/accumulator.js';
-import { MetricAccumulator } from '../metrics/accumulator.js';
 import type { Transform } from '../transforms/base.js';
 import { check } from '../util/errors.js';
 import { evaluateSource } from './train.js';
@@ -28,16 +27,11 @@ export async function evaluate(
     'evaluate',
     `normalClass '${options.normalClass}' is not one of ${classNames.join(', ')}`,
   );
-  const { accumulator } = await evaluateSource(model, data, {
+  const { metrics } = await evaluateSource(model, data, {
+    classNames,
+    ...(normal !== undefined ? { normalClass: normal } : {}),
     ...(options.batchSize ? { batchSize: options.batchSize } : {}),
     ...(options.transform ? { transform: options.transform } : {}),
   });
-  const m = accumulator.aggregate();
-  const named = new MetricAccumulator({
-    numClasses: data.numClasses,
-    classNames,
-    ...(normal !== undefined ? { normalClass: normal } : {}),
-  });
-  named.update(m.yTrue, m.probabilities ?? m.yPred);
-  return { ...named.aggregate(), ...(m.loss !== undefined ? { loss: m.loss } : {}) };
+  return metrics;
 }

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { dropoutLayers, reseedDropout } from '../backend/patches/dropout-seeds.js';
 import { batches, type SampleSource } from '../data/loader.js';
-import { MetricAccumulator } from '../metrics/accumulator.js';
+import { type EvaluationMetrics, MetricAccumulator } from '../metrics/accumulator.js';
 import { classificationReport } from '../metrics/classification-report.js';
 import { getLearningRate, setLearningRate } from '../optimizers/schedules.js';
 import type { Transform } from '../transforms/base.js';
@@ -325,15 +325,31 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 }
 
 /**
- * Runs a model over a source (inference mode) and returns loss, accuracy, macro F1 and the
- * accumulated labels and probabilities.
+ * Runs a model over a source (inference mode) and returns loss, accuracy, macro F1, and the
+ * accumulator and its metrics (aggregated once; named and with missed findings when
+ * `classNames` and `normalClass` are given).
  */
 export async function evaluateSource(
   model: tfl.LayersModel,
   source: SampleSource,
-  options: { batchSize?: number; transform?: Transform } = {},
-): Promise<{ loss: number; accuracy: number; f1: number; accumulator: MetricAccumulator }> {
-  const acc = new MetricAccumulator({ numClasses: source.numClasses });
+  options: {
+    batchSize?: number;
+    transform?: Transform;
+    classNames?: readonly string[];
+    normalClass?: number;
+  } = {},
+): Promise<{
+  loss: number;
+  accuracy: number;
+  f1: number;
+  accumulator: MetricAccumulator;
+  metrics: EvaluationMetrics;
+}> {
+  const acc = new MetricAccumulator({
+    numClasses: source.numClasses,
+    ...(options.classNames ? { classNames: options.classNames } : {}),
+    ...(options.normalClass !== undefined ? { normalClass: options.normalClass } : {}),
+  });
   for await (const batch of batches(source, {
     batchSize: options.batchSize ?? 32,
     ...(options.transform ? { transform: options.transform } : {}),
@@ -347,5 +363,11 @@ export async function evaluateSource(
     tf.dispose([batch.xs, batch.ys, probs, losses]);
   }
   const m = acc.aggregate();
-  return { loss: m.loss ?? Number.NaN, accuracy: m.report.accuracy, f1: m.report.macro.f1, accumulator: acc };
+  return {
+    loss: m.loss ?? Number.NaN,
+    accuracy: m.report.accuracy,
+    f1: m.report.macro.f1,
+    accumulator: acc,
+    metrics: m,
+  };
 }

@@ -195,4 +195,29 @@ describe('metrics: inputs, clinical views and errors', () => {
       /yTrue\[0\] = 0.5 is not an integer/,
     );
   });
+
+  it('one macro ROC-AUC: with a class absent from yTrue, rocAuc throws by default; absentClasses skip averages the present ones, as the accumulator does', () => {
+    // Class 2 never occurs in yTrue.
+    const yTrue = [0, 1, 0, 1, 0, 1];
+    const probs = [
+      [0.7, 0.2, 0.1],
+      [0.2, 0.7, 0.1],
+      [0.4, 0.5, 0.1],
+      [0.3, 0.3, 0.4],
+      [0.8, 0.1, 0.1],
+      [0.5, 0.4, 0.1],
+    ];
+    expect(() => rocAuc(yTrue, probs)).toThrow(/ROC-AUC is undefined for class 2/);
+    const perClass = rocAuc(yTrue, probs, { average: 'none' });
+    expect(Number.isNaN(perClass[2]!)).toBe(true);
+    const macro = rocAuc(yTrue, probs, { average: 'macro', absentClasses: 'skip' });
+    expect(macro).toBeCloseTo((perClass[0]! + perClass[1]!) / 2, 12);
+    expect(rocAuc(yTrue, probs, { average: 'weighted', absentClasses: 'skip' })).toBeCloseTo(
+      (perClass[0]! * 3 + perClass[1]! * 3) / 6,
+      12,
+    );
+    const acc = new MetricAccumulator({ numClasses: 3 });
+    acc.update(yTrue, probs);
+    expect(acc.aggregate().rocAuc!.macro).toBe(macro);
+  });
 });
