@@ -64,12 +64,13 @@ const CANDIDATES: Record<Exclude<BackendName, 'auto'>, Candidate> = {
   wasm: {
     name: 'wasm',
     packages: ['@tensorflow/tfjs-backend-wasm'],
-    hint: 'npm install @tensorflow/tfjs-backend-wasm',
+    // A dependency of medimg-classify: missing only when the install was partial or pruned.
+    hint: '@tensorflow/tfjs-backend-wasm ships with medimg-classify: reinstall it (npm install medimg-classify)',
   },
   cpu: {
     name: 'cpu',
     packages: ['@tensorflow/tfjs-backend-cpu'],
-    hint: 'npm install @tensorflow/tfjs-backend-cpu',
+    hint: '@tensorflow/tfjs-backend-cpu ships with medimg-classify: reinstall it (npm install medimg-classify)',
   },
   webgl: {
     name: 'webgl',

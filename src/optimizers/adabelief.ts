@@ -39,7 +39,7 @@ const CLASS_NAME = 'AdaBelief';
  * adabelief-pytorch 0.2.0, including its decoupled weight decay, in-place epsilon, AMSGrad and
  * RAdam-style rectification.
  *
- * State is keyed by variable name (`<name>/m`, `<name>/v`, `<name>/max_v`, `<name>/step`) with a
+ * State is keyed by variable name (`<name>/m`, `<name>/s`, `<name>/max_s`, `<name>/step`) with a
  * step count per variable, as PyTorch keeps per-parameter state: unfreezing more layers later
  * starts their state fresh without scrambling the others'. The learning rate may be changed
  * between steps (`optimizer.learningRate = x`, or the schedules in this library).
@@ -194,8 +194,8 @@ export class AdaBeliefOptimizer extends tf.Optimizer {
   override async getWeights(): Promise<NamedTensor[]> {
     const weights: NamedTensor[] = [await this.saveIterations()];
     for (const [name, slot] of this.slots) {
-      weights.push({ name: `${name}/m`, tensor: slot.m }, { name: `${name}/v`, tensor: slot.s });
-      if (slot.maxS) weights.push({ name: `${name}/max_v`, tensor: slot.maxS });
+      weights.push({ name: `${name}/m`, tensor: slot.m }, { name: `${name}/s`, tensor: slot.s });
+      if (slot.maxS) weights.push({ name: `${name}/max_s`, tensor: slot.maxS });
       weights.push({ name: `${name}/step`, tensor: tf.scalar(slot.step, 'int32') });
     }
     return weights;
@@ -204,14 +204,17 @@ export class AdaBeliefOptimizer extends tf.Optimizer {
   override async setWeights(weightValues: NamedTensor[]): Promise<void> {
     const rest = await this.extractIterations(weightValues);
     this.dispose();
-    const byVar = new Map<string, Partial<Record<'m' | 'v' | 'max_v' | 'step', tf.Tensor>>>();
+    const byVar = new Map<string, Partial<Record<'m' | 's' | 'max_s' | 'step', tf.Tensor>>>();
+    // Checkpoints written by 0.1.0 name the belief state `v` and `max_v`.
+    const legacy: Record<string, string> = { v: 's', max_v: 'max_s' };
     for (const { name, tensor } of rest) {
       const cut = name.lastIndexOf('/');
-      const key = name.slice(cut + 1);
+      const raw = name.slice(cut + 1);
+      const key = legacy[raw] ?? raw;
       check(
-        cut > 0 && ['m', 'v', 'max_v', 'step'].includes(key),
+        cut > 0 && ['m', 's', 'max_s', 'step'].includes(key),
         'AdaBeliefOptimizer.setWeights',
-        `unexpected weight '${name}' (expected <variable>/m, /v, /max_v or /step)`,
+        `unexpected weight '${name}' (expected <variable>/m, /s, /max_s or /step)`,
       );
       const varName = name.slice(0, cut);
       const entry = byVar.get(varName) ?? {};
@@ -219,17 +222,17 @@ export class AdaBeliefOptimizer extends tf.Optimizer {
       byVar.set(varName, entry);
     }
     for (const [name, w] of byVar) {
-      check(w.m && w.v, 'AdaBeliefOptimizer.setWeights', `variable '${name}' lacks its m or v state`);
+      check(w.m && w.s, 'AdaBeliefOptimizer.setWeights', `variable '${name}' lacks its m or s state`);
       check(
-        !this.amsgrad || w.max_v,
+        !this.amsgrad || w.max_s,
         'AdaBeliefOptimizer.setWeights',
-        `variable '${name}' lacks max_v (amsgrad)`,
+        `variable '${name}' lacks max_s (amsgrad)`,
       );
       const step = w.step ? (await w.step.data())[0]! : this.iterations;
       this.slots.set(name, {
         m: tf.variable(w.m, false),
-        s: tf.variable(w.v, false),
-        maxS: this.amsgrad && w.max_v ? tf.variable(w.max_v, false) : null,
+        s: tf.variable(w.s, false),
+        maxS: this.amsgrad && w.max_s ? tf.variable(w.max_s, false) : null,
         step,
       });
     }
@@ -259,12 +262,15 @@ export class AdaBeliefOptimizer extends tf.Optimizer {
   }
 }
 
-/** Registers AdaBelief with tfjs serialization (idempotent), so saved models and optimizers load. */
+/**
+ * Registers AdaBelief with tfjs serialization (idempotent), so saved models and optimizers load.
+ * Not run at import (the package has no side effects): the constructor and every loader of this
+ * library call it.
+ */
 export function registerAdaBelief(): void {
   const map = tf.serialization.SerializationMap.getMap().classNameMap;
   if (!(CLASS_NAME in map)) tf.serialization.registerClass(AdaBeliefOptimizer);
 }
-registerAdaBelief();
 
 /**
  * Creates an {@link AdaBeliefOptimizer}. Defaults follow adabelief-pytorch 0.2.0; the paper's

@@ -25,4 +25,4 @@ export {
   Rescale,
   Window,
 } from './intensity.js';
-export { registerTransform, transformFromJSON } from './serialization.js';
+export { registeredTransforms, registerTransform, transformFromJSON } from './serialization.js';

@@ -54,6 +54,11 @@ const registry = new Map<string, Factory>([
   ['OneOf', container(OneOf)],
 ]);
 
+/** Names of every transform {@link transformFromJSON} can rebuild (the library's and registered ones). */
+export function registeredTransforms(): string[] {
+  return [...registry.keys()];
+}
+
 /** Makes a custom transform class loadable by {@link transformFromJSON}. */
 export function registerTransform(
   name: string,

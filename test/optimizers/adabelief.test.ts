@@ -183,6 +183,38 @@ describe('AdaBelief as a tfjs citizen', () => {
     expect(tf.serialization.SerializationMap.getMap().classNameMap.AdaBelief?.[0]).toBe(AdaBeliefOptimizer);
   });
 
+  it('loads 0.1.0 checkpoints, which named the belief state /v and /max_v', async () => {
+    const a = tf.variable(tf.tensor1d([1, -2, 3]), true, 'legacy_a');
+    const opt = adaBelief({ learningRate: 0.1, amsgrad: true });
+    const loss = () => tf.sum(tf.square(a)) as tf.Scalar;
+    for (let i = 0; i < 3; i++) opt.minimize(loss, false, [a]);
+    const weights = await opt.getWeights();
+    expect(weights.map((w) => w.name)).toEqual([
+      'iter',
+      'legacy_a/m',
+      'legacy_a/s',
+      'legacy_a/max_s',
+      'legacy_a/step',
+    ]);
+    const old = weights.map((w) => ({
+      ...w,
+      name: w.name.replace(/\/s$/, '/v').replace(/\/max_s$/, '/max_v'),
+    }));
+    const restored = adaBelief({ learningRate: 0.1, amsgrad: true });
+    await restored.setWeights(old);
+    const again = await restored.getWeights();
+    again.forEach((w, i) => {
+      expect(w.name).toBe(weights[i]!.name);
+      expect(Array.from(w.tensor.dataSync())).toEqual(Array.from(weights[i]!.tensor.dataSync()));
+    });
+    await expect(
+      restored.setWeights([weights[0]!, { name: 'legacy_a/q', tensor: weights[1]!.tensor }]),
+    ).rejects.toThrow(/unexpected weight 'legacy_a\/q' \(expected <variable>\/m, \/s, \/max_s or \/step\)/);
+    opt.dispose();
+    restored.dispose();
+    a.dispose();
+  });
+
   it('state is keyed by variable name: getWeights/setWeights restore it, and new variables do not scramble it', async () => {
     const a = tf.variable(tf.tensor1d([1, 2, 3]), true, 'keyed_a');
     const b = tf.variable(tf.tensor1d([4, 5]), true, 'keyed_b');
@@ -196,10 +228,10 @@ describe('AdaBelief as a tfjs citizen', () => {
     expect(weights.map((w) => w.name)).toEqual([
       'iter',
       'keyed_a/m',
-      'keyed_a/v',
+      'keyed_a/s',
       'keyed_a/step',
       'keyed_b/m',
-      'keyed_b/v',
+      'keyed_b/s',
       'keyed_b/step',
     ]);
     expect(weights[3]!.tensor.dataSync()[0]).toBe(4);

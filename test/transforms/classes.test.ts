@@ -17,6 +17,7 @@ import {
   RandomVerticalFlip,
   Rescale,
   Resize,
+  registeredTransforms,
   type Transform,
   transformFromJSON,
   Window,
@@ -55,6 +56,11 @@ function everyTransform(): Transform[] {
 
 describe.each(['cpu', 'wasm'] as const)('transform conformance (%s backend)', (backend) => {
   beforeAll(() => useBackend(backend));
+
+  it('covers every transform of the serialization registry (a new transform must join this suite)', () => {
+    const covered = new Set(everyTransform().map((t) => t.name));
+    expect(registeredTransforms().filter((name) => !covered.has(name))).toEqual([]);
+  });
 
   for (const make of everyTransform().map((_, i) => () => everyTransform()[i]!)) {
     const label = make().name + JSON.stringify(make().getConfig()).slice(0, 60);
