@@ -2,7 +2,8 @@
  * Keeps ARCHITECTURE.md's rules and the README's list of tfjs patches true.
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -29,21 +30,32 @@ describe('architecture rules', () => {
   });
 
   it('the lint rule refuses an import of a *.node.ts file from browser-safe code, and allows it from a *.node.ts file', () => {
-    const lint = (path: string) =>
-      spawnSync(
-        process.execPath,
-        [join(root, 'node_modules/@biomejs/biome/bin/biome'), 'lint', `--stdin-file-path=${path}`],
-        {
-          cwd: root,
-          input:
-            "import { writeFileAtomic } from '../util/atomic-write.node.js';\nexport const w = writeFileAtomic;\n",
+    // The project's biome.json, applied to probe files in a scratch copy of the layout.
+    const scratch = mkdtempSync(join(tmpdir(), 'medimg-lint-'));
+    try {
+      const config = JSON.parse(readFileSync(join(root, 'biome.json'), 'utf8'));
+      config.vcs = { enabled: false };
+      delete config.$schema;
+      writeFileSync(join(scratch, 'biome.json'), JSON.stringify(config));
+      mkdirSync(join(scratch, 'src', 'metrics'), { recursive: true });
+      const body =
+        "import { writeFileAtomic } from '../util/atomic-write.node.js';\nexport const w = writeFileAtomic;\n";
+      writeFileSync(join(scratch, 'src', 'metrics', 'probe.ts'), body);
+      writeFileSync(join(scratch, 'src', 'metrics', 'probe.node.ts'), body);
+      const lint = (file: string) =>
+        spawnSync(process.execPath, [join(root, 'node_modules/@biomejs/biome/bin/biome'), 'lint', file], {
+          cwd: scratch,
           encoding: 'utf8',
-        },
-      );
-    const refused = lint('src/metrics/probe.ts');
-    expect(refused.status).not.toBe(0);
-    expect(refused.stdout + refused.stderr).toMatch(/Node-only module/);
-    expect(lint('src/metrics/probe.node.ts').status).toBe(0);
+        });
+      const refused = lint('src/metrics/probe.ts');
+      expect(refused.status).not.toBe(0);
+      expect(refused.stdout + refused.stderr).toMatch(/Node-only module/);
+      const allowed = lint('src/metrics/probe.node.ts');
+      expect(allowed.stdout + allowed.stderr).not.toMatch(/Node-only module/);
+      expect(allowed.status).toBe(0);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
   });
 
   it("the README's 'How this library changes tfjs' section names every file in src/backend/patches/", () => {
