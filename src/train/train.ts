@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { dropoutLayers, reseedDropout } from '../backend/patches/dropout-seeds.js';
-import { batches, type SampleSource } from '../data/loader.js';
+import { type Batch, batches, type SampleSource } from '../data/loader.js';
 import { type EvaluationMetrics, MetricAccumulator } from '../metrics/accumulator.js';
 import { classificationReport } from '../metrics/classification-report.js';
 import { getLearningRate, setLearningRate } from '../optimizers/schedules.js';
@@ -126,7 +126,7 @@ export function weightedCrossEntropy(
  *   epochs: 20, transform: augment, validationTransform: preprocess, checkpoints: fileCheckpointStore('runs/a') });
  */
 export async function train(options: TrainOptions): Promise<TrainResult> {
-  const { model, optimizer } = options;
+  const { model } = options;
   const epochs = options.epochs;
   check(
     Number.isInteger(epochs) && epochs > 0,
@@ -134,7 +134,6 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     `epochs must be a positive integer, got ${String(epochs)}`,
   );
   const batchSize = options.batchSize ?? 32;
-  const seed = options.seed ?? 0;
   const callbacks = options.callbacks ?? [];
   const numClasses = options.train.numClasses;
   const outShape = model.outputs[0]?.shape;
@@ -157,31 +156,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       : a > b + (options.earlyStopping?.minDelta ?? 0);
   const store = options.checkpoints;
 
-  let history: EpochLog[] = [];
-  let startEpoch = 0;
-  let best: TrainingState['best'] = null;
-  let wait = 0;
-  if (options.resume) {
-    check(store, 'train', 'resume needs checkpoints');
-    const bytes = await store.read('last');
-    if (bytes) {
-      const ckpt = await decodeCheckpoint(bytes, store.describe('last'));
-      model.setWeights(ckpt.model.getWeights());
-      ckpt.model.dispose();
-      await optimizer.setWeights(
-        renameOptimizerWeights(
-          ckpt.optimizerWeights,
-          new Map(model.weights.map((w) => [w.originalName, (w.read() as tf.Variable).name])),
-        ),
-      );
-      setLearningRate(optimizer, ckpt.state.learningRate);
-      options.transform?.setState(ckpt.state.transformState);
-      history = ckpt.state.history;
-      best = ckpt.state.best;
-      wait = ckpt.state.earlyStopping?.wait ?? 0;
-      startEpoch = ckpt.state.epoch + 1;
-    }
-  }
+  const resumed = options.resume ? await resumeRun(options) : null;
+  const history: EpochLog[] = resumed?.history ?? [];
+  const startEpoch = resumed?.startEpoch ?? 0;
+  let best: TrainingState['best'] = resumed?.best ?? null;
+  let wait = resumed?.wait ?? 0;
   const dropouts = dropoutLayers(model);
   const batchesPerEpoch = Math.ceil(options.train.length / batchSize);
   for (const cb of callbacks) await cb.onTrainBegin?.({ epochs, startEpoch, batchesPerEpoch });
@@ -189,81 +168,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let epoch = startEpoch;
   for (; epoch < epochs; epoch++) {
     for (const cb of callbacks) await cb.onEpochBegin?.(epoch);
-    const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-    if (!vars.length) throw new TrainingError('the model has no trainable weights (everything is frozen)');
-    let lossSum = 0;
-    let seen = 0;
-    const yTrue: number[] = [];
-    const yPred: number[] = [];
-    let step = 0;
-    for await (const batch of batches(options.train, {
-      batchSize,
-      shuffle: true,
-      seed,
-      epoch,
-      ...(options.transform ? { transform: options.transform } : {}),
-    })) {
-      const size = batch.labels.length;
-      reseedDropout(dropouts, seed, epoch, step);
-      let preds: tf.Tensor | undefined;
-      let nonFinite: tf.Tensor | undefined;
-      let loss: number;
-      try {
-        const cost = optimizer.minimize(
-          () => {
-            const p = model.apply(batch.xs, { training: true }) as tf.Tensor2D;
-            preds = tf.keep(tf.argMax(p, 1));
-            // The loss clips probabilities, which would hide NaN outputs: count them separately.
-            nonFinite = tf.keep(tf.sum(tf.cast(tf.logicalNot(tf.isFinite(p)), 'int32')));
-            return weightedCrossEntropy(batch.ys, p, options.classWeights);
-          },
-          true,
-          vars,
-        ) as tf.Scalar;
-        loss = cost.dataSync()[0] as number;
-        cost.dispose();
-      } catch (error) {
-        const message = (error as Error).message ?? String(error);
-        if (
-          /Aborted\(|out of memory|OOM|Cannot enlarge memory|RangeError: Array buffer allocation failed/i.test(
-            message,
-          )
-        ) {
-          throw new TrainingError(
-            `the ${tf.getBackend()} backend ran out of memory at epoch ${epoch + 1}, batch ${step + 1} (batch of ${size}` +
-              `${tf.getBackend() === 'wasm' ? '; WebAssembly has a 4 GB heap, and a wasm module that aborted cannot be used again in this process' : ''}). ` +
-              'Lower batchSize or the image size, train fewer layers, or install @tensorflow/tfjs-node.',
-          );
-        }
-        throw error;
-      } finally {
-        tf.dispose([batch.xs, batch.ys]);
-      }
-      const p = Array.from((preds as tf.Tensor).dataSync());
-      const bad = (nonFinite as tf.Tensor).dataSync()[0] as number;
-      tf.dispose([preds as tf.Tensor, nonFinite as tf.Tensor]);
-      if (bad > 0) loss = Number.NaN;
-      if (!Number.isFinite(loss)) {
-        const where = store ? ` The last good checkpoint is kept at ${store.describe('last')}.` : '';
-        throw new TrainingError(
-          `the loss became ${loss} at epoch ${epoch + 1}, batch ${step + 1}: stopped (lower the learning rate?).${where}`,
-        );
-      }
-      lossSum += loss * size;
-      seen += size;
-      yTrue.push(...batch.labels);
-      yPred.push(...p);
-      for (const cb of callbacks) await cb.onBatchEnd?.(step, { loss, size, epoch });
-      step++;
-    }
-    const report = classificationReport(yTrue, yPred, { numClasses });
-    const logs: EpochLog = {
-      epoch,
-      loss: lossSum / seen,
-      accuracy: report.accuracy,
-      f1: report.macro.f1,
-      lr: getLearningRate(optimizer),
-    };
+    const logs = await trainEpoch(options, epoch, dropouts);
     if (options.validation) {
       const v = await evaluateSource(model, options.validation, {
         batchSize,
@@ -283,36 +188,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       wait = 0;
     } else wait++;
     for (const cb of callbacks) await cb.onEpochEnd?.(epoch, logs);
-    if (store) {
-      const state: TrainingState = {
-        epoch,
-        history,
-        transformState: options.transform?.getState() ?? [],
-        learningRate: getLearningRate(optimizer),
-        best,
-        earlyStopping: options.earlyStopping ? { wait } : null,
-        optimizerClass: optimizer.getClassName(),
-        optimizerConfig: optimizer.getConfig() as Record<string, unknown>,
-      };
-      const bytes = await encodeCheckpoint(model, stableNames(model, optimizer), state);
-      if (improved) await store.write('best', bytes);
-      await store.write('last', bytes);
-    }
+    if (store) await saveCheckpoints(options, { epoch, history, best, wait }, improved);
     if (options.earlyStopping && wait >= options.earlyStopping.patience) {
       stoppedEarly = true;
       epoch++;
       break;
     }
   }
-  if (store && (options.restoreBest ?? true) && best) {
-    const bytes = await store.read('best');
-    if (bytes) {
-      const ckpt = await decodeCheckpoint(bytes, store.describe('best'));
-      model.setWeights(ckpt.model.getWeights());
-      ckpt.model.dispose();
-      tf.dispose(ckpt.optimizerWeights.map((w) => w.tensor));
-    }
-  }
+  if (store && (options.restoreBest ?? true) && best) await restoreBest(model, store);
   const result: TrainResult = {
     history,
     bestEpoch: best?.epoch ?? null,
@@ -322,6 +205,175 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   };
   for (const cb of callbacks) await cb.onTrainEnd?.(result);
   return result;
+}
+
+/** Where a resumed run continues: the `last` checkpoint's weights, optimizer and generator states. */
+async function resumeRun(options: TrainOptions): Promise<{
+  history: EpochLog[];
+  startEpoch: number;
+  best: TrainingState['best'];
+  wait: number;
+} | null> {
+  const { model, optimizer } = options;
+  const store = options.checkpoints;
+  check(store, 'train', 'resume needs checkpoints');
+  const bytes = await store.read('last');
+  if (!bytes) return null;
+  const ckpt = await decodeCheckpoint(bytes, store.describe('last'));
+  model.setWeights(ckpt.model.getWeights());
+  ckpt.model.dispose();
+  await optimizer.setWeights(
+    renameOptimizerWeights(
+      ckpt.optimizerWeights,
+      new Map(model.weights.map((w) => [w.originalName, (w.read() as tf.Variable).name])),
+    ),
+  );
+  setLearningRate(optimizer, ckpt.state.learningRate);
+  options.transform?.setState(ckpt.state.transformState);
+  return {
+    history: ckpt.state.history,
+    startEpoch: ckpt.state.epoch + 1,
+    best: ckpt.state.best,
+    wait: ckpt.state.earlyStopping?.wait ?? 0,
+  };
+}
+
+/** One epoch over the training source: a step per batch, then loss, accuracy and macro F1. */
+async function trainEpoch(
+  options: TrainOptions,
+  epoch: number,
+  dropouts: ReturnType<typeof dropoutLayers>,
+): Promise<EpochLog> {
+  const { model, optimizer } = options;
+  const batchSize = options.batchSize ?? 32;
+  const seed = options.seed ?? 0;
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  if (!vars.length) throw new TrainingError('the model has no trainable weights (everything is frozen)');
+  let lossSum = 0;
+  let seen = 0;
+  const yTrue: number[] = [];
+  const yPred: number[] = [];
+  let step = 0;
+  for await (const batch of batches(options.train, {
+    batchSize,
+    shuffle: true,
+    seed,
+    epoch,
+    ...(options.transform ? { transform: options.transform } : {}),
+  })) {
+    const size = batch.labels.length;
+    reseedDropout(dropouts, seed, epoch, step);
+    const { loss, predictions } = trainStep(options, batch, vars, epoch, step);
+    lossSum += loss * size;
+    seen += size;
+    yTrue.push(...batch.labels);
+    yPred.push(...predictions);
+    for (const cb of options.callbacks ?? []) await cb.onBatchEnd?.(step, { loss, size, epoch });
+    step++;
+  }
+  const report = classificationReport(yTrue, yPred, { numClasses: options.train.numClasses });
+  return {
+    epoch,
+    loss: lossSum / seen,
+    accuracy: report.accuracy,
+    f1: report.macro.f1,
+    lr: getLearningRate(optimizer),
+  };
+}
+
+/**
+ * One optimizer step on a batch (disposed here). Out of memory becomes a TrainingError that says
+ * what to change; a NaN or infinite loss (or output) stops training without touching the last
+ * good checkpoint.
+ */
+function trainStep(
+  options: TrainOptions,
+  batch: Batch,
+  vars: tf.Variable[],
+  epoch: number,
+  step: number,
+): { loss: number; predictions: number[] } {
+  const { model, optimizer } = options;
+  const size = batch.labels.length;
+  let preds: tf.Tensor | undefined;
+  let nonFinite: tf.Tensor | undefined;
+  let loss: number;
+  try {
+    const cost = optimizer.minimize(
+      () => {
+        const p = model.apply(batch.xs, { training: true }) as tf.Tensor2D;
+        preds = tf.keep(tf.argMax(p, 1));
+        // The loss clips probabilities, which would hide NaN outputs: count them separately.
+        nonFinite = tf.keep(tf.sum(tf.cast(tf.logicalNot(tf.isFinite(p)), 'int32')));
+        return weightedCrossEntropy(batch.ys, p, options.classWeights);
+      },
+      true,
+      vars,
+    ) as tf.Scalar;
+    loss = cost.dataSync()[0] as number;
+    cost.dispose();
+  } catch (error) {
+    const message = (error as Error).message ?? String(error);
+    if (
+      /Aborted\(|out of memory|OOM|Cannot enlarge memory|RangeError: Array buffer allocation failed/i.test(
+        message,
+      )
+    ) {
+      throw new TrainingError(
+        `the ${tf.getBackend()} backend ran out of memory at epoch ${epoch + 1}, batch ${step + 1} (batch of ${size}` +
+          `${tf.getBackend() === 'wasm' ? '; WebAssembly has a 4 GB heap, and a wasm module that aborted cannot be used again in this process' : ''}). ` +
+          'Lower batchSize or the image size, train fewer layers, or install @tensorflow/tfjs-node.',
+      );
+    }
+    throw error;
+  } finally {
+    tf.dispose([batch.xs, batch.ys]);
+  }
+  const predictions = Array.from((preds as tf.Tensor).dataSync());
+  const bad = (nonFinite as tf.Tensor).dataSync()[0] as number;
+  tf.dispose([preds as tf.Tensor, nonFinite as tf.Tensor]);
+  if (bad > 0) loss = Number.NaN;
+  if (!Number.isFinite(loss)) {
+    const store = options.checkpoints;
+    const where = store ? ` The last good checkpoint is kept at ${store.describe('last')}.` : '';
+    throw new TrainingError(
+      `the loss became ${loss} at epoch ${epoch + 1}, batch ${step + 1}: stopped (lower the learning rate?).${where}`,
+    );
+  }
+  return { loss, predictions };
+}
+
+/** Writes `last` (and `best` when the monitored metric improved), atomically. */
+async function saveCheckpoints(
+  options: TrainOptions,
+  progress: { epoch: number; history: EpochLog[]; best: TrainingState['best']; wait: number },
+  improved: boolean,
+): Promise<void> {
+  const { model, optimizer } = options;
+  const store = options.checkpoints as CheckpointStore;
+  const state: TrainingState = {
+    epoch: progress.epoch,
+    history: progress.history,
+    transformState: options.transform?.getState() ?? [],
+    learningRate: getLearningRate(optimizer),
+    best: progress.best,
+    earlyStopping: options.earlyStopping ? { wait: progress.wait } : null,
+    optimizerClass: optimizer.getClassName(),
+    optimizerConfig: optimizer.getConfig() as Record<string, unknown>,
+  };
+  const bytes = await encodeCheckpoint(model, stableNames(model, optimizer), state);
+  if (improved) await store.write('best', bytes);
+  await store.write('last', bytes);
+}
+
+/** Loads the `best` checkpoint's weights into the model. */
+async function restoreBest(model: tfl.LayersModel, store: CheckpointStore): Promise<void> {
+  const bytes = await store.read('best');
+  if (!bytes) return;
+  const ckpt = await decodeCheckpoint(bytes, store.describe('best'));
+  model.setWeights(ckpt.model.getWeights());
+  ckpt.model.dispose();
+  tf.dispose(ckpt.optimizerWeights.map((w) => w.tensor));
 }
 
 /**
