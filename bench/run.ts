@@ -9,6 +9,9 @@
  *     cache) beside PIL/torchvision, when the data is there.
  *  4. AdaBelief vs Adam training curves on the same small task (chart + numbers).
  *
+ * With --recipes (see bench/recipes.ts): the real training recipes end to end on ../shared/data beside
+ * PyTorch instead, written to bench/results-recipes.json.
+ *
  * Flags: --quick (fewer steps, skips the slowest configurations), --only=models|transforms|loader|optimizers,
  *        --model=simple-cnn|mobilenetv2|resnet50v2, --train=full|frozen|conv5|last-block|inference,
  *        --no-cpu (skip the slow pure-JS baseline),
@@ -473,14 +476,23 @@ async function optimizers() {
   results.optimizers = summary;
 }
 
-const sections: Record<string, () => Promise<void>> = { models, transforms, loader, optimizers };
-for (const [name, fn] of Object.entries(sections)) if (!only || only === name) await fn();
+const recipesFlag = args.some((a) => a === '--recipes' || a.startsWith('--recipes='));
+const recipes = async () => {
+  const { benchRecipes } = await import('./recipes.js');
+  results.recipes = await benchRecipes(args, log);
+};
+const sections: Record<string, () => Promise<void>> = recipesFlag
+  ? { recipes }
+  : { models, transforms, loader, optimizers };
+for (const [name, fn] of Object.entries(sections)) if (!only || only === name || recipesFlag) await fn();
 writeFileSync(
   join(
     here,
-    only || modelFilter || trainFilter
-      ? `results-${only ?? 'all'}${modelFilter ? `-${modelFilter}` : ''}${trainFilter ? `-${trainFilter}` : ''}.json`
-      : 'results.json',
+    recipesFlag
+      ? 'results-recipes.json'
+      : only || modelFilter || trainFilter
+        ? `results-${only ?? 'all'}${modelFilter ? `-${modelFilter}` : ''}${trainFilter ? `-${trainFilter}` : ''}.json`
+        : 'results.json',
   ),
   `${JSON.stringify(results, null, 2)}\n`,
 );

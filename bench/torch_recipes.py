@@ -72,6 +72,7 @@ the TypeScript model.
 """
 import ast
 import json
+import resource
 import math
 import os
 import random
@@ -546,6 +547,7 @@ def run(job):
     out["total_seconds"] = time.perf_counter() - t_start
     out["images_per_second"] = sum(len(train_items) for _ in history) / train_seconds if train_seconds else None
     out["phases"] = timer
+    out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
     return out
 
 

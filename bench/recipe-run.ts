@@ -1,0 +1,238 @@
+/**
+ * One recipe of `npm run bench -- --recipes`, as a user runs it: `train()` end to end on real
+ * images (decoding with a cache, the recipe's per-image augmentation, per-epoch validation),
+ * instrumented by phase. Reads a job (JSON) as its only argument, prints one JSON line.
+ *
+ *   node --import tsx bench/recipe-run.ts '{"recipe":"brain-finetune","train":[[path,label],...],...}'
+ *
+ * Phases: `data` is the time the training loop waited for its next batch (decoding and the
+ * per-image transforms, minus what prefetching overlapped), `transforms` the time inside the
+ * pipeline's `apply`, `decode` the time inside file decoding (overlapped, on libuv's pool),
+ * `step` the optimizer step, split into forward / backward / optimizer by timing those parts
+ * separately on one batch after training, `validation` the per-epoch evaluation, `other` the rest.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  adaBelief,
+  Compose,
+  cosineDecay,
+  type DecodeSpec,
+  folderSource,
+  GaussianBlur,
+  learningRateScheduler,
+  loadKerasWeights,
+  mobilenetV2,
+  Normalize,
+  RandomErasing,
+  RandomHorizontalFlip,
+  RandomRotation,
+  Rescale,
+  type SampleSource,
+  setupBackend,
+  simpleCnn,
+  type Transform,
+  train,
+  transferModel,
+  unfreeze,
+} from '../src/node.js';
+
+interface Job {
+  recipe: 'brain-finetune' | 'simple-cnn-letterbox' | 'busi';
+  train: [string, number][];
+  validation: [string, number][];
+  classes: string[];
+  epochs: number;
+  batch: number;
+  threads?: number;
+  h5: string;
+  seed?: number;
+}
+
+const job = JSON.parse(process.argv[2] ?? '{}') as Job;
+const backend = await setupBackend('wasm', job.threads === undefined ? {} : { threads: job.threads });
+const n = job.classes.length;
+const seed = job.seed ?? 0;
+
+const timers = { transforms: 0, decode: 0, step: 0, validation: 0 };
+const timed = <A extends unknown[], R>(key: keyof typeof timers, fn: (...a: A) => R) =>
+  ((...a: A) => {
+    const t0 = performance.now();
+    const out = fn(...a);
+    if (out instanceof Promise)
+      return out.finally(() => {
+        timers[key] += performance.now() - t0;
+      });
+    timers[key] += performance.now() - t0;
+    return out;
+  }) as (...a: A) => R;
+
+function instrument(t: Transform): Transform {
+  const apply = t.apply.bind(t);
+  t.apply = timed('transforms', apply) as typeof t.apply;
+  return t;
+}
+function source(list: [string, number][], decode: DecodeSpec): SampleSource {
+  const s = folderSource(
+    list.map(([path, label]) => ({ path, label })),
+    n,
+    { ...decode, cache: true },
+  );
+  return { ...s, load: timed('decode', s.load) };
+}
+
+let model: import('@tensorflow/tfjs-layers').LayersModel;
+let transform: Transform;
+let validationTransform: Transform;
+let decode: DecodeSpec;
+let optimizer: tf.Optimizer;
+const rgb224: DecodeSpec = { channels: 3, resize: { height: 224, width: 224, fit: 'contain' } };
+if (job.recipe === 'simple-cnn-letterbox') {
+  decode = { channels: 1, resize: { height: 128, width: 128, fit: 'contain' } };
+  model = simpleCnn({ inputShape: [128, 128, 1], numClasses: n, seed });
+  validationTransform = new Rescale({ scale: 1 / 255 });
+  transform = new Compose(
+    [new RandomHorizontalFlip(), new RandomRotation({ degrees: 10 }), validationTransform],
+    {
+      seed,
+    },
+  );
+  optimizer = tf.train.adam(1e-3);
+} else {
+  decode = rgb224;
+  const backbone = mobilenetV2({ alpha: 0.35, inputShape: [224, 224, 3] });
+  await loadKerasWeights(backbone, job.h5, { allowUnexpected: true });
+  model = transferModel({ backbone, numClasses: n, seed, dropout: 0.2 });
+  unfreeze(model, { from: 'block_13_expand' });
+  if (job.recipe === 'brain-finetune') {
+    validationTransform = new Rescale({ scale: 1 / 127.5, offset: -1 });
+    transform = new Compose([new RandomHorizontalFlip(), validationTransform], { seed });
+    optimizer = tf.train.adam(1e-3);
+  } else {
+    validationTransform = new Compose([
+      new Rescale({ scale: 1 / 255 }),
+      new Normalize({ mean: [0.5], std: [0.5] }),
+    ]);
+    transform = new Compose(
+      [
+        new GaussianBlur({ kernelSize: 5, sigma: [0.1, 2] }),
+        new RandomErasing({ p: 0.5 }),
+        validationTransform,
+      ],
+      { seed },
+    );
+    optimizer = adaBelief({ learningRate: 1e-3 });
+  }
+}
+instrument(transform);
+const minimize = optimizer.minimize.bind(optimizer);
+optimizer.minimize = timed('step', minimize) as typeof optimizer.minimize;
+
+let peakRss = 0;
+let peakHeap = 0;
+const sample = () => {
+  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  const wasm = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm;
+  if (wasm?.HEAPU8) peakHeap = Math.max(peakHeap, wasm.HEAPU8.length);
+};
+const epochs: { epoch: number; seconds: number; imagesPerSecond: number; phases: Record<string, number> }[] =
+  [];
+let epochStart = 0;
+let lastBatchEnd = 0;
+let snapshot = { ...timers };
+const trainSource = source(job.train, decode);
+const validationSource = source(job.validation, decode);
+const result = await train({
+  model,
+  train: trainSource,
+  validation: validationSource,
+  optimizer,
+  epochs: job.epochs,
+  batchSize: job.batch,
+  seed,
+  transform,
+  validationTransform,
+  callbacks: [
+    learningRateScheduler(optimizer, cosineDecay({ initial: 1e-3, epochs: job.epochs })),
+    {
+      onEpochBegin: () => {
+        epochStart = performance.now();
+        snapshot = { ...timers };
+      },
+      onBatchEnd: () => {
+        lastBatchEnd = performance.now();
+        sample();
+      },
+      onEpochEnd: (epoch) => {
+        const end = performance.now();
+        const d = (k: keyof typeof timers) => (timers[k] - snapshot[k]) / 1000;
+        const trainSeconds = (lastBatchEnd - epochStart) / 1000;
+        epochs.push({
+          epoch,
+          seconds: trainSeconds,
+          imagesPerSecond: job.train.length / trainSeconds,
+          phases: {
+            step: d('step'),
+            transforms: d('transforms'),
+            decode: d('decode'),
+            data: Math.max(0, trainSeconds - d('step')),
+            validation: (end - lastBatchEnd) / 1000,
+          },
+        });
+      },
+    },
+  ],
+});
+
+// Split a step into forward, backward and optimizer, timed on one batch of the same shape.
+const [h, w, c] = model.inputs[0]!.shape.slice(1) as number[];
+const xs = tf.randomUniform([job.batch, h!, w!, c!], -1, 1, 'float32', 1);
+const ys = tf.oneHot(
+  tf.tensor1d(
+    Array.from({ length: job.batch }, (_, i) => i % n),
+    'int32',
+  ),
+  n,
+);
+const vars = model.trainableWeights.map((v) => v.read() as tf.Variable);
+const loss = () =>
+  tf.losses.softmaxCrossEntropy(ys, tf.log(model.apply(xs, { training: true }) as tf.Tensor)) as tf.Scalar;
+const time = (fn: () => void, reps = 3) => {
+  fn();
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) fn();
+  return (performance.now() - t0) / reps;
+};
+const forward = time(() => tf.tidy(() => void (model.apply(xs, { training: true }) as tf.Tensor).dataSync()));
+const forwardBackward = time(() => {
+  const { value, grads } = tf.variableGrads(loss, vars);
+  tf.dispose([value, ...Object.values(grads)]);
+});
+const whole = time(() => tf.dispose(optimizer.minimize(loss, true, vars) as tf.Scalar));
+const split = {
+  forward: forward / whole,
+  backward: Math.max(0, forwardBackward - forward) / whole,
+  optimizer: Math.max(0, whole - forwardBackward) / whole,
+};
+tf.dispose([xs, ys]);
+sample();
+const steady = epochs.at(-1)!;
+console.log(
+  JSON.stringify({
+    recipe: job.recipe,
+    backend: backend.name,
+    threads: backend.threads ?? 1,
+    trainImages: job.train.length,
+    epochs,
+    imagesPerSecond: steady.imagesPerSecond,
+    phases: {
+      ...steady.phases,
+      forward: steady.phases.step! * split.forward,
+      backward: steady.phases.step! * split.backward,
+      optimizer: steady.phases.step! * split.optimizer,
+    },
+    stepSplit: split,
+    valAccuracy: result.history.at(-1)?.val_accuracy ?? null,
+    peakRssBytes: peakRss,
+    peakWasmHeapBytes: peakHeap,
+  }),
+);

@@ -1,0 +1,157 @@
+/**
+ * `npm run bench -- --recipes`: the training recipes users run, end to end on the real images in
+ * ../shared/data, beside PyTorch 1.13 running the same recipe on the same files and the same
+ * cores (bench/torch_recipes.py, Debian's /usr/bin/python3) in the same invocation:
+ *   (a) brain-finetune: MobileNetV2-0.35 at 224 (ImageNet weights from ../shared/models),
+ *       blocks 13-16 + Conv_1 trainable, flips, Adam 1e-3 cosine, batch 32
+ *   (b) simple-cnn-letterbox: SimpleCNN on 128x128 grayscale letterbox, flips + rotation, Adam
+ *   (c) busi: the brain network on BUSI with GaussianBlur, RandomErasing, Normalize, AdaBelief
+ * Each side trains `--epochs` (default 2) on a stratified subset (`--images`, default 640) and
+ * validates every epoch; the first epoch decodes and fills the cache, the last one is reported
+ * (images/s of the training loop), with a per-phase breakdown and peak memory (RSS and the wasm
+ * heap). Ratios are medians of paired runs (`--repeat=N`).
+ *
+ * Flags: --recipes[=a,b,c]  --images=N  --epochs=N  --threads=N (default: every core)  --repeat=N
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join, resolve } from 'node:path';
+import { findDuplicates, imageFolder, stratifiedSplit } from '../src/node.js';
+
+type Recipe = 'brain-finetune' | 'simple-cnn-letterbox' | 'busi';
+const ALL: Recipe[] = ['brain-finetune', 'simple-cnn-letterbox', 'busi'];
+
+interface Side {
+  imagesPerSecond: number | null;
+  phases?: Record<string, number>;
+  peakRssBytes?: number;
+  peakWasmHeapBytes?: number;
+  valAccuracy?: number | null;
+  note?: string;
+}
+
+const median = (xs: number[]) => {
+  const v = [...xs].sort((a, b) => a - b);
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+};
+
+export async function benchRecipes(
+  args: string[],
+  log: (s?: string) => void,
+): Promise<Record<string, unknown>> {
+  const flag = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
+  const picked = flag('recipes');
+  const recipes = picked ? (picked.split(',') as Recipe[]) : ALL;
+  for (const r of recipes)
+    if (!ALL.includes(r)) throw new Error(`--recipes: unknown recipe '${r}' (${ALL.join(', ')})`);
+  const images = Number(flag('images') ?? 640);
+  const epochs = Number(flag('epochs') ?? 2);
+  const threads = Number(flag('threads') ?? cpus().length);
+  const repeat = Number(flag('repeat') ?? 1);
+  for (const [k, v] of Object.entries({ images, epochs, threads, repeat }))
+    if (!Number.isInteger(v) || v < 1) throw new Error(`--${k} must be a positive integer, got ${v}`);
+  const here = resolve(import.meta.dirname);
+  const shared = resolve(here, '../../shared');
+  const h5 = join(shared, 'models/teachable-machine-busi/keras_model.h5');
+  if (!existsSync(join(shared, 'data')) || !existsSync(h5)) {
+    log('recipes skipped: ../shared/data or ../shared/models is absent');
+    return { skipped: 'no ../shared' };
+  }
+  const python = '/usr/bin/python3';
+  const hasTorch = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+  log(
+    `== Recipes end to end: train() on real images vs PyTorch 1.13, ${threads} threads, ${images} training images, ${epochs} epochs, last epoch reported ==`,
+  );
+  const subset = async (dir: string, exclude: string[] = []) => {
+    const folder = await imageFolder(dir, { exclude });
+    const { samples } = await findDuplicates(folder.samples);
+    const fraction = Math.min(0.95, (images * 1.2) / samples.length);
+    const { validation: picked } = stratifiedSplit(samples, { validation: fraction, seed: 5 });
+    const { train, validation } = stratifiedSplit(picked, { validation: 1 / 6, seed: 6 });
+    const list = (s: typeof train) => s.map((x) => [resolve(x.path), x.label] as [string, number]);
+    return { classes: folder.classes, train: list(train).slice(0, images), validation: list(validation) };
+  };
+  const brain = await subset(join(shared, 'data/brain-mri/Training'));
+  const busi = await subset(join(shared, 'data/busi/images'), ['*_mask*']);
+  const out: Record<string, unknown> = {};
+  const rows: string[] = [];
+  for (const recipe of recipes) {
+    const data = recipe === 'busi' ? busi : brain;
+    const base = {
+      recipe,
+      epochs,
+      batch: 32,
+      seed: 0,
+      h5,
+      classes: data.classes,
+      train: data.train,
+      validation: data.validation,
+    };
+    const runs: { ours: Side; torch: Side }[] = [];
+    for (let k = 0; k < repeat; k++) {
+      const t = spawnSync(
+        process.execPath,
+        ['--import', 'tsx', join(here, 'recipe-run.ts'), JSON.stringify({ ...base, threads })],
+        {
+          encoding: 'utf8',
+          maxBuffer: 1 << 26,
+          timeout: 3_600_000,
+        },
+      );
+      const ours: Side =
+        t.status === 0
+          ? JSON.parse(t.stdout.trim().split('\n').at(-1) ?? '{}')
+          : { imagesPerSecond: null, note: t.stderr.split('\n').filter(Boolean).slice(-2).join(' ') };
+      let torch: Side = { imagesPerSecond: null, note: 'PyTorch not installed' };
+      if (hasTorch) {
+        const p = spawnSync(python, [join(here, 'torch_recipes.py')], {
+          input: JSON.stringify({
+            ...base,
+            threads,
+            optimizer: recipe === 'busi' ? 'adabelief' : 'adam',
+            lr: 1e-3,
+            bn_momentum: 0.1,
+            ...(recipe === 'simple-cnn-letterbox' ? { size: 128, channels: 1 } : {}),
+          }),
+          encoding: 'utf8',
+          maxBuffer: 1 << 26,
+          timeout: 3_600_000,
+          env: { ...process.env, OMP_NUM_THREADS: String(threads) },
+        });
+        if (p.status === 0) {
+          const r = JSON.parse(p.stdout);
+          const last = r.epochs.at(-1);
+          torch = {
+            imagesPerSecond: last.images_per_second,
+            phases: r.phases,
+            valAccuracy: last.val_accuracy,
+            ...(r.peak_rss_bytes ? { peakRssBytes: r.peak_rss_bytes } : {}),
+          };
+        } else
+          torch = { imagesPerSecond: null, note: p.stderr.split('\n').filter(Boolean).slice(-2).join(' ') };
+      }
+      runs.push({ ours, torch });
+      log(
+        `  ${recipe} run ${k + 1}: medimg-classify ${ours.imagesPerSecond?.toFixed(1) ?? 'failed'} images/s, PyTorch ${torch.imagesPerSecond?.toFixed(1) ?? torch.note}`,
+      );
+    }
+    const ratios = runs
+      .filter((r) => r.ours.imagesPerSecond && r.torch.imagesPerSecond)
+      .map((r) => (r.ours.imagesPerSecond as number) / (r.torch.imagesPerSecond as number));
+    const ratio = ratios.length ? median(ratios) : null;
+    const last = runs.at(-1)!;
+    out[recipe] = { runs, ratio, trainImages: data.train.length, validationImages: data.validation.length };
+    const ph = last.ours.phases ?? {};
+    const fmt = (k: string) => `${k} ${(ph[k] ?? 0).toFixed(1)}s`;
+    rows.push(
+      `${recipe.padEnd(22)} ${String(last.ours.imagesPerSecond?.toFixed(1) ?? '-').padStart(7)} ${String(last.torch.imagesPerSecond?.toFixed(1) ?? '-').padStart(8)} ${ratio === null ? '   -' : `${ratio.toFixed(2)}x`.padStart(6)}  ` +
+        `${['forward', 'backward', 'optimizer', 'transforms', 'data', 'validation'].map(fmt).join(', ')}; ` +
+        `peak RSS ${((last.ours.peakRssBytes ?? 0) / 2 ** 30).toFixed(2)} GiB, wasm heap ${((last.ours.peakWasmHeapBytes ?? 0) / 2 ** 30).toFixed(2)} GiB`,
+    );
+  }
+  log('\nrecipe                  ours/s  PyTorch/s  ratio  where the last epoch went (ours)');
+  for (const r of rows) log(r);
+  return { images, epochs, threads, repeat, recipes: out };
+}
