@@ -28,17 +28,17 @@ import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   arraySource,
+  backboneSpec,
   Compose,
   cosineDecay,
+  createBackbone,
   type DecodeSpec,
   fileCheckpointStore,
   learningRateScheduler,
   loadKerasWeights,
-  mobilenetV2,
   RandomHorizontalFlip,
   RandomRotation,
   Rescale,
-  resnet50v2,
   type SampleSource,
   setupBackend,
   simpleCnn,
@@ -197,33 +197,22 @@ for (const [stageNo, fit] of [
   model.dispose();
 }
 
-// Stages 3 and 4: a pretrained backbone at 224x224 RGB, letterboxed, scaled to [-1, 1].
+// Stages 3 and 4: a pretrained backbone at 224x224 RGB, letterboxed, with the registry's preprocessing.
 if (stages.has(3) || stages.has(4)) {
   const weightsFile = resnetFile ?? (existsSync(mobilenetFile) ? mobilenetFile : undefined);
   if (!weightsFile) {
     console.log('stages 3-4 skipped: no pretrained weights (../shared/models is absent and no --weights)');
   } else {
-    const arch = resnetFile
-      ? {
-          name: 'ResNet50V2',
-          build: (s: number) => resnet50v2({ inputShape: [s, s, 3] }),
-          lastBlock: 'conv5_block1_preact_bn',
-          batchSize: 16,
-        }
-      : {
-          name: 'MobileNetV2-0.35',
-          build: (s: number) => mobilenetV2({ alpha: 0.35, inputShape: [s, s, 3] }),
-          // The last stage: blocks 13-16 (the 160- and 320-channel blocks) and Conv_1.
-          lastBlock: 'block_13_expand',
-          batchSize: 32,
-        };
+    // Everything architecture-specific comes from the library's backbone registry.
+    const spec = backboneSpec(resnetFile ? 'resnet50v2' : 'mobilenetv2');
+    const title = resnetFile ? spec.title : `${spec.title}-0.35`;
     const size = quick ? 96 : 224;
     const decode: DecodeSpec = { channels: 3, resize: { height: size, width: size, fit: 'contain' } };
-    const preprocess = new Rescale({ scale: 1 / 127.5, offset: -1 });
+    const preprocess = spec.preprocessing();
     const backbone = async () => {
-      const b = arch.build(size);
+      const b = createBackbone(spec.name, { inputShape: [size, size, 3] });
       const match = await loadKerasWeights(b, weightsFile, { allowUnexpected: true });
-      console.log(`${arch.name}: ${match.loaded.length} ImageNet weight tensors from ${weightsFile}`);
+      console.log(`${title}: ${match.loaded.length} ImageNet weight tensors from ${weightsFile}`);
       return b;
     };
     if (stages.has(3)) {
@@ -240,7 +229,7 @@ if (stages.has(3) || stages.has(4)) {
         validation: valSet(decode),
         transform: preprocess,
         validationTransform: preprocess,
-        batchSize: arch.batchSize,
+        batchSize: spec.fineTuneBatchSize,
         seed,
         phase1: {
           epochs,
@@ -284,12 +273,12 @@ if (stages.has(3) || stages.has(4)) {
         validation: valSet(decode),
         transform: new Compose([new RandomHorizontalFlip(), preprocess], { seed }),
         validationTransform: preprocess,
-        batchSize: arch.batchSize,
+        batchSize: spec.fineTuneBatchSize,
         seed,
         phase1: { epochs: 0 },
         phase2: {
           epochs,
-          unfreeze: { from: arch.lastBlock },
+          unfreeze: { from: spec.lastBlock },
           optimizer,
           callbacks: [learningRateScheduler(optimizer, cosineDecay({ initial: 1e-3, epochs }))],
         },

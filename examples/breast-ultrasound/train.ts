@@ -28,20 +28,20 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   adaBelief,
   arraySource,
+  backboneSpec,
   Compose,
   classWeights,
   cosineDecay,
+  createBackbone,
   type DecodeSpec,
   fileCheckpointStore,
   GaussianBlur,
   learningRateScheduler,
   loadKerasWeights,
-  mobilenetV2,
   Normalize,
   RandomErasing,
   RandomHorizontalFlip,
   Rescale,
-  resnet50v2,
   type SampleSource,
   setupBackend,
   simpleCnn,
@@ -190,19 +190,8 @@ const makeOptimizer = (name: string) =>
   name === 'adam' ? tf.train.adam(learningRate) : adaBelief({ learningRate });
 
 const weightsFile = values.weights ?? (existsSync(mobilenetFile) ? mobilenetFile : undefined);
-const arch = values.weights
-  ? {
-      name: 'resnet50v2',
-      build: (s: number) => resnet50v2({ inputShape: [s, s, 3] }),
-      lastBlock: 'conv5_block1_preact_bn',
-      batchSize: 16,
-    }
-  : {
-      name: 'mobilenetv2',
-      build: (s: number) => mobilenetV2({ alpha: 0.35, inputShape: [s, s, 3] }),
-      lastBlock: 'block_13_expand',
-      batchSize: 32,
-    };
+// Everything architecture-specific comes from the library's backbone registry.
+const spec = backboneSpec(values.weights ? 'resnet50v2' : 'mobilenetv2');
 
 const runs: { name: string; folds: StageSummary[] }[] = [];
 const foldList = onlyFold === undefined ? foldSets.map((_, k) => k) : [onlyFold - 1];
@@ -215,7 +204,7 @@ for (const stageName of stageNames) {
     continue;
   }
   for (const opt of optimizers) {
-    const name = stageName === 'cnn' ? `simple-cnn-${opt}` : `${arch.name}-${opt}`;
+    const name = stageName === 'cnn' ? `simple-cnn-${opt}` : `${spec.name}-${opt}`;
     const results: StageSummary[] = [];
     for (const k of foldList) {
       const f = foldSets[k]!;
@@ -261,7 +250,7 @@ for (const stageName of stageNames) {
       } else {
         const size = quick ? 96 : 224;
         const decode: DecodeSpec = { channels: 3, resize: { height: size, width: size, fit: 'contain' } };
-        const backbone = arch.build(size);
+        const backbone = createBackbone(spec.name, { inputShape: [size, size, 3] });
         await loadKerasWeights(backbone, weightsFile as string, { allowUnexpected: true });
         const r = await transferLearn({
           backbone,
@@ -271,10 +260,10 @@ for (const stageName of stageNames) {
           transform: augment(k),
           validationTransform: normalize,
           classWeights: f.weights,
-          batchSize: arch.batchSize,
+          batchSize: spec.fineTuneBatchSize,
           seed,
           phase1: { epochs: 0 },
-          phase2: { epochs, unfreeze: { from: arch.lastBlock }, optimizer, callbacks: [schedule] },
+          phase2: { epochs, unfreeze: { from: spec.lastBlock }, optimizer, callbacks: [schedule] },
           checkpoints: { phase2: fileCheckpointStore(join(out, stage, 'checkpoints')) },
           callbacks: [progress()],
           log: console.log,
