@@ -127,6 +127,15 @@ describe('CSV manifests and nested folders through the CLI', () => {
       /odd files: wrong-extension: 1\n {2}wrong extension .*: 1\n {4}.*batch1\/1\.jpg: png data in a \.jpg file/,
     );
     expect(r.text).toMatch(/exact duplicate groups: 1 \(2 files\)/); // the symlinked file
+    const tty = process.stdout.isTTY;
+    process.stdout.isTTY = true;
+    try {
+      const live = await run('inspect-data', nested);
+      expect(live.text).toMatch(/\rreading images: 19\/19/);
+      expect(live.text).toMatch(/\r {60}\rread 19 files/);
+    } finally {
+      process.stdout.isTTY = tty;
+    }
     const m = await run('inspect-data', manifest, '--against', nested);
     expect(m.code, m.text).toBe(0);
     expect(m.text).toMatch(
