@@ -33,6 +33,7 @@ export {
 } from './data/dicom-file.node.js';
 export {
   classCounts,
+  type DatasetListing,
   type DuplicateReport,
   type FolderSample,
   type FolderSourceOptions,
@@ -41,11 +42,29 @@ export {
   hashSamples,
   IMAGE_EXTENSIONS,
   type ImageFolder,
+  type ImageFolderOptions,
   imageFolder,
+  type ListingSkip,
   perceptualHash,
+  SKIP_REASONS,
   type SkippedFile,
+  type SkipReason,
+  summarizeSkipped,
   validateSamples,
 } from './data/folder.node.js';
+export { IMAGE_ISSUES, type ImageInspection, type ImageIssue, inspectImages } from './data/inspect.node.js';
+// --- CSV manifests (path,label[,split]) as an alternative to class folders ---
+export {
+  type CsvRecord,
+  type Dataset,
+  type DatasetSample,
+  type ManifestOptions,
+  parseCsv,
+  readDataset,
+  readManifest,
+  SPLIT_NAMES,
+  type SplitName,
+} from './data/manifest.node.js';
 export * from './index.js';
 export { loadClassifier, NodeClassifier, saveClassifier } from './inference/classifier.node.js';
 export {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { extname, join } from 'node:path';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { extname, join, sep } from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import { check, MedimgError } from '../util/errors.js';
 import { type DecodedPixels, type DecodeOptions, decodePixels } from './decode.node.js';
@@ -8,7 +8,7 @@ import { isDicomFile } from './dicom-file.node.js';
 import type { SampleSource } from './loader.js';
 import type { LabeledSample } from './split.js';
 
-/** One file of a class-per-folder dataset. */
+/** One file of a class-per-folder dataset (or a row of a manifest). */
 export interface FolderSample extends LabeledSample {
   path: string;
   label: number;
@@ -18,6 +18,89 @@ export interface ImageFolder {
   root: string;
   classes: string[];
   samples: FolderSample[];
+}
+
+/**
+ * Why {@link imageFolder} (or {@link readManifest}) left an entry out:
+ * - `hidden`: a dot-file or dot-folder (`.git`, `.cache`, ...)
+ * - `os-litter`: files and folders that operating systems, archivers and notebooks leave
+ *   behind (`.DS_Store`, `._*` AppleDouble files, `Thumbs.db`, `desktop.ini`, `__MACOSX`,
+ *   `.ipynb_checkpoints`, `@eaDir`, `$RECYCLE.BIN`, ...)
+ * - `excluded`: matched an `exclude` glob
+ * - `not-an-image`: an extension outside `extensions` (and, for extension-less files, no DICOM preamble)
+ * - `outside-class-folders`: a file directly in the root, beside the class folders
+ * - `unlisted-class`: a folder in the root that is not among `classNames`
+ * - `broken-link`: a symbolic link whose target does not exist
+ * - `symlink-cycle`: a linked folder that leads back to a folder above it (or to the root)
+ * - `already-listed`: a linked folder already listed under the same class by another path
+ * - `links-to-other-class`: a linked folder inside another class's folder
+ * - `unreadable`: a sub-folder that could not be read (permissions, I/O error)
+ * - `not-a-file`: a socket, FIFO or device
+ */
+export type SkipReason =
+  | 'hidden'
+  | 'os-litter'
+  | 'excluded'
+  | 'not-an-image'
+  | 'outside-class-folders'
+  | 'unlisted-class'
+  | 'broken-link'
+  | 'symlink-cycle'
+  | 'already-listed'
+  | 'links-to-other-class'
+  | 'unreadable'
+  | 'not-a-file';
+
+/** One sentence per {@link SkipReason}, for reports. */
+export const SKIP_REASONS: Readonly<Record<SkipReason, string>> = {
+  hidden: 'hidden (dot) files and folders',
+  'os-litter':
+    'OS and notebook litter (.DS_Store, ._*, Thumbs.db, desktop.ini, __MACOSX, .ipynb_checkpoints)',
+  excluded: 'matched an exclude glob',
+  'not-an-image': 'not an image (extension, and no DICOM preamble)',
+  'outside-class-folders': 'files beside the class folders, in no class',
+  'unlisted-class': 'folders that are not among the class names',
+  'broken-link': 'symbolic links to nothing',
+  'symlink-cycle': 'linked folders that lead back to a folder above them',
+  'already-listed': 'linked folders already listed under the same class',
+  'links-to-other-class': "linked folders inside another class's folder",
+  unreadable: 'folders that could not be read',
+  'not-a-file': 'sockets, FIFOs and devices',
+};
+
+/** An entry left out while listing a dataset, and why. */
+export interface ListingSkip {
+  /** The file or folder (a folder stands for everything below it). */
+  path: string;
+  reason: SkipReason;
+  /** More about it: the error code, the folder a link leads back to, ... */
+  detail?: string;
+}
+
+/**
+ * A listed dataset: {@link ImageFolder} with what was left out while listing, and why (so that
+ * nothing is dropped silently). {@link imageFolder}, {@link readManifest} and
+ * {@link readDataset} return it.
+ */
+export interface DatasetListing<S extends FolderSample = FolderSample> extends ImageFolder {
+  samples: S[];
+  /** Entries left out, sorted by path. */
+  skipped: ListingSkip[];
+  /** How many entries were left out per reason. */
+  skippedCounts: Partial<Record<SkipReason, number>>;
+}
+
+/** Options of {@link imageFolder}. */
+export interface ImageFolderOptions {
+  /** File extensions to keep (default {@link IMAGE_EXTENSIONS}). */
+  extensions?: string[];
+  /**
+   * Globs (`*`, `?`) of files or folders to leave out, matched against the name and against the
+   * path below the class folder (e.g. `*_mask*`, `masks`, `masks/*`).
+   */
+  exclude?: string[];
+  /** The classes, in this order (default: the sorted class folder names). */
+  classNames?: string[];
 }
 
 export const IMAGE_EXTENSIONS = [
@@ -36,7 +119,35 @@ export const IMAGE_EXTENSIONS = [
 /** PACS exports often name DICOM files without an extension, or by UID (`1.2.840....123`). */
 const maybeDicomName = (ext: string) => ext === '' || /^\.\d+$/.test(ext);
 
-function globToRegExp(pattern: string): RegExp {
+const LITTER = new Set(
+  [
+    '.ds_store',
+    'thumbs.db',
+    'ehthumbs.db',
+    'desktop.ini',
+    '__macosx',
+    '.ipynb_checkpoints',
+    '@eadir',
+    '$recycle.bin',
+    'system volume information',
+    '.trashes',
+    '.spotlight-v100',
+    '.fseventsd',
+    '.temporaryitems',
+    '.apdisk',
+    '__pycache__',
+  ].map((n) => n.toLowerCase()),
+);
+
+/** `os-litter`, `hidden`, or undefined for an entry worth listing. */
+function litterReason(name: string): 'os-litter' | 'hidden' | undefined {
+  if (LITTER.has(name.toLowerCase()) || name.startsWith('._')) return 'os-litter';
+  if (name.startsWith('.')) return 'hidden';
+  return undefined;
+}
+
+/** A case-insensitive RegExp for a glob with `*` and `?` (internal). */
+export function globToRegExp(pattern: string): RegExp {
   const escaped = pattern
     .replace(/[.+^${}()|[\]\\]/g, '\\$&')
     .replace(/\*/g, '.*')
@@ -44,66 +155,190 @@ function globToRegExp(pattern: string): RegExp {
   return new RegExp(`^${escaped}$`, 'i');
 }
 
+const errorCode = (error: unknown) =>
+  (error as NodeJS.ErrnoException).code ?? (error as Error).message ?? String(error);
+
+/** Sorts skipped entries by path and counts them per reason. */
+export function summarizeSkipped(skipped: ListingSkip[]): Partial<Record<SkipReason, number>> {
+  skipped.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const counts: Partial<Record<SkipReason, number>> = {};
+  for (const s of skipped) counts[s.reason] = (counts[s.reason] ?? 0) + 1;
+  return counts;
+}
+
+/** Whether `path` is `dir` or inside it (both real paths). */
+const within = (path: string, dir: string) =>
+  path === dir || path.startsWith(dir.endsWith(sep) ? dir : `${dir}${sep}`);
+
 /**
  * Lists a class-per-folder dataset (`root/<class>/<image>`, torchvision's `ImageFolder`):
- * classes are the sorted sub-folder names (or `classNames`, in that order), files are sorted
- * and filtered by extension and `exclude` globs (BUSI keeps `*_mask*.png` beside the images).
- * While `.dcm` is among the extensions, files without an extension (or with a numeric one, as
- * UID-named PACS exports) are kept when they start with the DICOM preamble (`DICM` at byte 128).
- * A missing root, a missing class folder, or a class with no images fails loudly.
+ * classes are the sorted sub-folder names (or `classNames`, in that order); every file below a
+ * class folder, in sub-folders too, belongs to that class. Files are sorted by their path below
+ * the class folder and filtered by extension and `exclude` globs (BUSI keeps `*_mask*.png`
+ * beside the images). While `.dcm` is among the extensions, files without an extension (or
+ * with a numeric one, as UID-named PACS exports) are kept when they start with the DICOM
+ * preamble (`DICM` at byte 128).
+ *
+ * Symbolic links to files and folders are followed (a link that leads back to a folder above it
+ * is not). Dot-files and dot-folders and OS litter (`.DS_Store`, `._*`, `Thumbs.db`,
+ * `desktop.ini`, `__MACOSX`, `.ipynb_checkpoints`) are never classes or samples. Whatever is
+ * left out is returned in `skipped`, with the reason (see {@link SkipReason}), and counted in
+ * `skippedCounts`. A missing root, a missing class folder, or a class with no images fails loudly.
  *
  * @example
  * const data = await imageFolder('busi/images', { exclude: ['*_mask*'] });
+ * console.log(data.skippedCounts); // e.g. { excluded: 630, 'os-litter': 1 }
  */
-export async function imageFolder(
-  root: string,
-  options: { extensions?: string[]; exclude?: string[]; classNames?: string[] } = {},
-): Promise<ImageFolder> {
+export async function imageFolder(root: string, options: ImageFolderOptions = {}): Promise<DatasetListing> {
   const op = 'imageFolder';
   let entries: import('node:fs').Dirent[];
   try {
     entries = await readdir(root, { withFileTypes: true });
   } catch (error) {
-    throw new MedimgError(
-      op,
-      `cannot read folder ${root}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-    );
+    const code = errorCode(error);
+    const hint =
+      code === 'ENOTDIR'
+        ? ' (a file: give a folder root/<class>/<image>, or a .csv manifest)'
+        : code === 'ENOENT'
+          ? ' (no such folder)'
+          : '';
+    throw new MedimgError(op, `cannot read folder ${root}: ${code}${hint}`);
   }
-  const folders = entries
-    .filter((e) => e.isDirectory())
-    .map((e) => e.name)
-    .sort();
-  const classes = options.classNames ?? folders;
-  check(classes.length > 0, op, `${root} has no class sub-folders (expected root/<class>/<image>)`);
-  for (const c of classes) check(folders.includes(c), op, `class folder ${join(root, c)} does not exist`);
+  const skipped: ListingSkip[] = [];
   const extensions = (options.extensions ?? IMAGE_EXTENSIONS).map((e) =>
     (e.startsWith('.') ? e : `.${e}`).toLowerCase(),
   );
   const exclude = (options.exclude ?? []).map(globToRegExp);
+  const excluded = (name: string, below: string) => exclude.some((re) => re.test(name) || re.test(below));
+  const sniff = extensions.includes('.dcm');
+  const rootReal = await realpath(root);
+
+  // The root: class folders (links followed), files beside them, litter.
+  const folders = new Map<string, { path: string; real: string }>();
+  for (const e of entries) {
+    const path = join(root, e.name);
+    let isDir = e.isDirectory();
+    let real = join(rootReal, e.name);
+    if (e.isSymbolicLink()) {
+      try {
+        isDir = (await stat(path)).isDirectory();
+        if (isDir) real = await realpath(path);
+      } catch (error) {
+        const code = errorCode(error);
+        skipped.push({ path, reason: code === 'ELOOP' ? 'symlink-cycle' : 'broken-link', detail: code });
+        continue;
+      }
+    }
+    if (!isDir) skipped.push({ path, reason: litterReason(e.name) ?? 'outside-class-folders' });
+    else if (within(rootReal, real))
+      skipped.push({ path, reason: 'symlink-cycle', detail: `leads back to ${real}` });
+    else folders.set(e.name, { path, real });
+  }
+  const listed = [...folders.keys()]
+    .filter((n) => !litterReason(n) && (options.classNames || !excluded(n, n)))
+    .sort();
+  const classes = options.classNames ?? listed;
+  check(classes.length > 0, op, `${root} has no class sub-folders (expected root/<class>/<image>)`);
+  for (const c of classes) check(folders.has(c), op, `class folder ${join(root, c)} does not exist`);
+  for (const name of folders.keys()) {
+    if (classes.includes(name)) continue;
+    const path = join(root, name);
+    const litter = litterReason(name);
+    if (litter) skipped.push({ path, reason: litter });
+    else if (!options.classNames) skipped.push({ path, reason: 'excluded' });
+    else skipped.push({ path, reason: 'unlisted-class', detail: `not one of ${classes.join(', ')}` });
+  }
+  const classReals = classes.map((c) => (folders.get(c) as { real: string }).real);
+
   const samples: FolderSample[] = [];
   for (const [label, c] of classes.entries()) {
-    const dir = join(root, c);
-    let files: string[];
-    try {
-      files = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
-    } catch (error) {
+    const { path: dir, real: classReal } = folders.get(c) as { path: string; real: string };
+    const kept: { below: string; path: string }[] = [];
+    const before = skipped.length;
+    const visited = new Set([classReal]);
+    const walk = async (folder: string, real: string, below: string, chain: string[]): Promise<void> => {
+      let list: import('node:fs').Dirent[];
+      try {
+        list = await readdir(folder, { withFileTypes: true });
+      } catch (error) {
+        if (below === '') throw new MedimgError(op, `cannot read folder ${folder}: ${errorCode(error)}`);
+        skipped.push({ path: folder, reason: 'unreadable', detail: errorCode(error) });
+        return;
+      }
+      // Sorted, so that which of two links to one folder is listed does not depend on the OS.
+      list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      for (const e of list) {
+        const path = join(folder, e.name);
+        const rel = below ? `${below}/${e.name}` : e.name;
+        const litter = litterReason(e.name);
+        if (litter) {
+          skipped.push({ path, reason: litter });
+          continue;
+        }
+        let isDir = e.isDirectory();
+        let isFile = e.isFile();
+        let entryReal = join(real, e.name);
+        if (e.isSymbolicLink()) {
+          try {
+            const info = await stat(path);
+            isDir = info.isDirectory();
+            isFile = info.isFile();
+            if (isDir) entryReal = await realpath(path);
+          } catch (error) {
+            const code = errorCode(error);
+            skipped.push({ path, reason: code === 'ELOOP' ? 'symlink-cycle' : 'broken-link', detail: code });
+            continue;
+          }
+        }
+        if (excluded(e.name, rel)) {
+          skipped.push({ path, reason: 'excluded' });
+          continue;
+        }
+        if (isDir) {
+          if (chain.includes(entryReal) || within(rootReal, entryReal)) {
+            skipped.push({ path, reason: 'symlink-cycle', detail: `leads back to ${entryReal}` });
+            continue;
+          }
+          const other = classReals.findIndex((r, i) => i !== label && within(entryReal, r));
+          if (other >= 0) {
+            skipped.push({
+              path,
+              reason: 'links-to-other-class',
+              detail: `${entryReal} is in class ${classes[other]}`,
+            });
+            continue;
+          }
+          if (visited.has(entryReal)) {
+            skipped.push({ path, reason: 'already-listed', detail: entryReal });
+            continue;
+          }
+          visited.add(entryReal);
+          await walk(path, entryReal, rel, [...chain, entryReal]);
+        } else if (isFile) {
+          const ext = extname(e.name).toLowerCase();
+          if (extensions.includes(ext) || (sniff && maybeDicomName(ext) && (await isDicomFile(path))))
+            kept.push({ below: rel, path });
+          else skipped.push({ path, reason: 'not-an-image' });
+        } else skipped.push({ path, reason: 'not-a-file' });
+      }
+    };
+    await walk(dir, classReal, '', [rootReal, classReal]);
+    if (kept.length === 0) {
+      const left = summarizeSkipped(skipped.slice(before));
+      const why = Object.entries(left)
+        .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+        .map(([r, n]) => `${n} ${r}`)
+        .join(', ');
       throw new MedimgError(
         op,
-        `cannot read folder ${dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+        `class folder ${dir} has no images with extensions ${extensions.join(', ')}${why ? ` (left out: ${why})` : ''}`,
       );
     }
-    const sniff = extensions.includes('.dcm');
-    const kept: string[] = [];
-    for (const f of files.sort()) {
-      if (exclude.some((re) => re.test(f))) continue;
-      const ext = extname(f).toLowerCase();
-      if (extensions.includes(ext) || (sniff && maybeDicomName(ext) && (await isDicomFile(join(dir, f)))))
-        kept.push(f);
-    }
-    check(kept.length > 0, op, `class folder ${dir} has no images with extensions ${extensions.join(', ')}`);
-    for (const f of kept) samples.push({ path: join(dir, f), label });
+    kept.sort((a, b) => (a.below < b.below ? -1 : a.below > b.below ? 1 : 0));
+    for (const f of kept) samples.push({ path: f.path, label });
   }
-  return { root, classes: [...classes], samples };
+  const skippedCounts = summarizeSkipped(skipped);
+  return { root, classes: [...classes], samples, skipped, skippedCounts };
 }
 
 /** Adds a content hash (sha1 of the bytes) to each sample, for duplicate and leak checks. */

@@ -18,13 +18,14 @@ import {
   evaluateAndSave,
   fileCheckpointStore,
   findDuplicates,
+  findLeaks,
   folderSource,
   GaussianBlur,
   hashSamples,
-  imageFolder,
   learningRateScheduler,
   loadKerasWeights,
   loadPretrained,
+  MedimgError,
   RandomErasing,
   RandomHorizontalFlip,
   RandomRotation,
@@ -43,6 +44,7 @@ import {
   writeFileAtomic,
 } from '../../node.js';
 import { type Command, choice, num, parse, str, UsageError, type Values } from '../args.js';
+import { readData } from '../data.js';
 import { backendFlags, err, out, progress, startBackend } from '../io.js';
 
 const AUGMENTATIONS = ['flip', 'blur', 'erase', 'rotate'] as const;
@@ -51,13 +53,16 @@ const SCHEDULES = ['none', 'cosine', 'step', 'plateau'] as const;
 
 export const trainCmd: Command = {
   name: 'train',
-  summary: 'train a classifier on a class-per-folder dataset',
-  usage: `Usage: medimg-classify train --data DIR [options]
+  summary: 'train a classifier on a class-per-folder dataset or a CSV manifest',
+  usage: `Usage: medimg-classify train --data DIR|CSV [options]
 
-  --data DIR               class-per-folder training data (DIR/<class>/<image>)
-  --val DIR                separate validation folder (else --validation-split of --data)
+  --data DIR|CSV           class-per-folder training data (DIR/<class>/<image>, sub-folders
+                           included), or a CSV manifest with a header row path,label[,split]
+                           (paths relative to the CSV's folder). With a split column, its
+                           train/validation/test rows are used instead of a random split
+  --val DIR|CSV            separate validation data (else --validation-split of --data)
   --validation-split F     fraction held out, stratified, duplicates kept together (default 0.2)
-  --test DIR               held-out test folder, scored once at the end and reported separately;
+  --test DIR|CSV           held-out test data, scored once at the end and reported separately;
                            its files that duplicate training files are left out (and counted)
   --model NAME             simple-cnn (default) | ${BACKBONE_NAMES.join(' | ')}
   --alpha A                MobileNetV2 width (default 0.35)
@@ -83,13 +88,15 @@ export const trainCmd: Command = {
   --monitor METRIC         ${MONITORS.join(' | ')}: picks the best epoch (default val_loss)
   --patience N             stop after N epochs without improvement of --monitor
   --resume                 continue the run in --out from its last checkpoint
-  --exclude GLOB           files to ignore, repeatable (e.g. '*_mask*' for BUSI)
+  --exclude GLOB           files or folders to ignore, repeatable (e.g. '*_mask*' for BUSI)
   --normal-class NAME      the healthy class, for missed-finding counts
   --backend NAME           ${BACKEND_NAMES.join(' | ')} (default auto)
   --threads N              wasm threads (default: every core; 1 = single-threaded build)
   --seed N                 default 0
   --out DIR                output folder (default: a new numbered folder runs/train-NNN)
 
+Hidden files, OS litter (.DS_Store, __MACOSX, .ipynb_checkpoints, ...) and non-images are left
+out of folders, and the run says how many and which. Unreadable images are named and skipped.
 Writes run.json (command, options, seed, versions, data hash, split), checkpoints, evaluation/
 (validation), test-evaluation/ (with --test), training curves and classifier/ to the run folder.`,
   run: (argv) => trainCommand(argv),
@@ -299,14 +306,26 @@ async function trainCommand(argv: string[]): Promise<void> {
   const spec = pretrained ? backboneSpec(p.model) : undefined;
 
   // Listing folders reads no image: class names and the normal class are checked first.
-  const folder = await imageFolder(p.data, { exclude: p.exclude });
+  const folder = await readData(p.data, { exclude: p.exclude });
   const classes = folder.classes;
   if (p.normalClass && !classes.includes(p.normalClass))
     throw new UsageError(`--normal-class '${p.normalClass}' is not one of ${classes.join(', ')}`);
-  const valFolder = p.val ? await imageFolder(p.val, { exclude: p.exclude, classNames: classes }) : undefined;
-  const testFolder = p.test
-    ? await imageFolder(p.test, { exclude: p.exclude, classNames: classes })
-    : undefined;
+  // A manifest's split column: its rows replace --val, --validation-split and --test.
+  const rows = (split: string) => folder.samples.filter((s) => s.split === split).length;
+  const manifestVal = folder.hasSplit && rows('validation') > 0;
+  const manifestTest = folder.hasSplit && rows('test') > 0;
+  if (folder.hasSplit && rows('train') === 0)
+    throw new MedimgError('train', `${p.data} has a split column but no 'train' rows`);
+  if (manifestVal && (p.val || values['validation-split'] !== undefined))
+    throw new UsageError(
+      `${p.val ? '--val' : '--validation-split'}: ${p.data} already has validation rows (its split column); drop the flag or the split column`,
+    );
+  if (manifestTest && p.test)
+    throw new UsageError(
+      `--test: ${p.data} already has test rows (its split column); drop the flag or the split column`,
+    );
+  const valFolder = p.val ? await readData(p.val, { exclude: p.exclude, classNames: classes }) : undefined;
+  const testFolder = p.test ? await readData(p.test, { exclude: p.exclude, classNames: classes }) : undefined;
   const dir = p.out ? resolve(p.out) : await numberedRunFolder();
   await mkdir(dir, { recursive: true });
   out(`run folder: ${dir}`);
@@ -329,13 +348,26 @@ async function trainCommand(argv: string[]): Promise<void> {
     for (const s of checked.skipped) err(`skipped ${s.path}: ${s.reason}`);
     return checked.ok;
   };
-  const dups = await findDuplicates(await checkAll(folder.samples, p.data));
-  let trainSamples = dups.samples;
+  const readable = await checkAll(folder.samples, p.data);
+  const unreadableClasses = classes.filter((_, i) => !readable.some((s) => s.label === i));
+  if (unreadableClasses.length)
+    throw new MedimgError(
+      'train',
+      `${p.data}: no readable images in class ${unreadableClasses.join(', ')} (see the skipped files above)`,
+    );
+  const dups = await findDuplicates(readable);
+  let trainSamples = folder.hasSplit ? dups.samples.filter((s) => s.split === 'train') : dups.samples;
   let valSamples: typeof trainSamples;
   if (valFolder) {
     valSamples = await hashSamples(await checkAll(valFolder.samples, p.val as string));
+  } else if (manifestVal) {
+    valSamples = dups.samples.filter((s) => s.split === 'validation');
+    const leaks = findLeaks(valSamples, trainSamples).length;
+    out(
+      `split: ${trainSamples.length} train / ${valSamples.length} validation, from the split column of ${p.data}${leaks ? ` (warning: ${leaks} validation images duplicate training images)` : ''}`,
+    );
   } else {
-    const parts = stratifiedSplit(dups.samples, { validation: p.split, seed: p.seed });
+    const parts = stratifiedSplit(trainSamples, { validation: p.split, seed: p.seed });
     trainSamples = parts.train;
     valSamples = parts.validation;
     out(
@@ -344,13 +376,15 @@ async function trainCommand(argv: string[]): Promise<void> {
   }
   let testSamples: typeof trainSamples | undefined;
   let leaked: string[] = [];
-  if (testFolder) {
-    const hashed = await hashSamples(await checkAll(testFolder.samples, p.test as string));
+  if (testFolder || manifestTest) {
+    const hashed = testFolder
+      ? await hashSamples(await checkAll(testFolder.samples, p.test as string))
+      : dups.samples.filter((s) => s.split === 'test');
     const { kept, dropped } = withoutLeaks(hashed, [...trainSamples, ...valSamples]);
     testSamples = kept;
     leaked = dropped.map((d) => d.sample.path);
     out(
-      `test: ${hashed.length} images in ${p.test}; ${dropped.length} duplicate training or validation files and are left out of the score; ${kept.length} scored`,
+      `test: ${hashed.length} images in ${testFolder ? p.test : `the test rows of ${p.data}`}; ${dropped.length} duplicate training or validation files and are left out of the score; ${kept.length} scored`,
     );
   }
 
@@ -376,8 +410,12 @@ async function trainCommand(argv: string[]): Promise<void> {
     },
     data: {
       train: resolve(p.data),
-      validation: p.val ? resolve(p.val) : `${p.split} of --data (seed ${p.seed})`,
-      test: p.test ? resolve(p.test) : null,
+      validation: p.val
+        ? resolve(p.val)
+        : manifestVal
+          ? `validation rows of ${resolve(p.data)}`
+          : `${p.split} of --data (seed ${p.seed})`,
+      test: p.test ? resolve(p.test) : manifestTest ? `test rows of ${resolve(p.data)}` : null,
       classes,
       sha256: dataHash,
       counts: { train: trainSamples.length, validation: valSamples.length, test: testSamples?.length ?? 0 },
