@@ -380,15 +380,15 @@ describe('Window transform and windowImage', () => {
 });
 
 describe('codecs load lazily', () => {
-  it('no module imports a codec statically; only dicom-codecs.ts imports them, dynamically', () => {
+  it('no module imports a codec statically; only dicom-codecs.node.ts imports them, dynamically', () => {
     const src = resolve(__dirname, '../../src');
     const files = readdirSync(src, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
     for (const f of files) {
       const text = readFileSync(join(src, f), 'utf8');
       expect(text, f).not.toMatch(/^import[^;]*from '(@cornerstonejs\/codec|jpeg-lossless-decoder-js)/m);
-      if (!f.endsWith('dicom-codecs.ts') && !f.endsWith('.d.ts'))
+      if (!f.endsWith('dicom-codecs.node.ts') && !f.endsWith('.d.ts'))
         expect(text, f).not.toMatch(/import\('(@cornerstonejs\/codec|jpeg-lossless)/);
-      if (f.endsWith('dicom.ts') || f.endsWith('decode.ts'))
+      if (f.endsWith('dicom.node.ts') || f.endsWith('decode.node.ts'))
         expect(text, f).not.toMatch(/^import[^;]*dicom-codecs/m);
     }
   });
