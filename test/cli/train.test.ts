@@ -81,6 +81,8 @@ describe('medimg-classify train', () => {
       [['--patience', '0'], /--patience must be an integer >= 1, got '0'/],
       [['--fine-tune-epochs', '2'], /--fine-tune-epochs works with a pretrained backbone/],
       [['--backend', 'gpu'], /--backend must be one of auto, tensorflow, wasm/],
+      [['--model', 'mobilenetv2', '--epochs', '0'], /--epochs 0 skips phase 1: give --fine-tune-epochs N/],
+      [['--fine-tune-lr', '1e-3'], /--fine-tune-lr works with a pretrained backbone/],
     ];
     for (const [flags, message] of cases) {
       const r = await run('train', '--data', broken, ...flags);
@@ -145,6 +147,38 @@ describe('medimg-classify train', () => {
       if (cache === undefined) delete process.env.MEDIMG_CACHE;
       else process.env.MEDIMG_CACHE = cache;
     }
+  }, 120_000);
+
+  it("one-phase fine-tuning: --epochs 0 skips the frozen phase; phase 2 starts at the registry's last block with --fine-tune-lr", async () => {
+    const r = await run(
+      'train',
+      '--data',
+      root,
+      '--model',
+      'mobilenetv2',
+      '--image-size',
+      '32',
+      '--epochs',
+      '0',
+      '--fine-tune-epochs',
+      '1',
+      '--fine-tune-lr',
+      '1e-3',
+      '--optimizer',
+      'adam',
+      '--batch-size',
+      '8',
+      '--backend',
+      'wasm',
+      '--out',
+      join(dir, 'one-phase'),
+    );
+    expect(r.code, r.text).toBe(0);
+    expect(r.text).toMatch(/phase 1 skipped/);
+    // block_13_expand onward: blocks 13-16 and Conv_1 (37 tensors) plus the head (2).
+    expect(r.text).toMatch(/phase 2: fine-tuning 41 weight tensors/);
+    const run_ = JSON.parse(readFileSync(join(dir, 'one-phase', 'run.json'), 'utf8'));
+    expect(run_.options).toMatchObject({ epochs: 0, fineTuneEpochs: 1, fineTuneLr: 1e-3 });
   }, 120_000);
 
   it('--test scores a held-out folder once, without its copies of training files; run.json and the model card record the run', async () => {

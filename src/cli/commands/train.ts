@@ -77,9 +77,12 @@ export const trainCmd: Command = {
   --optimizer NAME         adabelief (default) | adam
   --lr X                   learning rate (default 1e-3)
   --lr-schedule NAME       ${SCHEDULES.join(' | ')} (default none)
-  --epochs N               epochs (phase 1 for transfer models; default 10)
+  --epochs N               epochs (phase 1 for transfer models: frozen backbone, new head;
+                           default 10; 0 skips phase 1 when --fine-tune-epochs is given)
   --fine-tune-epochs N     phase 2 epochs with the last block unfrozen (transfer models; default 0)
-  --unfreeze-from LAYER    first layer to fine-tune in phase 2 (default: the last block)
+  --fine-tune-lr X         phase 2 learning rate (default --lr / 10)
+  --unfreeze-from LAYER    first layer to fine-tune in phase 2 (default: the backbone's last
+                           block from the registry, e.g. block_13_expand for MobileNetV2)
   --batchnorm POLICY       unfrozen BatchNorm layers in phase 2: a momentum (default 0.9),
                            'train' (the model's own momentum) or 'frozen' (inference mode)
   --no-recalibrate         skip recomputing BatchNorm statistics after fine-tuning
@@ -120,6 +123,7 @@ interface TrainPlan {
   schedule: (typeof SCHEDULES)[number];
   epochs: number;
   fineTuneEpochs: number;
+  fineTuneLr: number;
   unfreezeFrom?: string;
   batchNorm: BatchNormPolicy;
   recalibrate: boolean;
@@ -168,11 +172,13 @@ function plan(values: Values): TrainPlan {
     throw new UsageError(
       '--fine-tune-epochs works with a pretrained backbone (--model resnet50v2 or mobilenetv2)',
     );
+  if (pretrained && values.epochs === '0' && !(Number(values['fine-tune-epochs'] ?? 0) > 0))
+    throw new UsageError('--epochs 0 skips phase 1: give --fine-tune-epochs N (N >= 1) for phase 2');
   const patience =
     values.patience === undefined
       ? undefined
       : num('patience', values.patience, 1, { integer: true, min: 1 });
-  const p: TrainPlan = {
+  const p: Omit<TrainPlan, 'fineTuneLr'> & { fineTuneLr?: number } = {
     data,
     split: num('validation-split', values['validation-split'], 0.2, { min: 0.01, max: 0.9 }),
     model,
@@ -184,7 +190,7 @@ function plan(values: Values): TrainPlan {
     optimizer: choice('optimizer', values.optimizer, ['adabelief', 'adam'] as const, 'adabelief'),
     lr: num('lr', values.lr, 1e-3, { min: 0, minExclusive: true }),
     schedule: choice('lr-schedule', values['lr-schedule'], SCHEDULES, 'none'),
-    epochs: num('epochs', values.epochs, 10, { integer: true, min: 1 }),
+    epochs: num('epochs', values.epochs, 10, { integer: true, min: pretrained ? 0 : 1 }),
     fineTuneEpochs: num('fine-tune-epochs', values['fine-tune-epochs'], 0, { integer: true, min: 0 }),
     batchNorm,
     recalibrate: !values['no-recalibrate'],
@@ -196,6 +202,10 @@ function plan(values: Values): TrainPlan {
     backend: backendFlags(values.backend, values.threads),
     seed: num('seed', values.seed, 0, { integer: true }),
   };
+  p.fineTuneLr = num('fine-tune-lr', values['fine-tune-lr'], p.lr / 10, { min: 0, minExclusive: true });
+  if (values['fine-tune-lr'] !== undefined && !pretrained)
+    throw new UsageError('--fine-tune-lr works with a pretrained backbone');
+
   if (values.alpha !== undefined && !spec?.alphas)
     throw new UsageError('--alpha works with --model mobilenetv2 only');
   if (spec?.alphas && !spec.alphas.includes(p.alpha))
@@ -213,7 +223,7 @@ function plan(values: Values): TrainPlan {
   };
   for (const [k, v] of Object.entries(optional))
     if (v !== undefined) (p as unknown as Values)[k] = v as string;
-  return p;
+  return p as TrainPlan;
 }
 
 /** The next free `runs/train-NNN` folder. */
@@ -285,6 +295,7 @@ async function trainCommand(argv: string[]): Promise<void> {
     'lr-schedule': { type: 'string' },
     epochs: { type: 'string' },
     'fine-tune-epochs': { type: 'string' },
+    'fine-tune-lr': { type: 'string' },
     'unfreeze-from': { type: 'string' },
     batchnorm: { type: 'string' },
     'no-recalibrate': { type: 'boolean' },
@@ -484,7 +495,7 @@ async function trainCommand(argv: string[]): Promise<void> {
     } else
       out('warning: no --weights given: the backbone starts from random weights (try --weights imagenet)');
     const opt1 = makeOptimizer(p.lr);
-    const opt2 = makeOptimizer(p.lr / 10);
+    const opt2 = makeOptimizer(p.fineTuneLr);
     const result = await transferLearn({
       ...common,
       backbone,
@@ -493,14 +504,18 @@ async function trainCommand(argv: string[]): Promise<void> {
       validation: valSource,
       transform,
       validationTransform: preprocess,
-      phase1: { epochs: p.epochs, optimizer: opt1, callbacks: scheduleCallbacks(p, opt1, p.lr, p.epochs) },
+      phase1: {
+        epochs: p.epochs,
+        optimizer: opt1,
+        callbacks: p.epochs ? scheduleCallbacks(p, opt1, p.lr, p.epochs) : [],
+      },
       phase2: {
         epochs: p.fineTuneEpochs,
         optimizer: opt2,
         batchNorm: p.batchNorm,
         recalibrate: p.recalibrate,
-        callbacks: scheduleCallbacks(p, opt2, p.lr / 10, p.fineTuneEpochs),
-        ...(p.unfreezeFrom ? { unfreeze: { from: p.unfreezeFrom } } : {}),
+        callbacks: p.fineTuneEpochs ? scheduleCallbacks(p, opt2, p.fineTuneLr, p.fineTuneEpochs) : [],
+        unfreeze: { from: p.unfreezeFrom ?? (spec as { lastBlock: string }).lastBlock },
       },
       checkpoints: {
         phase1: fileCheckpointStore(join(dir, 'checkpoints', 'phase1')),
