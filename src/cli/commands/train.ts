@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir } from 'node:fs/promises';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {
@@ -43,7 +43,7 @@ import {
   writeFileAtomic,
 } from '../../node.js';
 import { type Command, choice, num, parse, str, UsageError, type Values } from '../args.js';
-import { backendFlags, err, out, progress, startBackend } from '../io.js';
+import { backendFlags, err, out, progress, startBackend, ttaFlag } from '../io.js';
 
 const AUGMENTATIONS = ['flip', 'blur', 'erase', 'rotate'] as const;
 const MONITORS = ['val_loss', 'val_accuracy', 'val_f1', 'loss', 'accuracy', 'f1'] as const;
@@ -84,14 +84,24 @@ export const trainCmd: Command = {
   --patience N             stop after N epochs without improvement of --monitor
   --resume                 continue the run in --out from its last checkpoint
   --exclude GLOB           files to ignore, repeatable (e.g. '*_mask*' for BUSI)
-  --normal-class NAME      the healthy class, for missed-finding counts
+  --normal-class NAME      the healthy class, for missed-finding counts and the abnormal-vs-normal
+                           threshold saved with the classifier
+  --sensitivity X          the threshold on P(not normal) is the largest reaching sensitivity X on
+                           validation (default 1: misses no abnormal validation image); predict
+                           then decides with it
+  --refer-accuracy A       refer-to-a-human cut-off: keeps the most validation images at accuracy
+                           A (default 0.99)
+  --tta N                  evaluate (and predict) on each image and its horizontal flip (2), or
+                           not (1, default)
   --backend NAME           ${BACKEND_NAMES.join(' | ')} (default auto)
   --threads N              wasm threads (default: every core; 1 = single-threaded build)
   --seed N                 default 0
   --out DIR                output folder (default: a new numbered folder runs/train-NNN)
 
 Writes run.json (command, options, seed, versions, data hash, split), checkpoints, evaluation/
-(validation), test-evaluation/ (with --test), training curves and classifier/ to the run folder.`,
+(validation, with report.html: one self-contained review page), test-evaluation/ (with --test),
+training curves and classifier/ (with the temperature, threshold and referral cut-off chosen on
+validation) to the run folder.`,
   run: (argv) => trainCommand(argv),
 };
 
@@ -123,6 +133,9 @@ interface TrainPlan {
   resume: boolean;
   exclude: string[];
   normalClass?: string;
+  sensitivity: number;
+  referAccuracy: number;
+  tta: 1 | 2;
   backend: ReturnType<typeof backendFlags>;
   seed: number;
   out?: string;
@@ -186,6 +199,13 @@ function plan(values: Values): TrainPlan {
     monitor: choice('monitor', values.monitor, MONITORS, 'val_loss'),
     resume,
     exclude: (values.exclude as string[] | undefined) ?? [],
+    sensitivity: num('sensitivity', values.sensitivity, 1, { min: 0, minExclusive: true, max: 1 }),
+    referAccuracy: num('refer-accuracy', values['refer-accuracy'], 0.99, {
+      min: 0,
+      minExclusive: true,
+      max: 1,
+    }),
+    tta: ttaFlag(values.tta) ?? 1,
     backend: backendFlags(values.backend, values.threads),
     seed: num('seed', values.seed, 0, { integer: true }),
   };
@@ -288,6 +308,9 @@ async function trainCommand(argv: string[]): Promise<void> {
     resume: { type: 'boolean' },
     exclude: { type: 'string', multiple: true },
     'normal-class': { type: 'string' },
+    sensitivity: { type: 'string' },
+    'refer-accuracy': { type: 'string' },
+    tta: { type: 'string' },
     backend: { type: 'string' },
     threads: { type: 'string' },
     seed: { type: 'string' },
@@ -491,5 +514,9 @@ async function trainCommand(argv: string[]): Promise<void> {
     history,
     modelCard: { ...runInfo, split: undefined, finishedAt },
     log: out,
+    sensitivity: p.sensitivity,
+    referralAccuracy: p.referAccuracy,
+    tta: p.tta,
+    title: `Model review: ${basename(dir)}`,
   });
 }
