@@ -233,7 +233,10 @@ export function describePrediction(
       .filter((r) => r.c !== meta.normalClass)
       .sort((a, b) => b.p - a.p)[0];
     if (rival && top - rival.p < margin) {
-      out.warning = `Called ${meta.normalClass}, but ${rival.c} is close (${pct(rival.p)} vs ${pct(top)}): review this image.`;
+      out.warning =
+        rival.p > top
+          ? `Called ${meta.normalClass} by the threshold, but ${rival.c} is more probable (${pct(rival.p)} vs ${pct(top)}): review this image.`
+          : `Called ${meta.normalClass}, but ${rival.c} is close (${pct(rival.p)} vs ${pct(top)}): review this image.`;
     }
   }
   const referral = meta.referral;

@@ -107,7 +107,7 @@ function reviewText(review: SplitReview, choices: ReviewChoices | undefined, cla
     if (r.by !== 'maxProbability') continue;
     text += Number.isFinite(r.threshold)
       ? `\nReferral (top probability < ${r.threshold.toPrecision(4)} goes to a human; chosen on validation for ${pct(r.targetAccuracy)} accuracy): keeps ${r.kept} of ${review.images} (${pct(r.coverage)}) at accuracy ${pct(r.accuracy)}, refers ${r.referred}\n`
-      : `\nReferral: no cut-off reaches ${pct(r.targetAccuracy)} accuracy on validation: every image would be referred\n`;
+      : `\nReferral: no cut-off reaches ${pct(r.targetAccuracy)} accuracy where the rules were chosen: no referral rule\n`;
   }
   if (review.mostConfused.length)
     text += `\nMost confused (true -> predicted): ${review.mostConfused

@@ -57,15 +57,20 @@ function pngWidth(png: Buffer): number {
 }
 
 /** An <img> with the PNG embedded as a data: URI; `scale` is the PNG's pixels per CSS pixel. */
-async function img(path: string, alt: string, scale = 2): Promise<string> {
+async function img(path: string, alt: string, scale = 2): Promise<{ html: string; width: number }> {
   const png = await readFile(path);
   const width = Math.round(pngWidth(png) / scale);
-  return `<img src="data:image/png;base64,${png.toString('base64')}" width="${width}" alt="${esc(alt)}">`;
+  return {
+    html: `<img src="data:image/png;base64,${png.toString('base64')}" width="${width}" alt="${esc(alt)}">`,
+    width,
+  };
 }
 
+/** A figure as wide as its picture (the caption wraps under it), never wider than the page. */
 async function figure(path: string | undefined, caption: string, scale = 2): Promise<string> {
   if (!path) return '';
-  return `<figure>${await img(path, caption, scale)}<figcaption>${esc(caption)}</figcaption></figure>`;
+  const { html, width } = await img(path, caption, scale);
+  return `<figure style="width:${width + 2}px">${html}<figcaption>${esc(caption)}</figcaption></figure>`;
 }
 
 /** A table; `align` gives each column's alignment ('l' or 'r', default: first column left, others right). */
@@ -100,9 +105,10 @@ tbody tr:nth-child(even) td{background:#fbfcfe}
 .figs{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
 figure{margin:6px 0;max-width:100%}
 figure img{max-width:100%;height:auto;border:1px solid var(--line);background:#fff}
-figcaption{font-size:13px;color:var(--muted);max-width:640px}
+figcaption{font-size:13px;color:var(--muted)}
 pre{background:var(--soft);border:1px solid var(--line);padding:10px;overflow:auto;font-size:12.5px;max-height:420px}
 details{margin:8px 0}
+table.card{margin:0;font-size:13px}table.card thead{display:none}table.card th,table.card td{padding:2px 8px}
 ul.paths{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px}
 @media print{nav{display:none}h2{break-before:page}figure{break-inside:avoid}}
 `;
@@ -178,7 +184,7 @@ function rulesBlock(options: ReportPageOptions): string {
       ? t.applied
         ? `T = ${num(t.temperature)}: probabilities are softmax(log p / T)${Number.isFinite(t.nllBefore) ? `; NLL ${num(t.nllBefore, 4)} → ${num(t.nllAfter, 4)} where it was fitted` : ''}`
         : `not applied: ${esc(t.note ?? '')}`
-      : 'not fitted',
+      : 'none: the probabilities are the model’s own',
   ]);
   const op = c.operatingPoint;
   rows.push([
@@ -346,11 +352,13 @@ async function worstBlock(s: ReportPageSplit): Promise<string> {
   ]);
   const grid = s.written.worstCases;
   let out = grid
-    ? `<figure>${await img(grid.path, 'worst cases with Grad-CAM', 1)}<figcaption>${esc(
+    ? await figure(
+        grid.path,
         grid.gradCam
           ? 'Each case: the image as the model saw it, and the Grad-CAM of the predicted class (red: where the evidence for it lies).'
           : `Images only (${grid.note ?? 'no Grad-CAM'}).`,
-      )}</figcaption></figure>`
+        1,
+      )
     : '';
   out += table(['#', 'Image', 'True', 'Predicted', 'p(predicted)', 'p(true)', 'Loss'], rows, '', 'rlll');
   if (r.mostConfused.length)
@@ -363,14 +371,25 @@ async function worstBlock(s: ReportPageSplit): Promise<string> {
   return out;
 }
 
+/** A model-card value: scalars as text, lists of scalars on one line, objects as nested tables. */
+function cardValue(v: unknown, depth: number): string {
+  if (v === null || typeof v !== 'object') return esc(v);
+  if (Array.isArray(v) && v.every((x) => x === null || typeof x !== 'object'))
+    return v.length ? esc(v.join(', ')) : '–';
+  if (!Array.isArray(v) && depth < 2) {
+    const rows = Object.entries(v)
+      .filter(([, x]) => x !== undefined)
+      .map(([k, x]) => [esc(k), cardValue(x, depth + 1)]);
+    return table(['', ''], rows, 'kv card');
+  }
+  return `<pre>${esc(JSON.stringify(v, null, 2))}</pre>`;
+}
+
 function modelCardBlock(card: Record<string, unknown> | undefined): string {
   if (!card) return '<p>No model card (the classifier was saved without one).</p>';
   const rows = Object.entries(card)
     .filter(([, v]) => v !== undefined)
-    .map(([k, v]) => [
-      esc(k),
-      typeof v === 'object' && v !== null ? `<pre>${esc(JSON.stringify(v, null, 2))}</pre>` : esc(v),
-    ]);
+    .map(([k, v]) => [esc(k), cardValue(v, 0)]);
   return table(['Field', 'Value'], rows, 'kv');
 }
 

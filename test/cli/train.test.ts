@@ -81,6 +81,12 @@ describe('medimg-classify train', () => {
       [['--patience', '0'], /--patience must be an integer >= 1, got '0'/],
       [['--fine-tune-epochs', '2'], /--fine-tune-epochs works with a pretrained backbone/],
       [['--backend', 'gpu'], /--backend must be one of auto, tensorflow, wasm/],
+      [['--sensitivity', '0'], /--sensitivity must be a number > 0 and <= 1, got '0'/],
+      [['--refer-accuracy', '2'], /--refer-accuracy must be a number > 0 and <= 1, got '2'/],
+      [
+        ['--tta', 'yes'],
+        /--tta must be 1 \(off\) or 2 \(average each image and its horizontal flip\), got 'yes'/,
+      ],
     ];
     for (const [flags, message] of cases) {
       const r = await run('train', '--data', broken, ...flags);
@@ -183,6 +189,9 @@ describe('medimg-classify train', () => {
     for (const f of [
       'run.json',
       'evaluation/report.txt',
+      'evaluation/report.html',
+      'evaluation/predictions.csv',
+      'test-evaluation/predictions.csv',
       'test-evaluation/report.txt',
       'test-evaluation/confusion-matrix.png',
       'history.json',

@@ -16,6 +16,7 @@ import {
   arraySource,
   type ClassifierMeta,
   chooseRules,
+  describePrediction,
   type EvaluateAndSaveResult,
   evaluate,
   evaluateAndSave,
@@ -27,6 +28,8 @@ import {
   syntheticDataset,
   train,
   withTta,
+  writeEvaluation,
+  writeWorstCasesGrid,
 } from '../../src/node.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'medimg-review-'));
@@ -253,6 +256,35 @@ describe('rules chosen on validation, applied frozen', () => {
     op.predictions.forEach((p, i) => expect(p === NORMAL).toBe(1 - test!.probabilities![i]![NORMAL]! < t));
   });
 
+  it('writeEvaluation with the Grad-CAM grid, and the grid alone, leave no tensor behind', async () => {
+    const data = source(testData.samples);
+    const m = await evaluate(model, data, { classNames, normalClass: 'normal', transform: pre });
+    const before = tf.memory().numTensors;
+    const w = await writeEvaluation(m, join(dir, 'leak-check'), {
+      classNames,
+      normalClass: 'normal',
+      choices: saved.choices,
+      gradCam: { model, source: data, transform: pre },
+      worst: 3,
+    });
+    const grid = await writeWorstCasesGrid(m.cases!.slice(0, 2), join(dir, 'leak-check', 'two.png'), {
+      model,
+      source: data,
+      transform: pre,
+      classNames,
+      columns: 1,
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(w.worstCases?.gradCam).toBe(true);
+    expect(grid.gradCam).toBe(true);
+    const meta = await sharp(grid.path).metadata();
+    // One column, two rows of (image | overlay) tiles of 160 pixels with their captions.
+    expect(meta.width).toBe(2 * 160 + 4 + 2 * 12);
+    expect(meta.height).toBe(2 * (160 + 44) + 3 * 12);
+    expect(w.review!.worst).toHaveLength(3);
+    expect(w.review!.operatingPoint!.result.threshold).toBe(saved.choices.operatingPoint!.threshold);
+  });
+
   it('too few validation images: the temperature is fitted but not applied', async () => {
     const raw = await evaluate(model, source(valData.samples.slice(0, 20)), { classNames, transform: pre });
     const { choices, validation } = chooseRules(raw, { classNames, normalClass: NORMAL });
@@ -421,5 +453,27 @@ describe('predict with the saved rules', () => {
     writeFileSync(join(bad, 'classifier.json'), JSON.stringify(meta));
     await expect(loadClassifier(bad)).rejects.toThrow(/an operatingPoint needs a normalClass/);
     expect(existsSync(join(dir, 'classifier', 'model.json'))).toBe(true);
+  });
+
+  it('under the threshold, a normal call with a more probable abnormal class is flagged as such', () => {
+    const meta = {
+      classNames,
+      normalClass: 'normal',
+      operatingPoint: {
+        threshold: 0.7,
+        sensitivityTarget: 1,
+        validation: { sensitivity: 1, specificity: 0.5, images: 10 },
+      },
+    } as ClassifierMeta;
+    const p = describePrediction([0.2, 0.45, 0.35], meta, 0.2);
+    expect(p.className).toBe('normal');
+    expect(p.rule).toBe('threshold');
+    expect(p.warning).toBe(
+      'Called normal by the threshold, but malignant is more probable (45.0% vs 35.0%): review this image.',
+    );
+    const q = describePrediction([0.05, 0.2, 0.75], meta, 0.2);
+    expect(q.className).toBe('normal');
+    expect(q.warning).toBeUndefined();
+    expect(describePrediction([0.05, 0.7, 0.25], meta, 0.2).className).toBe('malignant');
   });
 });

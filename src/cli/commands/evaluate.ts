@@ -134,8 +134,11 @@ the charts as SVG and PNG.
       if (Array.isArray(history) && history.length)
         curves = (await writeTrainingCurves(history, join(dir, 'training-curves'))).png;
     }
+    // A classifier folder is usually named 'classifier': its run folder names it better.
+    const name = basename(resolve(modelDir));
+    const modelName = name === 'classifier' ? `${basename(dirname(resolve(modelDir)))}/${name}` : name;
     const page = await writeReportPage(join(dir, 'report.html'), {
-      title: `${basename(resolve(modelDir))} on ${basename(resolve(data))}`,
+      title: `${modelName} on ${basename(resolve(data))}`,
       classNames,
       ...(normalClass ? { normalClass } : {}),
       splits: [
