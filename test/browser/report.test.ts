@@ -145,7 +145,7 @@ describe.skipIf(!existsSync(CHROMIUM))('report page in headless Chromium', () =>
           sections.filter((x) => x === s),
           s,
         ).toHaveLength(2);
-      const text = await tab.evaluate(() => document.body.innerText);
+      const text = await tab.evaluate(() => document.body.textContent ?? '');
       expect(text).toMatch(/Key figures/);
       expect(text).toMatch(/Sensitivity at the operating point/);
       expect(text).toMatch(/Missed findings \(abnormal called normal\)/);
