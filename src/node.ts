@@ -80,17 +80,28 @@ export { loadPretrained } from './models/pretrained.node.js';
 export { loadLayersWeights, readLayersWeights } from './models/tfjs-format.node.js';
 export {
   type EvaluateAndSaveOptions,
+  type EvaluateAndSaveResult,
   evaluateAndSave,
   metricsSummary,
+  rulesFromChoices,
 } from './report/evaluate-and-save.node.js';
 export {
   historyPoints,
+  type WriteEvaluationOptions,
+  type WrittenEvaluation,
   writeEvaluation,
   writeGradCamPng,
   writeTrainingCurves,
 } from './report/evaluation.node.js';
+export {
+  type ReportPageOptions,
+  type ReportPageSplit,
+  reportPageHtml,
+  writeReportPage,
+} from './report/page.node.js';
 // --- Reports: charts rendered to SVG and PNG ---
 export { type RenderedChart, renderChart, writeChart } from './report/render.node.js';
+export { type WorstCasesGridOptions, writeWorstCasesGrid } from './report/worst-cases.node.js';
 // --- Training on disk: checkpoints, classifier folders, reports ---
 export { fileCheckpointStore } from './train/checkpoints.node.js';
 export { writeFileAtomic } from './util/atomic-write.node.js';

@@ -21,6 +21,16 @@ export function backendFlags(name: unknown, threads: unknown): { name: BackendNa
   return t === undefined ? { name: b } : { name: b, threads: t };
 }
 
+/** Checks `--tta` (1 or 2 views) without starting anything; undefined when not given. */
+export function ttaFlag(value: unknown): 1 | 2 | undefined {
+  if (value === undefined) return undefined;
+  if (value !== '1' && value !== '2')
+    throw new UsageError(
+      `--tta must be 1 (off) or 2 (average each image and its horizontal flip), got '${String(value)}'`,
+    );
+  return Number(value) as 1 | 2;
+}
+
 /** Starts the backend chosen by `--backend`/`--threads` and says which one runs. */
 export async function startBackend(flags: { name: BackendName; threads?: number }): Promise<BackendInfo> {
   silenceCpuBanner();

@@ -1,13 +1,11 @@
-import { type EvaluationMetrics, writeEvaluation } from '../node.js';
+import type { WrittenEvaluation } from '../node.js';
 import { out } from './io.js';
 
-/** Writes an evaluation's files and prints its report and where the pictures are. */
-export async function printEvaluation(
-  metrics: EvaluationMetrics,
-  dir: string,
-  classNames: string[],
-): Promise<void> {
-  const { text, files } = await writeEvaluation(metrics, dir, { classNames });
-  out(text);
-  out(`pictures: ${files.map((f) => f.png).join(', ')}`);
+/** Prints an evaluation's text report and where its files are. */
+export function printEvaluation(written: WrittenEvaluation, page?: string): void {
+  out(written.text);
+  out(`pictures: ${written.files.map((f) => f.png).join(', ')}`);
+  if (written.predictions) out(`per-image results: ${written.predictions}`);
+  if (written.worstCases) out(`worst cases: ${written.worstCases.path}`);
+  if (page) out(`report page: ${page}`);
 }

@@ -8,20 +8,19 @@ import { MedimgError } from '../util/errors.js';
 import {
   Classifier,
   type ClassifierMeta,
+  type ClassifierRules,
   classifierMeta,
   type DecodeSpec,
   loadClassifierFromUrl,
   type Prediction,
+  type PredictOptions,
 } from './classifier.js';
 import { modelArtifacts, modelFromArtifacts } from './serialize.js';
 
 /** A classifier loaded in Node: also predicts from image files and buffers, decoded as in training. */
 export class NodeClassifier extends Classifier {
   /** Classifies an image file, an encoded image buffer, or a decoded H x W x C tensor (0-255). */
-  async predict(
-    input: string | Uint8Array | tf.Tensor3D,
-    options: { margin?: number } = {},
-  ): Promise<Prediction> {
+  async predict(input: string | Uint8Array | tf.Tensor3D, options: PredictOptions = {}): Promise<Prediction> {
     if (input instanceof tf.Tensor) return this.predictTensor(input, options);
     const image = await decodeImage(input, this.meta.decode);
     try {
@@ -35,8 +34,9 @@ export class NodeClassifier extends Classifier {
 /**
  * Saves a classifier folder: TF.js `model.json` + `weights.bin` (loadable by `tf.loadLayersModel`
  * and in browsers) and `classifier.json` with class names, input shape, decoding, the exact
- * preprocessing pipeline, the normal class, metrics and the library version. Written to a
- * temporary folder first, then renamed into place.
+ * preprocessing pipeline, the normal class, metrics and the library version, and the decision
+ * rules chosen on validation data (temperature, operating point, referral, TTA) that `predict`
+ * applies. Written to a temporary folder first, then renamed into place.
  */
 export async function saveClassifier(
   dir: string,
@@ -48,7 +48,7 @@ export async function saveClassifier(
     normalClass?: string | null;
     metrics?: Record<string, unknown>;
     modelCard?: Record<string, unknown>;
-  },
+  } & ClassifierRules,
 ): Promise<ClassifierMeta> {
   const inputShape = options.model.inputs[0]!.shape.slice(1) as [number, number, number];
   const meta = classifierMeta({ ...options, inputShape });

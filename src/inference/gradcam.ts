@@ -69,7 +69,7 @@ export function gradCam(
       );
     }
   });
-  const features = tfl.model({ inputs: model.inputs, outputs: target.output as tfl.SymbolicTensor });
+  const features = tfl.model({ inputs: model.inputs, outputs: outputInModel(model, target) });
   const batch = image.rank === 3 ? tf.expandDims(image, 0) : image;
   try {
     return tf.tidy(() => {
@@ -103,6 +103,19 @@ export function gradCam(
   } finally {
     if (batch !== image) batch.dispose();
   }
+}
+
+/**
+ * The target layer's output in `model`'s graph. A nested backbone has an inbound node per model it
+ * was applied in (its own, the classifier's), where `layer.output` would be ambiguous.
+ */
+function outputInModel(model: tfl.LayersModel, layer: Layer): tfl.SymbolicTensor {
+  const nodes = (layer as unknown as { inboundNodes: unknown[] }).inboundNodes;
+  if (nodes.length <= 1) return layer.output as tfl.SymbolicTensor;
+  const inModel = (model as unknown as { containerNodes: Set<string> }).containerNodes;
+  for (let i = nodes.length - 1; i >= 0; i--)
+    if (inModel.has(`${layer.name}_ib-${i}`)) return layer.getOutputAt(i) as tfl.SymbolicTensor;
+  throw new MedimgError('gradCam', `layer '${layer.name}' is not connected in this model`);
 }
 
 /**

@@ -1,12 +1,19 @@
 export {
   Classifier,
   type ClassifierMeta,
+  type ClassifierRules,
+  checkClassifierRules,
+  classifierChoices,
   classifierMeta,
   type DecodeSpec,
   describePrediction,
   loadClassifierFromUrl,
   loadClassifierFromUrl as loadClassifier,
   type Prediction,
+  type PredictOptions,
+  type SavedOperatingPoint,
+  type SavedReferral,
 } from './classifier.js';
 export { type GradCamResult, gradCam, gradCamOverlay } from './gradcam.js';
 export { type ModelArtifacts, modelArtifacts, modelFromArtifacts } from './serialize.js';
+export { checkTta, predictWithTta, type TtaViews, withTta } from './tta.js';

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { check } from '../util/errors.js';
 import { type ClassificationReport, classificationReport } from './classification-report.js';
 import { type LabelInput, type ProbabilityInput, toLabels, toProbabilities } from './inputs.js';
+import type { CaseRecord } from './interpretation.js';
 import { type MissedFindings, missedFindings } from './missed-findings.js';
 import { rocAuc } from './roc.js';
 
@@ -12,7 +13,15 @@ export interface AccumulatorOptions {
   normalClass?: number;
 }
 
-/** What {@link MetricAccumulator.aggregate} returns. */
+/** One evaluated image: a {@link CaseRecord} with its file and the model's (argmax) prediction. */
+export interface EvaluationCase extends CaseRecord {
+  /** The image (the data source's `describe(index)`, e.g. its path). */
+  path: string;
+  /** The most probable class. */
+  predicted: number;
+}
+
+/** What {@link MetricAccumulator.aggregate} returns (and `evaluate`, with the per-case fields). */
 export interface EvaluationMetrics {
   report: ClassificationReport;
   /** Per-class and macro one-vs-rest ROC-AUC, when probabilities were given. */
@@ -23,6 +32,14 @@ export interface EvaluationMetrics {
   yTrue: number[];
   yPred: number[];
   probabilities?: number[][];
+  /** Every image in data-source order: path, true class, probabilities, loss, prediction (set by `evaluate`). */
+  cases?: EvaluationCase[];
+  /** The temperature `probabilities` were scaled with (set by `evaluate` with a temperature). */
+  temperature?: number;
+  /** The model's probabilities before the temperature (with `temperature`). */
+  rawProbabilities?: number[][];
+  /** Test-time augmentation views averaged into the probabilities (set by `evaluate`). */
+  tta?: 1 | 2;
 }
 
 /**

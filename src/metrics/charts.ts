@@ -1,5 +1,7 @@
 import { check } from '../util/errors.js';
+import type { ReliabilityBin } from './calibration.js';
 import { type LabelInput, type ProbabilityInput, toLabels, toProbabilities } from './inputs.js';
+import type { CoverageCurve } from './referral.js';
 import { binaryAuc, rocCurve } from './roc.js';
 
 /** A Vega-Lite specification (plain JSON), rendered by `renderChart` in `medimg-classify/node` or by vega-embed in a page. */
@@ -173,5 +175,209 @@ export function trainingCurvesChart(
         color: { field: 'split', type: 'nominal', title: 'Split' },
       },
     },
+  };
+}
+
+const DIAGONAL = {
+  data: {
+    values: [
+      { x: 0, y: 0 },
+      { x: 1, y: 1 },
+    ],
+  },
+  mark: { type: 'line', strokeDash: [4, 4], color: '#999' },
+  encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'y', type: 'quantitative' } },
+};
+
+/**
+ * ROC curve of P(not normal) (abnormal vs normal) with the operating point marked: the frozen
+ * threshold's (1 - specificity, sensitivity) on this data, labelled with the threshold.
+ *
+ * @example
+ * const roc = abnormalRoc(yTrue, probs, 2);
+ * operatingPointRocChart(roc, { point: { fpr: 0.12, tpr: 1, label: 't = 0.08' } });
+ */
+export function operatingPointRocChart(
+  roc: { fpr: readonly number[]; tpr: readonly number[]; auc: number },
+  options: { point?: { fpr: number; tpr: number; label: string }; title?: string } = {},
+): ChartSpec {
+  check(
+    roc.fpr.length > 0 && roc.fpr.length === roc.tpr.length,
+    'operatingPointRocChart',
+    'the ROC curve needs as many false as true positive rates',
+  );
+  const curve = roc.fpr.map((fpr, i) => ({ fpr, tpr: roc.tpr[i], order: i }));
+  const x = {
+    field: 'fpr',
+    type: 'quantitative',
+    title: 'False positive rate (1 - specificity)',
+    scale: { domain: [0, 1] },
+  };
+  const y = { field: 'tpr', type: 'quantitative', title: 'Sensitivity', scale: { domain: [0, 1] } };
+  const layers: Record<string, unknown>[] = [
+    DIAGONAL,
+    {
+      data: { values: curve },
+      mark: { type: 'line', color: '#1f77b4', strokeWidth: 2 },
+      encoding: { x, y, order: { field: 'order', type: 'quantitative' } },
+    },
+  ];
+  if (options.point) {
+    const p = [{ ...options.point }];
+    layers.push(
+      {
+        data: { values: p },
+        mark: { type: 'point', filled: true, size: 140, color: '#d62728' },
+        encoding: { x, y: { ...y, field: 'tpr' } },
+      },
+      {
+        data: { values: p },
+        mark: { type: 'text', align: 'left', dx: 9, dy: 12, fontSize: 12, color: '#d62728' },
+        encoding: { x, y, text: { field: 'label', type: 'nominal' } },
+      },
+    );
+  }
+  return {
+    $schema: SCHEMA,
+    title: options.title ?? `Abnormal vs normal: ROC of P(not normal), AUC ${roc.auc.toFixed(3)}`,
+    width: 320,
+    height: 320,
+    layer: layers,
+  };
+}
+
+/**
+ * Reliability diagram: accuracy against mean confidence per bin (points sized by the number of
+ * images), one line per series (e.g. before and after temperature scaling); a calibrated model
+ * lies on the diagonal. Empty bins are left out.
+ *
+ * @example
+ * reliabilityChart([{ name: 'model (ECE 0.081)', bins: reliabilityBins(yTrue, probs, { bins: 10 }) }]);
+ */
+export function reliabilityChart(
+  series: readonly { name: string; bins: readonly ReliabilityBin[] }[],
+  options: { title?: string } = {},
+): ChartSpec {
+  check(series.length > 0, 'reliabilityChart', 'no series to draw');
+  const values = series.flatMap((s) =>
+    s.bins
+      .filter((b) => b.count > 0)
+      .map((b) => ({ series: s.name, confidence: b.confidence, accuracy: b.accuracy, count: b.count })),
+  );
+  const x = {
+    field: 'confidence',
+    type: 'quantitative',
+    title: 'Confidence (top probability)',
+    scale: { domain: [0, 1] },
+  };
+  const y = { field: 'accuracy', type: 'quantitative', title: 'Accuracy', scale: { domain: [0, 1] } };
+  const color = {
+    field: 'series',
+    type: 'nominal',
+    title: null,
+    sort: series.map((s) => s.name),
+    legend: { orient: 'top-left', labelLimit: 400 },
+  };
+  return {
+    $schema: SCHEMA,
+    title: options.title ?? 'Reliability diagram',
+    width: 320,
+    height: 320,
+    layer: [
+      DIAGONAL,
+      {
+        data: { values },
+        mark: { type: 'line', point: false, opacity: 0.8 },
+        encoding: { x, y, color },
+      },
+      {
+        data: { values },
+        mark: { type: 'point', filled: true, opacity: 0.85 },
+        encoding: {
+          x,
+          y,
+          color,
+          size: { field: 'count', type: 'quantitative', title: 'Images', scale: { range: [20, 300] } },
+        },
+      },
+    ],
+  };
+}
+
+/**
+ * Coverage against accuracy of referring uncertain images to a human: one line per certainty
+ * measure, and the chosen referral cut-offs marked.
+ *
+ * @example
+ * coverageChart([{ name: 'max probability', curve: coverageAccuracy(yTrue, probs) }]);
+ */
+export function coverageChart(
+  curves: readonly { name: string; curve: CoverageCurve }[],
+  options: { marks?: readonly { name: string; coverage: number; accuracy: number }[]; title?: string } = {},
+): ChartSpec {
+  check(curves.length > 0, 'coverageChart', 'no curve to draw');
+  const values = curves.flatMap((c) =>
+    c.curve.coverage.map((coverage, i) => ({
+      measure: c.name,
+      coverage,
+      accuracy: c.curve.accuracy[i],
+      order: i,
+    })),
+  );
+  const x = {
+    field: 'coverage',
+    type: 'quantitative',
+    title: 'Coverage (images the model keeps)',
+    scale: { domain: [0, 1] },
+  };
+  const y = {
+    field: 'accuracy',
+    type: 'quantitative',
+    title: 'Accuracy on the kept images',
+    scale: { zero: false },
+  };
+  const color = {
+    field: 'measure',
+    type: 'nominal',
+    title: 'Certainty',
+    sort: curves.map((c) => c.name),
+    legend: { labelLimit: 400 },
+  };
+  const layers: Record<string, unknown>[] = [
+    {
+      data: { values },
+      mark: { type: 'line', interpolate: 'step-after' },
+      encoding: { x, y, color, order: { field: 'order', type: 'quantitative' } },
+    },
+  ];
+  const marks = (options.marks ?? []).filter((m) => Number.isFinite(m.accuracy) && m.coverage > 0);
+  if (marks.length) {
+    const data = {
+      values: marks.map((m) => ({
+        measure: m.name,
+        coverage: m.coverage,
+        accuracy: m.accuracy,
+        label: `kept ${(100 * m.coverage).toFixed(0)}%`,
+      })),
+    };
+    layers.push(
+      {
+        data,
+        mark: { type: 'point', size: 120, strokeWidth: 2 },
+        encoding: { x, y, color },
+      },
+      {
+        data,
+        mark: { type: 'text', align: 'left', dx: 8, dy: -9, fontSize: 11 },
+        encoding: { x, y, text: { field: 'label', type: 'nominal' } },
+      },
+    );
+  }
+  return {
+    $schema: SCHEMA,
+    title: options.title ?? 'Refer uncertain images to a human: coverage vs accuracy',
+    width: 320,
+    height: 320,
+    layer: layers,
   };
 }

@@ -1,4 +1,9 @@
-export { type AccumulatorOptions, type EvaluationMetrics, MetricAccumulator } from './accumulator.js';
+export {
+  type AccumulatorOptions,
+  type EvaluationCase,
+  type EvaluationMetrics,
+  MetricAccumulator,
+} from './accumulator.js';
 export { type BootstrapOptions, bootstrapConfidence, type Interval } from './bootstrap.js';
 export {
   applyTemperature,
@@ -13,7 +18,10 @@ export {
 export {
   type ChartSpec,
   confusionMatrixChart,
+  coverageChart,
   type HistoryPoint,
+  operatingPointRocChart,
+  reliabilityChart,
   rocChart,
   trainingCurvesChart,
 } from './charts.js';
@@ -57,4 +65,20 @@ export {
   referralScores,
   referralThreshold,
 } from './referral.js';
+export {
+  type CalibrationReview,
+  type ClassThresholdReview,
+  chooseRules,
+  DEFAULT_MIN_CALIBRATION_IMAGES,
+  DEFAULT_REFERRAL_ACCURACY,
+  DEFAULT_SENSITIVITY,
+  DEFAULT_WORST_CASES,
+  type OperatingPointReview,
+  type ReferralRuleReview,
+  type ReviewChoices,
+  type ReviewOptions,
+  reviewSplit,
+  type SplitReview,
+  withTemperature,
+} from './review.js';
 export { binaryAuc, type RocAverage, rocAuc, rocCurve } from './roc.js';

@@ -7,7 +7,7 @@ export {
   memoryCheckpointStore,
   type TrainingState,
 } from './checkpoint.js';
-export { evaluate } from './evaluate.js';
+export { type EvaluateOptions, evaluate } from './evaluate.js';
 export { type ProgressOptions, progressCallback } from './progress.js';
 export { type RecalibrateOptions, recalibrateBatchNorm } from './recalibrate.js';
 export {

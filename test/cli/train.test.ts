@@ -83,6 +83,12 @@ describe('medimg-classify train', () => {
       [['--backend', 'gpu'], /--backend must be one of auto, tensorflow, wasm/],
       [['--model', 'mobilenetv2', '--epochs', '0'], /--epochs 0 skips phase 1: give --fine-tune-epochs N/],
       [['--fine-tune-lr', '1e-3'], /--fine-tune-lr works with a pretrained backbone/],
+      [['--sensitivity', '0'], /--sensitivity must be a number > 0 and <= 1, got '0'/],
+      [['--refer-accuracy', '2'], /--refer-accuracy must be a number > 0 and <= 1, got '2'/],
+      [
+        ['--tta', 'yes'],
+        /--tta must be 1 \(off\) or 2 \(average each image and its horizontal flip\), got 'yes'/,
+      ],
     ];
     for (const [flags, message] of cases) {
       const r = await run('train', '--data', broken, ...flags);
@@ -217,6 +223,9 @@ describe('medimg-classify train', () => {
     for (const f of [
       'run.json',
       'evaluation/report.txt',
+      'evaluation/report.html',
+      'evaluation/predictions.csv',
+      'test-evaluation/predictions.csv',
       'test-evaluation/report.txt',
       'test-evaluation/confusion-matrix.png',
       'history.json',

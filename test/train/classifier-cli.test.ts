@@ -26,6 +26,7 @@ import {
   syntheticDataset,
   train,
   transferLearn,
+  transferModel,
   writeEvaluation,
 } from '../../src/node.js';
 
@@ -141,6 +142,21 @@ describe('saved classifiers, evaluation and Grad-CAM', () => {
     expect(Math.max(...v)).toBeLessThanOrEqual(1 + 1e-6);
     expect(() => gradCam(model, x, { layerName: 'nope' })).toThrow(/no top-level layer named 'nope'/);
     tf.dispose([x, r.heatmap]);
+  });
+
+  it('Grad-CAM on a transfer model: the nested backbone (applied in two models) is the feature layer', () => {
+    const backbone = mobilenetV2({ alpha: 0.35, inputShape: [32, 32, 3], seed: 1 });
+    const clf = transferModel({ backbone, numClasses: 3, seed: 2 });
+    const x = tf.randomUniform([32, 32, 3], -1, 1, 'float32', 4) as tf.Tensor3D;
+    const before = tf.memory().numTensors;
+    const r = gradCam(clf, x);
+    expect(r.layerName).toBe('mobilenetv2_0.35_32');
+    expect(r.heatmap.shape).toEqual([32, 32]);
+    const p = tf.tidy(() => Array.from((clf.predict(tf.expandDims(x, 0)) as tf.Tensor).dataSync()));
+    r.probabilities.forEach((v, i) => expect(v).toBeCloseTo(p[i]!, 5));
+    expect(tf.memory().numTensors).toBe(before + 1);
+    tf.dispose([x, r.heatmap]);
+    clf.dispose();
   });
 });
 

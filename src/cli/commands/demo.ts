@@ -31,7 +31,8 @@ export const demo: Command = {
 
 Generates synthetic phantom images (no download), trains a small CNN with AdaBelief, prints the
 classification report and missed findings, and writes pictures (training curves, confusion
-matrices, ROC curves, Grad-CAM overlays) and a saved classifier to --out (default runs/demo).
+matrices, ROC curves, Grad-CAM overlays), a review page (evaluation/report.html) and a saved
+classifier with the decision rules chosen on validation to --out (default runs/demo).
   --backend NAME           ${BACKEND_NAMES.join(' | ')} (default auto)`,
   run: async (argv) => {
     const { values } = parse(demo, argv, {

@@ -12,7 +12,7 @@ import {
   writeGradCamPng,
 } from '../../node.js';
 import { type Command, ExitCode, num, parse, str, UsageError } from '../args.js';
-import { backendFlags, err, out, startBackend } from '../io.js';
+import { backendFlags, err, out, startBackend, ttaFlag } from '../io.js';
 
 export const predictCmd: Command = {
   name: 'predict',
@@ -21,8 +21,11 @@ export const predictCmd: Command = {
 
 INPUT is an image file, a folder (every image below it) or a glob ('scans/**/*.png', quoted).
 Prints the class and probabilities of each image, with a warning when the top class is normal
-but an abnormal class is close. Files that cannot be read are reported and skipped; the exit
-code is then 1, after every other file was classified.
+but an abnormal class is close. A classifier saved by train or demo applies the rules chosen on
+its validation data: the temperature (calibrated probabilities), the threshold on P(not normal)
+(the line says 'decided by threshold'), and the referral cut-off ('REFER' lines for images too
+uncertain to trust). Files that cannot be read are reported and skipped; the exit code is then
+1, after every other file was classified.
 
   --csv FILE               also write path, predicted class, per-class probabilities, a
                            possible-missed-finding flag and any error, one row per file
@@ -30,6 +33,8 @@ code is then 1, after every other file was classified.
   --gradcam                write a Grad-CAM overlay PNG per image to --out, mirroring the inputs' folders
   --out DIR                Grad-CAM folder (default runs/predict)
   --batch-size N           images per forward pass (default 16)
+  --tta N                  test-time augmentation: 2 averages each image and its horizontal flip,
+                           1 turns it off (default: the classifier's saved setting, else 1)
   --backend NAME           ${BACKEND_NAMES.join(' | ')} (default auto)
   --threads N              wasm threads`,
   run: (argv) => predictCommand(argv),
@@ -123,6 +128,7 @@ async function predictCommand(argv: string[]): Promise<void> {
       json: { type: 'boolean' },
       csv: { type: 'string' },
       'batch-size': { type: 'string' },
+      tta: { type: 'string' },
       backend: { type: 'string' },
       threads: { type: 'string' },
     },
@@ -134,9 +140,20 @@ async function predictCommand(argv: string[]): Promise<void> {
   if (!positionals.length)
     throw new UsageError(`give at least one image, folder or glob\n\n${predictCmd.usage}`);
   const batchSize = num('batch-size', values['batch-size'], 16, { integer: true, min: 1 });
+  const ttaGiven = ttaFlag(values.tta);
   const flags = backendFlags(values.backend, values.threads);
   await startBackend(flags);
   const clf = await loadClassifier(modelDir);
+  const tta = ttaGiven ?? clf.meta.tta ?? 1;
+  const rules = [
+    clf.meta.temperature !== undefined ? `temperature ${clf.meta.temperature.toFixed(3)}` : '',
+    clf.meta.operatingPoint
+      ? `abnormal when P(not ${clf.meta.normalClass}) >= ${clf.meta.operatingPoint.threshold.toPrecision(4)}`
+      : '',
+    clf.meta.referral ? `refer when the top probability < ${clf.meta.referral.threshold.toPrecision(4)}` : '',
+    tta === 2 ? 'TTA: image + horizontal flip' : '',
+  ].filter(Boolean);
+  if (rules.length && !values.json) out(`rules (chosen on validation): ${rules.join('; ')}`);
   const { files, missing } = await expandInputs(positionals);
   for (const m of missing) err(`not found: ${m}`);
   if (!files.length) throw new UsageError('no image to classify');
@@ -156,18 +173,23 @@ async function predictCommand(argv: string[]): Promise<void> {
     const ok = decoded.filter((d): d is { path: string; image: tf.Tensor3D } => 'image' in d);
     let predictions: Prediction[] = [];
     try {
-      predictions = clf.predictBatch(ok.map((d) => d.image));
+      predictions = clf.predictBatch(
+        ok.map((d) => d.image),
+        { tta },
+      );
     } catch {
       // One image the model cannot take (a size the preprocessing does not fix): classify one by one.
       predictions = [];
       for (const d of ok) {
         try {
-          predictions.push(clf.predictTensor(d.image));
+          predictions.push(clf.predictTensor(d.image, { tta }));
         } catch (inner) {
           predictions.push({
             className: '',
             classIndex: -1,
             probabilities: {},
+            rule: 'argmax',
+            tta,
             warning: (inner as Error).message,
           });
         }
@@ -187,9 +209,11 @@ async function predictCommand(argv: string[]): Promise<void> {
           out(
             `${row.path}: ${r.className} (${Object.entries(r.probabilities)
               .map(([k, v]) => `${k} ${(100 * v).toFixed(1)}%`)
-              .join(', ')})`,
+              .join(', ')})${r.rule === 'threshold' ? ', decided by threshold' : ''}`,
           );
+          if (r.decision) out(`  ${r.decision}`);
           if (r.warning) out(`  WARNING: ${r.warning}`);
+          if (r.referToHuman) out(`  REFER: ${r.referral}`);
         }
       }
       if (values.gradcam && 'image' in d && !row.error) {
@@ -207,7 +231,18 @@ async function predictCommand(argv: string[]): Promise<void> {
   const csv = str(values.csv);
   if (csv) {
     const names = clf.meta.classNames;
-    const header = ['path', 'predicted', ...names.map((c) => `p_${c}`), 'possible_missed_finding', 'error'];
+    // Columns for the saved rules come last, and only with them: older readers keep their columns.
+    const threshold = clf.meta.operatingPoint !== undefined;
+    const referral = clf.meta.referral !== undefined;
+    const header = [
+      'path',
+      'predicted',
+      ...names.map((c) => `p_${c}`),
+      'possible_missed_finding',
+      'error',
+      ...(threshold ? ['p_not_normal', 'threshold'] : []),
+      ...(referral ? ['refer_to_human'] : []),
+    ];
     const lines = rows.map((r) =>
       [
         r.path,
@@ -215,6 +250,8 @@ async function predictCommand(argv: string[]): Promise<void> {
         ...names.map((c) => (r.prediction ? (r.prediction.probabilities[c] ?? '') : '')),
         r.prediction ? (r.prediction.warning ? 1 : 0) : '',
         r.error ?? '',
+        ...(threshold ? [r.prediction?.abnormalScore ?? '', r.prediction?.threshold ?? ''] : []),
+        ...(referral ? [r.prediction ? (r.prediction.referToHuman ? 1 : 0) : ''] : []),
       ]
         .map(csvField)
         .join(','),

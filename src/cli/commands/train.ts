@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir } from 'node:fs/promises';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {
@@ -45,7 +45,7 @@ import {
 } from '../../node.js';
 import { type Command, choice, num, parse, str, UsageError, type Values } from '../args.js';
 import { readData } from '../data.js';
-import { backendFlags, err, out, progress, startBackend } from '../io.js';
+import { backendFlags, err, out, progress, startBackend, ttaFlag } from '../io.js';
 
 const AUGMENTATIONS = ['flip', 'blur', 'erase', 'rotate'] as const;
 const MONITORS = ['val_loss', 'val_accuracy', 'val_f1', 'loss', 'accuracy', 'f1'] as const;
@@ -92,7 +92,15 @@ export const trainCmd: Command = {
   --patience N             stop after N epochs without improvement of --monitor
   --resume                 continue the run in --out from its last checkpoint
   --exclude GLOB           files or folders to ignore, repeatable (e.g. '*_mask*' for BUSI)
-  --normal-class NAME      the healthy class, for missed-finding counts
+  --normal-class NAME      the healthy class, for missed-finding counts and the abnormal-vs-normal
+                           threshold saved with the classifier
+  --sensitivity X          the threshold on P(not normal) is the largest reaching sensitivity X on
+                           validation (default 1: misses no abnormal validation image); predict
+                           then decides with it
+  --refer-accuracy A       refer-to-a-human cut-off: keeps the most validation images at accuracy
+                           A (default 0.99)
+  --tta N                  evaluate (and predict) on each image and its horizontal flip (2), or
+                           not (1, default)
   --backend NAME           ${BACKEND_NAMES.join(' | ')} (default auto)
   --threads N              wasm threads (default: every core; 1 = single-threaded build)
   --seed N                 default 0
@@ -101,7 +109,9 @@ export const trainCmd: Command = {
 Hidden files, OS litter (.DS_Store, __MACOSX, .ipynb_checkpoints, ...) and non-images are left
 out of folders, and the run says how many and which. Unreadable images are named and skipped.
 Writes run.json (command, options, seed, versions, data hash, split), checkpoints, evaluation/
-(validation), test-evaluation/ (with --test), training curves and classifier/ to the run folder.`,
+(validation, with report.html: one self-contained review page), test-evaluation/ (with --test),
+training curves and classifier/ (with the temperature, threshold and referral cut-off chosen on
+validation) to the run folder.`,
   run: (argv) => trainCommand(argv),
 };
 
@@ -134,6 +144,9 @@ interface TrainPlan {
   resume: boolean;
   exclude: string[];
   normalClass?: string;
+  sensitivity: number;
+  referAccuracy: number;
+  tta: 1 | 2;
   backend: ReturnType<typeof backendFlags>;
   seed: number;
   out?: string;
@@ -199,6 +212,13 @@ function plan(values: Values): TrainPlan {
     monitor: choice('monitor', values.monitor, MONITORS, 'val_loss'),
     resume,
     exclude: (values.exclude as string[] | undefined) ?? [],
+    sensitivity: num('sensitivity', values.sensitivity, 1, { min: 0, minExclusive: true, max: 1 }),
+    referAccuracy: num('refer-accuracy', values['refer-accuracy'], 0.99, {
+      min: 0,
+      minExclusive: true,
+      max: 1,
+    }),
+    tta: ttaFlag(values.tta) ?? 1,
     backend: backendFlags(values.backend, values.threads),
     seed: num('seed', values.seed, 0, { integer: true }),
   };
@@ -306,6 +326,9 @@ async function trainCommand(argv: string[]): Promise<void> {
     resume: { type: 'boolean' },
     exclude: { type: 'string', multiple: true },
     'normal-class': { type: 'string' },
+    sensitivity: { type: 'string' },
+    'refer-accuracy': { type: 'string' },
+    tta: { type: 'string' },
     backend: { type: 'string' },
     threads: { type: 'string' },
     seed: { type: 'string' },
@@ -544,5 +567,9 @@ async function trainCommand(argv: string[]): Promise<void> {
     history,
     modelCard: { ...runInfo, split: undefined, finishedAt },
     log: out,
+    sensitivity: p.sensitivity,
+    referralAccuracy: p.referAccuracy,
+    tta: p.tta,
+    title: `Model review: ${basename(dir)}`,
   });
 }
