@@ -3,7 +3,8 @@
  *
  *   npm run build
  *   npx tsx examples/brain-tumor-mri/train.ts [--stage 1|2|3|4|all] [--data DIR] [--test DIR]
- *       [--weights resnet50v2_notop.h5] [--epochs N] [--quick] [--out DIR] [--threads N] [--seed N]
+ *       [--weights resnet50v2_notop.h5] [--epochs N] [--unfreeze-from LAYER] [--quick] [--out DIR]
+ *       [--threads N] [--seed N]
  *
  * The project's four stages:
  *   1. SimpleCNN on grayscale images, plain resize (the project's 93-94% baseline)
@@ -66,6 +67,7 @@ const { values } = parseArgs({
     test: { type: 'string' },
     weights: { type: 'string' },
     'resnet-weights': { type: 'string' },
+    'unfreeze-from': { type: 'string' },
     epochs: { type: 'string' },
     quick: { type: 'boolean' },
     out: { type: 'string' },
@@ -278,7 +280,7 @@ if (stages.has(3) || stages.has(4)) {
         phase1: { epochs: 0 },
         phase2: {
           epochs,
-          unfreeze: { from: spec.lastBlock },
+          unfreeze: { from: values['unfreeze-from'] ?? spec.lastBlock },
           optimizer,
           callbacks: [learningRateScheduler(optimizer, cosineDecay({ initial: 1e-3, epochs }))],
         },
