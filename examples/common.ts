@@ -5,8 +5,10 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import {
+  arraySource,
   type DecodeSpec,
   type EpochLog,
   type EvaluationMetrics,
@@ -64,6 +66,33 @@ export function sources(numClasses: number) {
       made.set(key, s);
     }
     return s;
+  };
+}
+
+/**
+ * Synthetic phantoms (no real data) as a source for a decoding: resized to its size and repeated
+ * to 3 channels when it asks for RGB, as real files would be decoded.
+ */
+export function phantomSource(
+  samples: readonly { pixels: Float32Array; label: number }[],
+  size: number,
+  numClasses: number,
+) {
+  return (decode: DecodeSpec): SampleSource => {
+    const s = decode.resize?.height ?? size;
+    return arraySource(
+      samples.map((x) => {
+        const img = tf.tidy(() => {
+          let t: tf.Tensor3D = tf.image.resizeBilinear(tf.tensor3d(x.pixels, [size, size, 1]), [s, s]);
+          if (decode.channels === 3) t = tf.tile(t, [1, 1, 3]);
+          return t;
+        });
+        const pixels = img.dataSync() as Float32Array;
+        img.dispose();
+        return { label: x.label, pixels };
+      }),
+      { height: s, width: s, channels: decode.channels, numClasses },
+    );
   };
 }
 

@@ -44,3 +44,20 @@ export async function useBackend(name: 'cpu' | 'wasm'): Promise<void> {
   // As setupBackend does: every test that trains runs with backprop memory released early.
   installEarlyGradientRelease();
 }
+
+/** Runs the CLI in-process (`main(args)`), capturing what it writes to stdout and stderr. */
+export async function runCli(...args: string[]): Promise<{ code: number; text: string }> {
+  const { main } = await import('../src/cli/main.js');
+  const logs: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  const writeErr = process.stderr.write.bind(process.stderr);
+  process.stdout.write = ((s: string) => logs.push(String(s)) > 0) as typeof process.stdout.write;
+  process.stderr.write = ((s: string) => logs.push(String(s)) > 0) as typeof process.stderr.write;
+  try {
+    const code = await main(args);
+    return { code, text: logs.join('') };
+  } finally {
+    process.stdout.write = write;
+    process.stderr.write = writeErr;
+  }
+}

@@ -28,7 +28,6 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  arraySource,
   backboneSpec,
   Compose,
   cosineDecay,
@@ -50,6 +49,7 @@ import {
 } from 'medimg-classify/node';
 import {
   finishStage,
+  phantomSource,
   printSummary,
   progress,
   readDataset,
@@ -128,22 +128,7 @@ if (existsSync(dataDir)) {
   const d = syntheticDataset({ kind: 'brain-mri', perClass: quick ? 40 : 200, size, seed: 1 });
   classes = d.classes;
   const split = stratifiedSplit(d.samples, { validation: 0.2, seed: 42 });
-  const phantoms = (part: typeof split.train) => (decode: DecodeSpec) => {
-    const s = decode.resize?.height ?? size;
-    return arraySource(
-      part.map((x) => {
-        const img = tf.tidy(() => {
-          let t: tf.Tensor3D = tf.image.resizeBilinear(tf.tensor3d(x.pixels, [size, size, 1]), [s, s]);
-          if (decode.channels === 3) t = tf.tile(t, [1, 1, 3]);
-          return t;
-        });
-        const pixels = img.dataSync() as Float32Array;
-        img.dispose();
-        return { label: x.label, pixels };
-      }),
-      { height: s, width: s, channels: decode.channels, numClasses: classes.length },
-    );
-  };
+  const phantoms = (part: typeof split.train) => phantomSource(part, size, classes.length);
   trainSet = phantoms(split.train);
   valSet = phantoms(split.validation);
 }

@@ -27,7 +27,6 @@ import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   adaBelief,
-  arraySource,
   backboneSpec,
   Compose,
   classWeights,
@@ -52,6 +51,7 @@ import {
 } from 'medimg-classify/node';
 import {
   finishStage,
+  phantomSource,
   progress,
   readDataset,
   readHeldOutTest,
@@ -150,22 +150,7 @@ if (existsSync(dataDir)) {
   const size = 64;
   const d = syntheticDataset({ kind: 'breast-ultrasound', perClass: quick ? 30 : 120, size, seed: 3 });
   classes = d.classes;
-  const phantoms = (part: typeof d.samples) => (decode: DecodeSpec) => {
-    const s = decode.resize?.height ?? size;
-    return arraySource(
-      part.map((x) => {
-        const img = tf.tidy(() => {
-          let t: tf.Tensor3D = tf.image.resizeBilinear(tf.tensor3d(x.pixels, [size, size, 1]), [s, s]);
-          if (decode.channels === 3) t = tf.tile(t, [1, 1, 3]);
-          return t;
-        });
-        const pixels = img.dataSync() as Float32Array;
-        img.dispose();
-        return { label: x.label, pixels };
-      }),
-      { height: s, width: s, channels: decode.channels, numClasses: classes.length },
-    );
-  };
+  const phantoms = (part: typeof d.samples) => phantomSource(part, size, classes.length);
   foldSets = stratifiedKFold(d.samples, { folds, seed: 42 }).map((p) => ({
     train: phantoms(p.train),
     validation: phantoms(p.validation),

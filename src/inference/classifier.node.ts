@@ -3,14 +3,12 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { decodeImage } from '../data/decode.node.js';
-import type { Transform } from '../transforms/base.js';
 import { MedimgError } from '../util/errors.js';
 import {
   Classifier,
+  type ClassifierContents,
   type ClassifierMeta,
-  type ClassifierRules,
   classifierMeta,
-  type DecodeSpec,
   loadClassifierFromUrl,
   type Prediction,
   type PredictOptions,
@@ -40,15 +38,7 @@ export class NodeClassifier extends Classifier {
  */
 export async function saveClassifier(
   dir: string,
-  options: {
-    model: tfl.LayersModel;
-    classNames: string[];
-    decode: DecodeSpec;
-    preprocessing?: Transform | null;
-    normalClass?: string | null;
-    metrics?: Record<string, unknown>;
-    modelCard?: Record<string, unknown>;
-  } & ClassifierRules,
+  options: ClassifierContents & { model: tfl.LayersModel },
 ): Promise<ClassifierMeta> {
   const inputShape = options.model.inputs[0]!.shape.slice(1) as [number, number, number];
   const meta = classifierMeta({ ...options, inputShape });

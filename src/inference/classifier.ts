@@ -355,17 +355,19 @@ export function classifierChoices(meta: ClassifierMeta): ReviewChoices | undefin
   };
 }
 
+/** What a saved classifier records besides its model (`saveClassifier` adds the model). */
+export type ClassifierContents = {
+  classNames: string[];
+  decode: DecodeSpec;
+  preprocessing?: Transform | null;
+  normalClass?: string | null;
+  metrics?: Record<string, unknown>;
+  modelCard?: Record<string, unknown>;
+} & ClassifierRules;
+
 /** Builds `classifier.json` contents. */
 export function classifierMeta(
-  options: {
-    classNames: string[];
-    inputShape: [number, number, number];
-    decode: DecodeSpec;
-    preprocessing?: Transform | null;
-    normalClass?: string | null;
-    metrics?: Record<string, unknown>;
-    modelCard?: Record<string, unknown>;
-  } & ClassifierRules,
+  options: ClassifierContents & { inputShape: [number, number, number] },
 ): ClassifierMeta {
   const normal = options.normalClass ?? null;
   if (normal !== null)

@@ -1,5 +1,6 @@
 export {
   Classifier,
+  type ClassifierContents,
   type ClassifierMeta,
   type ClassifierRules,
   checkClassifierRules,

@@ -9,7 +9,7 @@ import {
   readCases,
   toProbabilities,
 } from './inputs.js';
-import { binaryAuc, rocCurve } from './roc.js';
+import { binaryAuc, rocCurve, rocPoints } from './roc.js';
 
 /*
  * Operating points for the screening question "abnormal or normal?". A multi-class model is
@@ -96,23 +96,11 @@ function largestThreshold(
   scores: readonly number[],
   target: number,
 ): OperatingPoint {
-  const order = Array.from(scores.keys()).sort((a, b) => (scores[b] as number) - (scores[a] as number));
   const nPos = positive.filter(Boolean).length;
   const nNeg = positive.length - nPos;
-  let tp = 0;
-  let fp = 0;
-  for (let i = 0; i < order.length; i++) {
-    const idx = order[i] as number;
-    if (positive[idx]) tp++;
-    else fp++;
-    const next = order[i + 1];
-    if ((next === undefined || scores[next] !== scores[idx]) && tp / nPos >= target) {
-      return {
-        threshold: scores[idx] as number,
-        sensitivity: tp / nPos,
-        specificity: nNeg ? (nNeg - fp) / nNeg : Number.NaN,
-      };
-    }
+  for (const { threshold, tp, fp } of rocPoints(positive, scores)) {
+    if (tp / nPos >= target)
+      return { threshold, sensitivity: tp / nPos, specificity: nNeg ? (nNeg - fp) / nNeg : Number.NaN };
   }
   // Unreachable for target <= 1 and nPos > 0: the last group has tp = nPos.
   throw new Error('largestThreshold: no threshold reaches the target');

@@ -31,18 +31,16 @@ export function binaryAuc(positive: readonly boolean[], scores: readonly number[
   return (rankSum - (nPos * (nPos + 1)) / 2) / (nPos * nNeg);
 }
 
-/** ROC curve points of a binary problem (scikit-learn's `roc_curve` with `drop_intermediate=False`). */
-export function rocCurve(
+/**
+ * The ROC walk shared by {@link rocCurve} and the operating-point search: cases by decreasing
+ * score, one point per distinct score (tied scores are called together), with the counts of
+ * positives (`tp`) and negatives (`fp`) at or above it.
+ */
+export function* rocPoints(
   positive: readonly boolean[],
   scores: readonly number[],
-): { fpr: number[]; tpr: number[]; thresholds: number[] } {
+): Generator<{ threshold: number; tp: number; fp: number }> {
   const order = Array.from(scores.keys()).sort((a, b) => (scores[b] as number) - (scores[a] as number));
-  const nPos = positive.filter(Boolean).length;
-  const nNeg = positive.length - nPos;
-  check(nPos > 0 && nNeg > 0, 'rocCurve', 'needs both positive and negative samples');
-  const fpr = [0];
-  const tpr = [0];
-  const thresholds = [Number.POSITIVE_INFINITY];
   let tp = 0;
   let fp = 0;
   for (let i = 0; i < order.length; i++) {
@@ -50,11 +48,26 @@ export function rocCurve(
     if (positive[idx]) tp++;
     else fp++;
     const next = order[i + 1];
-    if (next === undefined || scores[next] !== scores[idx]) {
-      fpr.push(fp / nNeg);
-      tpr.push(tp / nPos);
-      thresholds.push(scores[idx] as number);
-    }
+    if (next === undefined || scores[next] !== scores[idx])
+      yield { threshold: scores[idx] as number, tp, fp };
+  }
+}
+
+/** ROC curve points of a binary problem (scikit-learn's `roc_curve` with `drop_intermediate=False`). */
+export function rocCurve(
+  positive: readonly boolean[],
+  scores: readonly number[],
+): { fpr: number[]; tpr: number[]; thresholds: number[] } {
+  const nPos = positive.filter(Boolean).length;
+  const nNeg = positive.length - nPos;
+  check(nPos > 0 && nNeg > 0, 'rocCurve', 'needs both positive and negative samples');
+  const fpr = [0];
+  const tpr = [0];
+  const thresholds = [Number.POSITIVE_INFINITY];
+  for (const { threshold, tp, fp } of rocPoints(positive, scores)) {
+    fpr.push(fp / nNeg);
+    tpr.push(tp / nPos);
+    thresholds.push(threshold);
   }
   return { fpr, tpr, thresholds };
 }

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import {
   loadClassifier,
   Rescale,
@@ -12,24 +11,12 @@ import {
   simpleCnn,
   syntheticDataset,
 } from '../../src/node.js';
+import { runCli } from '../helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'medimg-evaluate-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function run(...args: string[]) {
-  const logs: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
-  const writeErr = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => logs.push(String(s)) > 0) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => logs.push(String(s)) > 0) as typeof process.stderr.write;
-  try {
-    const code = await main(args);
-    return { code, text: logs.join('') };
-  } finally {
-    process.stdout.write = write;
-    process.stderr.write = writeErr;
-  }
-}
+const run = runCli;
 
 const size = 32;
 const classNames = ['benign', 'malignant', 'normal'];

@@ -6,7 +6,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import {
   adaBelief,
   arraySource,
@@ -29,6 +28,7 @@ import {
   transferModel,
   writeEvaluation,
 } from '../../src/node.js';
+import { runCli } from '../helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'medimg-clf-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -257,20 +257,7 @@ describe('transferLearn', () => {
 });
 
 describe('CLI', () => {
-  const run = async (...args: string[]) => {
-    const logs: string[] = [];
-    const write = process.stdout.write.bind(process.stdout);
-    const writeErr = process.stderr.write.bind(process.stderr);
-    process.stdout.write = ((s: string) => logs.push(String(s)) > 0) as typeof process.stdout.write;
-    process.stderr.write = ((s: string) => logs.push(String(s)) > 0) as typeof process.stderr.write;
-    try {
-      const code = await main(args);
-      return { code, text: logs.join('') };
-    } finally {
-      process.stdout.write = write;
-      process.stderr.write = writeErr;
-    }
-  };
+  const run = runCli;
 
   it('--help everywhere, and non-zero exits that name the bad flag or file', async () => {
     expect((await run('--help')).code).toBe(0);
