@@ -91,7 +91,7 @@ for (const [name, optimizer] of runs) {
   });
   const at = [1, 5, 10, 20, 30].map((e) => r.history[e - 1]!);
   console.log(
-    `${name.padEnd(36)} ${at.map((h) => `${(100 * h.accuracy).toFixed(0)}/${(100 * (h.val_accuracy ?? 0)).toFixed(0)}`).join('  ')}`,
+    `${name.padEnd(36)} ${at.map((h) => `${(100 * (h.accuracy ?? 0)).toFixed(0)}/${(100 * (h.val_accuracy ?? 0)).toFixed(0)}`).join('  ')}`,
   );
   head.dispose();
 }
