@@ -1,6 +1,6 @@
 /** Model and training step shared by bench/models.ts (timings) and bench/profile.ts (kernel profile). */
 import * as tf from '@tensorflow/tfjs-core';
-import type * as tfl from '@tensorflow/tfjs-layers';
+import * as tfl from '@tensorflow/tfjs-layers';
 import {
   adaBelief,
   freeze,
@@ -11,7 +11,7 @@ import {
   unfreeze,
 } from '../src/index.js';
 
-export type BenchModel = 'simple-cnn' | 'resnet50v2' | 'mobilenetv2';
+export type BenchModel = 'simple-cnn' | 'user-cnn' | 'resnet50v2' | 'mobilenetv2';
 export type BenchTrain = 'full' | 'frozen' | 'conv5' | 'last-block' | 'inference';
 
 /** SimpleCNN, or a backbone + head with the layers that train per `train`. */
@@ -22,6 +22,7 @@ export function benchModel(
   channels: number,
 ): tfl.LayersModel {
   if (name === 'simple-cnn') return simpleCnn({ inputShape: [size, size, channels], numClasses: 4 });
+  if (name === 'user-cnn') return userCnn(size, channels);
   const backbone =
     name === 'resnet50v2'
       ? resnet50v2({ inputShape: [size, size, 3] })
@@ -34,14 +35,45 @@ export function benchModel(
   return model;
 }
 
-/** One AdaBelief training step (or a prediction, for 'inference') on a fixed random batch. */
+/**
+ * What a user builds with tfjs-layers alone: three blocks of conv 3x3 + bias + ReLU and 2x2
+ * max-pooling (no BatchNorm), flatten, dense 128 + ReLU, softmax; trained with `compile` and
+ * `trainOnBatch` and `tf.train.adam` (see {@link benchStep}), none of this library's builders or
+ * loop: only `setupBackend`.
+ */
+function userCnn(size: number, channels: number): tfl.LayersModel {
+  const m = tfl.sequential();
+  [32, 64, 128].forEach((filters, i) => {
+    m.add(
+      tfl.layers.conv2d({
+        ...(i === 0 ? { inputShape: [size, size, channels] } : {}),
+        filters,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+      }),
+    );
+    m.add(tfl.layers.maxPooling2d({ poolSize: 2 }));
+  });
+  m.add(tfl.layers.flatten());
+  m.add(tfl.layers.dense({ units: 128, activation: 'relu' }));
+  m.add(tfl.layers.dense({ units: 4, activation: 'softmax' }));
+  m.compile({ optimizer: tf.train.adam(1e-3), loss: 'categoricalCrossentropy' });
+  return m;
+}
+
+/**
+ * One training step on a fixed random batch: AdaBelief through `optimizer.minimize` for this
+ * library's models, `model.trainOnBatch` with the compiled Adam for the user-built CNN; or a
+ * prediction, for 'inference'. Resolves when the step's numbers are read back.
+ */
 export function benchStep(
   model: tfl.LayersModel,
   train: BenchTrain,
   batch: number,
   size: number,
   channels: number,
-): () => void {
+): () => Promise<void> {
   const x = tf.randomUniform([batch, size, size, channels], -1, 1, 'float32', 1);
   const y = tf.oneHot(
     tf.tensor1d(
@@ -52,9 +84,13 @@ export function benchStep(
   );
   const optimizer = adaBelief({ learningRate: 1e-4 });
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  return () => {
+  return async () => {
     if (train === 'inference') {
       tf.tidy(() => (model.predict(x) as tf.Tensor).dataSync());
+      return;
+    }
+    if (model.optimizer) {
+      await model.trainOnBatch(x, y);
       return;
     }
     const cost = optimizer.minimize(

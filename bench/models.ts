@@ -22,9 +22,9 @@ const job = JSON.parse(process.argv[2] ?? '{}') as Job;
 const info = await setupBackend(job.backend, job.threads === undefined ? {} : { threads: job.threads });
 const model = benchModel(job.model, job.train, job.size, job.channels);
 const step = benchStep(model, job.train, job.batch, job.size, job.channels);
-step();
+await step();
 const t0 = performance.now();
-for (let i = 0; i < job.steps; i++) step();
+for (let i = 0; i < job.steps; i++) await step();
 const secondsPerStep = (performance.now() - t0) / 1000 / job.steps;
 console.log(
   JSON.stringify({

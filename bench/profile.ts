@@ -1,6 +1,6 @@
 /**
  * Kernel-time profile of one training step:
- *   node --import tsx bench/profile.ts simple-cnn|mobilenetv2|resnet50v2 [size] [batch] [full|frozen|conv5|last-block]
+ *   node --import tsx bench/profile.ts simple-cnn|user-cnn|mobilenetv2|resnet50v2 [size] [batch] [full|frozen|conv5|last-block]
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { setupBackend } from '../src/node.js';
@@ -15,12 +15,12 @@ const backend = await setupBackend(
   process.env.THREADS ? { threads: Number(process.env.THREADS) } : {},
 );
 console.log(`wasm threads: ${backend.threads}`);
-const channels = name === 'simple-cnn' ? 1 : 3;
+const channels = name === 'simple-cnn' || name === 'user-cnn' ? 1 : 3;
 const model = benchModel(name as BenchModel, trainMode, size, channels);
 const step = benchStep(model, trainMode, batch, size, channels);
-step();
-const info = await tf.profile(() => {
-  step();
+await step();
+const info = await tf.profile(async () => {
+  await step();
 });
 const byKernel = new Map<string, { ms: number; n: number }>();
 let total = 0;

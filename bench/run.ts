@@ -13,7 +13,7 @@
  * PyTorch instead, written to bench/results-recipes.json.
  *
  * Flags: --quick (fewer steps, skips the slowest configurations), --only=models|transforms|loader|optimizers,
- *        --model=simple-cnn|mobilenetv2|resnet50v2, --train=full|frozen|conv5|last-block|inference,
+ *        --model=simple-cnn|user-cnn|mobilenetv2|resnet50v2, --train=full|frozen|conv5|last-block|inference,
  *        --no-cpu (skip the slow pure-JS baseline),
  *        --repeat=N (time each model N times, PyTorch and wasm back to back each time, and report
  *        medians: the ratio is the median of the N paired ratios, which a shared machine's drift
@@ -110,7 +110,7 @@ function torch(
 
 interface ModelJob {
   label: string;
-  model: 'simple-cnn' | 'resnet50v2' | 'mobilenetv2';
+  model: 'simple-cnn' | 'user-cnn' | 'resnet50v2' | 'mobilenetv2';
   train: 'full' | 'frozen' | 'conv5' | 'last-block' | 'inference';
   size: number;
   channels: number;
@@ -169,6 +169,16 @@ async function models() {
       channels: 1,
       batch: 32,
       torchModel: 'simple-cnn',
+      torchTrain: 'full',
+    },
+    {
+      label: 'user-built tfjs-layers CNN (no BN) 128x128x1 b32, trainOnBatch + tf.train.adam',
+      model: 'user-cnn',
+      train: 'full',
+      size: 128,
+      channels: 1,
+      batch: 32,
+      torchModel: 'user-cnn',
       torchTrain: 'full',
     },
     {

@@ -24,8 +24,21 @@ def simple_cnn(c, n, filters=(32, 64, 128), size=128, dense=128):
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(ch * s * s, dense), nn.ReLU(), nn.Dropout(0.5), nn.Linear(dense, n))
 
 
+def user_cnn(c, n, size=128):
+    """bench/common.ts userCnn: 3 x (conv 3x3 with bias + ReLU, max-pool 2), dense 128 + ReLU, dense."""
+    layers, ch = [], c
+    for f in (32, 64, 128):
+        layers += [nn.Conv2d(ch, f, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+        ch = f
+    s = size // 8
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(ch * s * s, 128), nn.ReLU(), nn.Linear(128, n))
+
+
 def build(job):
-    if job["model"] == "simple-cnn":
+    if job["model"] == "user-cnn":
+        m = user_cnn(job["channels"], 4, size=job["size"])
+        head = None
+    elif job["model"] == "simple-cnn":
         m = simple_cnn(job["channels"], 4, size=job["size"])
         head = None
     elif job["model"] == "resnet50":
