@@ -11,6 +11,7 @@
  * Per model or per call, applied where they are needed:
  * - `keras-batchnorm.ts` (+ `compile-guard.ts`): Keras semantics of frozen BatchNormalization,
  *   by `finalizeModel` in every builder and by `loadKerasModel`;
+ * - `relu-max.ts`: ReLU6 layers in one pass, by `finalizeModel`;
  * - `nested-trainable.ts`: the trainable flag of nested models, by `freeze`/`unfreeze`;
  * - `dropout-seeds.ts`: a seeded dropout mask per step, by `train`;
  * - `cpu-banner.ts`: no "install tfjs-node" banner, by the CLI.
