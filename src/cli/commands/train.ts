@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
+import type { ParseArgsConfig } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {
@@ -16,6 +17,7 @@ import {
   type DecodeSpec,
   type EpochLog,
   evaluateAndSave,
+  type FolderSample,
   fileCheckpointStore,
   findDuplicates,
   findLeaks,
@@ -31,6 +33,7 @@ import {
   RandomRotation,
   Rescale,
   reduceLearningRateOnPlateau,
+  type SampleSource,
   simpleCnn,
   stepDecay,
   stratifiedSplit,
@@ -297,49 +300,106 @@ function scheduleCallbacks(
   }
 }
 
+/** Every flag of `train` (parsed strictly: an unknown flag is an error). */
+const FLAGS = {
+  data: { type: 'string' },
+  val: { type: 'string' },
+  test: { type: 'string' },
+  'validation-split': { type: 'string' },
+  model: { type: 'string' },
+  alpha: { type: 'string' },
+  weights: { type: 'string' },
+  'image-size': { type: 'string' },
+  letterbox: { type: 'boolean' },
+  grayscale: { type: 'boolean' },
+  augment: { type: 'string' },
+  optimizer: { type: 'string' },
+  lr: { type: 'string' },
+  'lr-schedule': { type: 'string' },
+  epochs: { type: 'string' },
+  'fine-tune-epochs': { type: 'string' },
+  'fine-tune-lr': { type: 'string' },
+  'unfreeze-from': { type: 'string' },
+  batchnorm: { type: 'string' },
+  'no-recalibrate': { type: 'boolean' },
+  'batch-size': { type: 'string' },
+  'class-weights': { type: 'boolean' },
+  monitor: { type: 'string' },
+  patience: { type: 'string' },
+  resume: { type: 'boolean' },
+  exclude: { type: 'string', multiple: true },
+  'normal-class': { type: 'string' },
+  sensitivity: { type: 'string' },
+  'refer-accuracy': { type: 'string' },
+  tta: { type: 'string' },
+  backend: { type: 'string' },
+  threads: { type: 'string' },
+  seed: { type: 'string' },
+  out: { type: 'string' },
+} satisfies ParseArgsConfig['options'];
+
+type Decode = DecodeSpec;
+type HashedSample = FolderSample & { hash: string };
+
+/** The run's samples: train, validation and the held-out test set, with what was left out. */
+interface RunData {
+  classes: string[];
+  train: HashedSample[];
+  validation: HashedSample[];
+  test?: HashedSample[];
+  testLeftOut: string[];
+  validationLabel: string;
+  testLabel: string | null;
+}
+
 async function trainCommand(argv: string[]): Promise<void> {
-  const { values } = parse(trainCmd, argv, {
-    data: { type: 'string' },
-    val: { type: 'string' },
-    test: { type: 'string' },
-    'validation-split': { type: 'string' },
-    model: { type: 'string' },
-    alpha: { type: 'string' },
-    weights: { type: 'string' },
-    'image-size': { type: 'string' },
-    letterbox: { type: 'boolean' },
-    grayscale: { type: 'boolean' },
-    augment: { type: 'string' },
-    optimizer: { type: 'string' },
-    lr: { type: 'string' },
-    'lr-schedule': { type: 'string' },
-    epochs: { type: 'string' },
-    'fine-tune-epochs': { type: 'string' },
-    'fine-tune-lr': { type: 'string' },
-    'unfreeze-from': { type: 'string' },
-    batchnorm: { type: 'string' },
-    'no-recalibrate': { type: 'boolean' },
-    'batch-size': { type: 'string' },
-    'class-weights': { type: 'boolean' },
-    monitor: { type: 'string' },
-    patience: { type: 'string' },
-    resume: { type: 'boolean' },
-    exclude: { type: 'string', multiple: true },
-    'normal-class': { type: 'string' },
-    sensitivity: { type: 'string' },
-    'refer-accuracy': { type: 'string' },
-    tta: { type: 'string' },
-    backend: { type: 'string' },
-    threads: { type: 'string' },
-    seed: { type: 'string' },
-    out: { type: 'string' },
-  });
+  const { values } = parse(trainCmd, argv, FLAGS);
   if (values.help) return out(trainCmd.usage);
   const p = plan(values);
-  const pretrained = p.model !== 'simple-cnn';
-  const spec = pretrained ? backboneSpec(p.model) : undefined;
+  const spec = p.model !== 'simple-cnn' ? backboneSpec(p.model) : undefined;
+  const decode: Decode = {
+    channels: p.channels,
+    resize: { height: p.size, width: p.size, fit: p.letterbox ? 'contain' : 'fill' },
+  };
+  const listed = await listData(p, values);
+  const dir = p.out ? resolve(p.out) : await numberedRunFolder();
+  await mkdir(dir, { recursive: true });
+  out(`run folder: ${dir}`);
+  const backend = await startBackend(p.backend);
+  const data = await splitData(p, listed, decode);
+  const runInfo = runRecord(argv, p, data, backend);
+  await writeFileAtomic(join(dir, 'run.json'), `${JSON.stringify(runInfo, null, 2)}\n`);
+  // A pretrained backbone's own pipeline (the registry's), x / 255 for a CNN from scratch.
+  const preprocess: Transform = spec ? spec.preprocessing() : new Rescale({ scale: 1 / 255 });
+  const n = data.classes.length;
+  const validation = folderSource(data.validation, n, { ...decode, cache: true });
+  const { model, history } = await fit(p, dir, data, decode, preprocess, validation);
+  const finishedAt = new Date().toISOString();
+  await writeFileAtomic(join(dir, 'run.json'), `${JSON.stringify({ ...runInfo, finishedAt }, null, 2)}\n`);
+  await evaluateAndSave({
+    dir,
+    model,
+    classNames: data.classes,
+    normalClass: p.normalClass ?? null,
+    decode,
+    preprocessing: preprocess,
+    validation,
+    ...(data.test ? { test: folderSource(data.test, n, decode) } : {}),
+    history,
+    modelCard: { ...runInfo, split: undefined, finishedAt },
+    log: out,
+    sensitivity: p.sensitivity,
+    referralAccuracy: p.referAccuracy,
+    tta: p.tta,
+    title: `Model review: ${basename(dir)}`,
+  });
+}
 
-  // Listing folders reads no image: class names and the normal class are checked first.
+/**
+ * Lists the data (folders or manifests; no image is read): class names, the normal class and a
+ * manifest's split column are checked before anything else happens.
+ */
+async function listData(p: TrainPlan, values: Values) {
   const folder = await readData(p.data, { exclude: p.exclude });
   const classes = folder.classes;
   if (p.normalClass && !classes.includes(p.normalClass))
@@ -360,17 +420,23 @@ async function trainCommand(argv: string[]): Promise<void> {
     );
   const valFolder = p.val ? await readData(p.val, { exclude: p.exclude, classNames: classes }) : undefined;
   const testFolder = p.test ? await readData(p.test, { exclude: p.exclude, classNames: classes }) : undefined;
-  const dir = p.out ? resolve(p.out) : await numberedRunFolder();
-  await mkdir(dir, { recursive: true });
-  out(`run folder: ${dir}`);
-  const backend = await startBackend(p.backend);
+  return { folder, valFolder, testFolder, manifestVal, manifestTest };
+}
 
-  const decode: DecodeSpec = {
-    channels: p.channels,
-    resize: { height: p.size, width: p.size, fit: p.letterbox ? 'contain' : 'fill' },
-  };
+/**
+ * Decodes every listed image once (unreadable ones are named and skipped), hashes them, and
+ * makes the split: the validation folder or manifest rows, else a stratified split with
+ * duplicates on one side; the test set without its copies of training files.
+ */
+async function splitData(
+  p: TrainPlan,
+  listed: Awaited<ReturnType<typeof listData>>,
+  decode: Decode,
+): Promise<RunData> {
+  const { folder, valFolder, testFolder, manifestVal, manifestTest } = listed;
+  const classes = folder.classes;
   out(`data: ${folder.samples.length} images in ${classes.length} classes (${classes.join(', ')})`);
-  const checkAll = async <S extends (typeof folder.samples)[number]>(samples: S[], what: string) => {
+  const checkAll = async <S extends FolderSample>(samples: S[], what: string) => {
     const checked = await validateSamples(samples, {
       ...decode,
       onError: 'skip',
@@ -390,48 +456,67 @@ async function trainCommand(argv: string[]): Promise<void> {
       `${p.data}: no readable images in class ${unreadableClasses.join(', ')} (see the skipped files above)`,
     );
   const dups = await findDuplicates(readable);
-  let trainSamples = folder.hasSplit ? dups.samples.filter((s) => s.split === 'train') : dups.samples;
-  let valSamples: typeof trainSamples;
+  let train = folder.hasSplit ? dups.samples.filter((s) => s.split === 'train') : dups.samples;
+  let validation: HashedSample[];
   if (valFolder) {
-    valSamples = await hashSamples(await checkAll(valFolder.samples, p.val as string));
+    validation = await hashSamples(await checkAll(valFolder.samples, p.val as string));
   } else if (manifestVal) {
-    valSamples = dups.samples.filter((s) => s.split === 'validation');
-    const leaks = findLeaks(valSamples, trainSamples).length;
+    validation = dups.samples.filter((s) => s.split === 'validation');
+    const leaks = findLeaks(validation, train).length;
     out(
-      `split: ${trainSamples.length} train / ${valSamples.length} validation, from the split column of ${p.data}${leaks ? ` (warning: ${leaks} validation images duplicate training images)` : ''}`,
+      `split: ${train.length} train / ${validation.length} validation, from the split column of ${p.data}${leaks ? ` (warning: ${leaks} validation images duplicate training images)` : ''}`,
     );
   } else {
-    const parts = stratifiedSplit(trainSamples, { validation: p.split, seed: p.seed });
-    trainSamples = parts.train;
-    valSamples = parts.validation;
+    const parts = stratifiedSplit(train, { validation: p.split, seed: p.seed });
+    train = parts.train;
+    validation = parts.validation;
     out(
-      `split: ${trainSamples.length} train / ${valSamples.length} validation (${dups.exact.length} duplicate groups kept on one side)`,
+      `split: ${train.length} train / ${validation.length} validation (${dups.exact.length} duplicate groups kept on one side)`,
     );
   }
-  let testSamples: typeof trainSamples | undefined;
-  let leaked: string[] = [];
+  const data: RunData = {
+    classes,
+    train,
+    validation,
+    testLeftOut: [],
+    validationLabel: p.val
+      ? resolve(p.val)
+      : manifestVal
+        ? `validation rows of ${resolve(p.data)}`
+        : `${p.split} of --data (seed ${p.seed})`,
+    testLabel: p.test ? resolve(p.test) : manifestTest ? `test rows of ${resolve(p.data)}` : null,
+  };
   if (testFolder || manifestTest) {
     const hashed = testFolder
       ? await hashSamples(await checkAll(testFolder.samples, p.test as string))
       : dups.samples.filter((s) => s.split === 'test');
-    const { kept, dropped } = withoutLeaks(hashed, [...trainSamples, ...valSamples]);
-    testSamples = kept;
-    leaked = dropped.map((d) => d.sample.path);
+    const { kept, dropped } = withoutLeaks(hashed, [...train, ...validation]);
+    data.test = kept;
+    data.testLeftOut = dropped.map((d) => d.sample.path);
     out(
       `test: ${hashed.length} images in ${testFolder ? p.test : `the test rows of ${p.data}`}; ${dropped.length} duplicate training or validation files and are left out of the score; ${kept.length} scored`,
     );
   }
+  return data;
+}
 
+/** `run.json`: the command, resolved options, seed, versions, a hash of the data and the split. */
+function runRecord(
+  argv: string[],
+  p: TrainPlan,
+  data: RunData,
+  backend: { name: string; package: string; threads?: number },
+) {
   const rel = (s: { path: string }) => relative(dirname(resolve(p.data)), resolve(s.path));
   const dataHash = createHash('sha256')
     .update(
-      [...trainSamples, ...valSamples]
+      [...data.train, ...data.validation]
         .map((s) => `${rel(s)}\t${s.hash}`)
         .sort()
         .join('\n'),
     )
     .digest('hex');
-  const runInfo = {
+  return {
     command: `medimg-classify train ${argv.join(' ')}`,
     options: p,
     seed: p.seed,
@@ -444,34 +529,37 @@ async function trainCommand(argv: string[]): Promise<void> {
     },
     data: {
       train: resolve(p.data),
-      validation: p.val
-        ? resolve(p.val)
-        : manifestVal
-          ? `validation rows of ${resolve(p.data)}`
-          : `${p.split} of --data (seed ${p.seed})`,
-      test: p.test ? resolve(p.test) : manifestTest ? `test rows of ${resolve(p.data)}` : null,
-      classes,
+      validation: data.validationLabel,
+      test: data.testLabel,
+      classes: data.classes,
       sha256: dataHash,
-      counts: { train: trainSamples.length, validation: valSamples.length, test: testSamples?.length ?? 0 },
+      counts: { train: data.train.length, validation: data.validation.length, test: data.test?.length ?? 0 },
     },
     split: {
-      train: trainSamples.map(rel),
-      validation: valSamples.map(rel),
-      test: testSamples?.map(rel) ?? [],
-      testLeftOut: leaked,
+      train: data.train.map(rel),
+      validation: data.validation.map(rel),
+      test: data.test?.map(rel) ?? [],
+      testLeftOut: data.testLeftOut,
     },
     startedAt: new Date().toISOString(),
   };
-  await writeFileAtomic(join(dir, 'run.json'), `${JSON.stringify(runInfo, null, 2)}\n`);
+}
 
-  const n = classes.length;
-  const trainSource = folderSource(trainSamples, n, { ...decode, cache: true });
-  const valSource = folderSource(valSamples, n, { ...decode, cache: true });
-  // A pretrained backbone's own pipeline (the registry's), x / 255 for a CNN from scratch.
-  const preprocess: Transform = spec ? spec.preprocessing() : new Rescale({ scale: 1 / 255 });
+/** Builds and trains the model the flags ask for: SimpleCNN, or a backbone with the two-phase recipe. */
+async function fit(
+  p: TrainPlan,
+  dir: string,
+  data: RunData,
+  decode: Decode,
+  preprocess: Transform,
+  validation: SampleSource,
+): Promise<{ model: tfl.LayersModel; history: EpochLog[] }> {
+  const n = data.classes.length;
+  const spec = p.model !== 'simple-cnn' ? backboneSpec(p.model) : undefined;
+  const trainSource = folderSource(data.train, n, { ...decode, cache: true });
   const augment = augmentations(p.augment, p.seed);
   const transform = augment.length ? new Compose([...augment, preprocess], { seed: p.seed }) : preprocess;
-  const weights = p.classWeights ? balancedWeights(trainSamples, n) : undefined;
+  const weights = p.classWeights ? balancedWeights(data.train, n) : undefined;
   const makeOptimizer = (rate: number) =>
     p.optimizer === 'adam' ? tf.train.adam(rate) : adaBelief({ learningRate: rate });
   const common = {
@@ -481,16 +569,14 @@ async function trainCommand(argv: string[]): Promise<void> {
     ...(weights ? { classWeights: weights } : {}),
     ...(p.patience ? { earlyStopping: { patience: p.patience } } : {}),
   };
-  let model: tfl.LayersModel;
-  let history: EpochLog[];
-  if (!pretrained) {
-    model = simpleCnn({ inputShape: [p.size, p.size, p.channels], numClasses: n, seed: p.seed });
+  if (!spec) {
+    const model = simpleCnn({ inputShape: [p.size, p.size, p.channels], numClasses: n, seed: p.seed });
     const optimizer = makeOptimizer(p.lr);
     const result = await train({
       ...common,
       model,
       train: trainSource,
-      validation: valSource,
+      validation,
       optimizer,
       epochs: p.epochs,
       transform,
@@ -499,77 +585,59 @@ async function trainCommand(argv: string[]): Promise<void> {
       resume: p.resume,
       callbacks: [...scheduleCallbacks(p, optimizer, p.lr, p.epochs), progress()],
     });
-    history = result.history;
-  } else {
-    const backbone = createBackbone(p.model, {
-      inputShape: [p.size, p.size, 3],
-      seed: p.seed,
-      ...(spec?.alphas ? { alpha: p.alpha } : {}),
+    return { model, history: result.history };
+  }
+  const backbone = createBackbone(p.model, {
+    inputShape: [p.size, p.size, 3],
+    seed: p.seed,
+    ...(spec.alphas ? { alpha: p.alpha } : {}),
+  });
+  if (p.weights === 'imagenet') {
+    const match = await loadPretrained(backbone, p.model, {
+      ...(spec.alphas ? { alpha: p.alpha } : {}),
+      onProgress: out,
     });
-    if (p.weights === 'imagenet') {
-      const match = await loadPretrained(backbone, p.model, {
-        ...(spec?.alphas ? { alpha: p.alpha } : {}),
-        onProgress: out,
-      });
-      out(`loaded ${match.loaded.length} ImageNet backbone weights from ${match.path}`);
-    } else if (p.weights) {
-      const match = await loadKerasWeights(backbone, p.weights, { allowUnexpected: true });
-      out(`loaded ${match.loaded.length} backbone weights from ${p.weights}`);
-    } else
-      out('warning: no --weights given: the backbone starts from random weights (try --weights imagenet)');
-    const opt1 = makeOptimizer(p.lr);
-    const opt2 = makeOptimizer(p.fineTuneLr);
-    const result = await transferLearn({
-      ...common,
-      backbone,
-      numClasses: n,
-      train: trainSource,
-      validation: valSource,
-      transform,
-      validationTransform: preprocess,
-      phase1: {
-        epochs: p.epochs,
-        optimizer: opt1,
-        callbacks: p.epochs ? scheduleCallbacks(p, opt1, p.lr, p.epochs) : [],
-      },
-      phase2: {
-        epochs: p.fineTuneEpochs,
-        optimizer: opt2,
-        batchNorm: p.batchNorm,
-        recalibrate: p.recalibrate,
-        callbacks: p.fineTuneEpochs ? scheduleCallbacks(p, opt2, p.fineTuneLr, p.fineTuneEpochs) : [],
-        unfreeze: { from: p.unfreezeFrom ?? (spec as { lastBlock: string }).lastBlock },
-      },
-      checkpoints: {
-        phase1: fileCheckpointStore(join(dir, 'checkpoints', 'phase1')),
-        phase2: fileCheckpointStore(join(dir, 'checkpoints', 'phase2')),
-      },
-      callbacks: [progress()],
-      log: out,
-    });
-    model = result.model;
-    history = [
+    out(`loaded ${match.loaded.length} ImageNet backbone weights from ${match.path}`);
+  } else if (p.weights) {
+    const match = await loadKerasWeights(backbone, p.weights, { allowUnexpected: true });
+    out(`loaded ${match.loaded.length} backbone weights from ${p.weights}`);
+  } else out('warning: no --weights given: the backbone starts from random weights (try --weights imagenet)');
+  const opt1 = makeOptimizer(p.lr);
+  const opt2 = makeOptimizer(p.fineTuneLr);
+  const result = await transferLearn({
+    ...common,
+    backbone,
+    numClasses: n,
+    train: trainSource,
+    validation,
+    transform,
+    validationTransform: preprocess,
+    phase1: {
+      epochs: p.epochs,
+      optimizer: opt1,
+      callbacks: p.epochs ? scheduleCallbacks(p, opt1, p.lr, p.epochs) : [],
+    },
+    phase2: {
+      epochs: p.fineTuneEpochs,
+      optimizer: opt2,
+      batchNorm: p.batchNorm,
+      recalibrate: p.recalibrate,
+      callbacks: p.fineTuneEpochs ? scheduleCallbacks(p, opt2, p.fineTuneLr, p.fineTuneEpochs) : [],
+      unfreeze: { from: p.unfreezeFrom ?? spec.lastBlock },
+    },
+    checkpoints: {
+      phase1: fileCheckpointStore(join(dir, 'checkpoints', 'phase1')),
+      phase2: fileCheckpointStore(join(dir, 'checkpoints', 'phase2')),
+    },
+    resume: p.resume,
+    callbacks: [progress()],
+    log: out,
+  });
+  return {
+    model: result.model,
+    history: [
       ...result.phase1.history,
       ...(result.phase2?.history.map((h) => ({ ...h, epoch: h.epoch + p.epochs })) ?? []),
-    ];
-  }
-  const finishedAt = new Date().toISOString();
-  await writeFileAtomic(join(dir, 'run.json'), `${JSON.stringify({ ...runInfo, finishedAt }, null, 2)}\n`);
-  await evaluateAndSave({
-    dir,
-    model,
-    classNames: classes,
-    normalClass: p.normalClass ?? null,
-    decode,
-    preprocessing: preprocess,
-    validation: valSource,
-    ...(testSamples ? { test: folderSource(testSamples, n, decode) } : {}),
-    history,
-    modelCard: { ...runInfo, split: undefined, finishedAt },
-    log: out,
-    sensitivity: p.sensitivity,
-    referralAccuracy: p.referAccuracy,
-    tta: p.tta,
-    title: `Model review: ${basename(dir)}`,
-  });
+    ],
+  };
 }
