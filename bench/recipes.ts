@@ -12,12 +12,15 @@
  * heap). Ratios are medians of paired runs (`--repeat=N`).
  *
  * Flags: --recipes[=a,b,c]  --images=N  --epochs=N  --threads=N (default: every core)  --repeat=N
+ *        --split=example: the examples' own split instead of a subset (brain MRI: 80/20 of all 5,712
+ *        images, seed 42; BUSI: fold 1 of 5, seed 42), so that accuracy is compared on the same
+ *        validation images as docs/results.md (a full run: tens of minutes per recipe and side)
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
-import { findDuplicates, imageFolder, stratifiedSplit } from '../src/node.js';
+import { findDuplicates, imageFolder, stratifiedKFold, stratifiedSplit } from '../src/node.js';
 
 type Recipe = 'brain-finetune' | 'simple-cnn-letterbox' | 'busi';
 const ALL: Recipe[] = ['brain-finetune', 'simple-cnn-letterbox', 'busi'];
@@ -30,6 +33,8 @@ interface Side {
   valAccuracy?: number | null;
   note?: string;
 }
+
+const pct = (x: number | null | undefined) => (typeof x === 'number' ? `${(100 * x).toFixed(1)}%` : '-');
 
 const median = (xs: number[]) => {
   const v = [...xs].sort((a, b) => a - b);
@@ -64,13 +69,21 @@ export async function benchRecipes(
   log(
     `== Recipes end to end: train() on real images vs PyTorch 1.13, ${threads} threads, ${images} training images, ${epochs} epochs, last epoch reported ==`,
   );
+  const exampleSplit = flag('split') === 'example';
+  const list = (s: { path: string; label: number }[]) =>
+    s.map((x) => [resolve(x.path), x.label] as [string, number]);
   const subset = async (dir: string, exclude: string[] = []) => {
     const folder = await imageFolder(dir, { exclude });
     const { samples } = await findDuplicates(folder.samples);
+    if (exampleSplit) {
+      const parts = exclude.length
+        ? stratifiedKFold(samples, { folds: 5, seed: 42 })[0]!
+        : stratifiedSplit(samples, { validation: 0.2, seed: 42 });
+      return { classes: folder.classes, train: list(parts.train), validation: list(parts.validation) };
+    }
     const fraction = Math.min(0.95, (images * 1.2) / samples.length);
     const { validation: picked } = stratifiedSplit(samples, { validation: fraction, seed: 5 });
     const { train, validation } = stratifiedSplit(picked, { validation: 1 / 6, seed: 6 });
-    const list = (s: typeof train) => s.map((x) => [resolve(x.path), x.label] as [string, number]);
     return { classes: folder.classes, train: list(train).slice(0, images), validation: list(validation) };
   };
   const brain = await subset(join(shared, 'data/brain-mri/Training'));
@@ -148,7 +161,8 @@ export async function benchRecipes(
     rows.push(
       `${recipe.padEnd(22)} ${String(last.ours.imagesPerSecond?.toFixed(1) ?? '-').padStart(7)} ${String(last.torch.imagesPerSecond?.toFixed(1) ?? '-').padStart(8)} ${ratio === null ? '   -' : `${ratio.toFixed(2)}x`.padStart(6)}  ` +
         `${['forward', 'backward', 'optimizer', 'transforms', 'data', 'validation'].map(fmt).join(', ')}; ` +
-        `peak RSS ${((last.ours.peakRssBytes ?? 0) / 2 ** 30).toFixed(2)} GiB, wasm heap ${((last.ours.peakWasmHeapBytes ?? 0) / 2 ** 30).toFixed(2)} GiB`,
+        `peak RSS ${((last.ours.peakRssBytes ?? 0) / 2 ** 30).toFixed(2)} GiB, wasm heap ${((last.ours.peakWasmHeapBytes ?? 0) / 2 ** 30).toFixed(2)} GiB` +
+        ` (PyTorch ${((last.torch.peakRssBytes ?? 0) / 2 ** 30).toFixed(2)} GiB); validation accuracy ${pct(last.ours.valAccuracy)} vs PyTorch ${pct(last.torch.valAccuracy)}`,
     );
   }
   log('\nrecipe                  ours/s  PyTorch/s  ratio  where the last epoch went (ours)');
