@@ -6,7 +6,7 @@
  *   npm run build
  *   npx tsx examples/breast-ultrasound/train.ts [--optimizer adabelief|adam|both] [--epochs N]
  *       [--folds 5] [--fold K] [--stage pretrained|cnn|all] [--data DIR] [--test DIR]
- *       [--weights resnet50v2_notop.h5] [--quick] [--out DIR] [--threads N] [--seed N]
+ *       [--weights resnet50v2_notop.h5] [--unfreeze-from LAYER] [--quick] [--out DIR] [--threads N] [--seed N]
  *
  * BUSI is small (624 images), so one split's score moves by several points: every run is scored
  * on each of `--folds` stratified folds (duplicates kept in one fold) and reported as the mean and
@@ -76,6 +76,7 @@ const { values } = parseArgs({
     threads: { type: 'string' },
     seed: { type: 'string' },
     'learning-rate': { type: 'string' },
+    'unfreeze-from': { type: 'string' },
   },
 });
 const usage = (message: string): never => {
@@ -248,7 +249,12 @@ for (const stageName of stageNames) {
           batchSize: spec.fineTuneBatchSize,
           seed,
           phase1: { epochs: 0 },
-          phase2: { epochs, unfreeze: { from: spec.lastBlock }, optimizer, callbacks: [schedule] },
+          phase2: {
+            epochs,
+            unfreeze: { from: values['unfreeze-from'] ?? spec.lastBlock },
+            optimizer,
+            callbacks: [schedule],
+          },
           checkpoints: { phase2: fileCheckpointStore(join(out, stage, 'checkpoints')) },
           callbacks: [progress()],
           log: console.log,
