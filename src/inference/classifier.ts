@@ -5,7 +5,7 @@ import { argmax } from '../metrics/inputs.js';
 import { predictWithThreshold } from '../metrics/operating-point.js';
 import { type ReferralBy, referCases, referralScores } from '../metrics/referral.js';
 import type { ReviewChoices } from '../metrics/review.js';
-import { installKerasBatchNorm } from '../models/trainability.js';
+import { finalizeModel } from '../models/finalize.js';
 import { registerAdaBelief } from '../optimizers/adabelief.js';
 import type { Transform, TransformJSON } from '../transforms/base.js';
 import type { ImageWindow } from '../transforms/functional/window.js';
@@ -412,6 +412,6 @@ export async function loadClassifierFromUrl(baseUrl: string): Promise<Classifier
   const meta = (await response.json()) as ClassifierMeta;
   registerAdaBelief();
   const model = await tfl.loadLayersModel(`${base}model.json`);
-  installKerasBatchNorm(model);
+  finalizeModel(model);
   return new Classifier(model, meta);
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { installKerasBatchNorm } from '../models/trainability.js';
+import { finalizeModel } from '../models/finalize.js';
 import { registerAdaBelief } from '../optimizers/adabelief.js';
 import { MedimgError } from '../util/errors.js';
 
@@ -27,7 +27,7 @@ export async function modelArtifacts(model: tfl.LayersModel): Promise<ModelArtif
   return out as ModelArtifacts;
 }
 
-/** Rebuilds a model from {@link modelArtifacts}, with Keras BatchNormalization semantics installed. */
+/** Rebuilds a model from {@link modelArtifacts}, finalized as the builders finalize theirs (`finalizeModel`). */
 export async function modelFromArtifacts(artifacts: ModelArtifacts): Promise<tfl.LayersModel> {
   // Explicit, so loading never depends on a module's import-time side effect (sideEffects: false).
   registerAdaBelief();
@@ -38,7 +38,7 @@ export async function modelFromArtifacts(artifacts: ModelArtifacts): Promise<tfl
       weightData: artifacts.weightData,
     }),
   );
-  installKerasBatchNorm(model);
+  finalizeModel(model);
   return model;
 }
 

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
 import { installSinglePassReluMax } from '../../src/backend/patches/relu-max.js';
+import { modelArtifacts, modelFromArtifacts } from '../../src/inference/serialize.js';
 import { useBackend } from '../helpers.js';
 
 const model = (patched: boolean) => {
@@ -41,5 +42,26 @@ describe.each(['cpu', 'wasm'] as const)('single-pass bounded ReLU (%s)', (backen
     expect(await kernels(unbounded)).toEqual(['Relu']);
     tf.dispose(x);
     for (const m of [plain, fast, unbounded]) m.dispose();
+  });
+
+  it('models loaded back from their artifacts (classifiers, checkpoints) get it too', async () => {
+    await useBackend(backend);
+    const x = tf.tensor4d(
+      Array.from({ length: 60 }, (_, i) => i / 5 - 4),
+      [1, 4, 5, 3],
+    );
+    const saved = model(false);
+    const loaded = await modelFromArtifacts(await modelArtifacts(saved));
+    const kernels = (await tf.profile(() => tf.tidy(() => loaded.apply(x) as tf.Tensor))).kernels.map(
+      (k) => k.name,
+    );
+    expect(kernels).toEqual(['ClipByValue']);
+    const [a, b] = [loaded, saved].map((m) =>
+      tf.tidy(() => Array.from((m.predict(x) as tf.Tensor).dataSync())),
+    );
+    expect(a).toEqual(b);
+    tf.dispose(x);
+    saved.dispose();
+    loaded.dispose();
   });
 });
