@@ -59,6 +59,7 @@ describe('medimg-classify train', () => {
     mkdirSync(join(broken, 'b'), { recursive: true });
     writeFileSync(join(broken, 'a', 'x.png'), 'not an image');
     writeFileSync(join(broken, 'b', 'y.png'), 'not an image');
+    const mobilenet = ['--model', 'mobilenetv2', '--image-size', '32', '--backend', 'wasm'];
     const cases: [string[], RegExp][] = [
       [['--augment', 'flip,zoom'], /--augment: unknown augmentation 'zoom'/],
       [['--batchnorm', '1.5'], /--batchnorm must be a momentum in \[0, 1\), 'train' or 'frozen', got '1.5'/],
@@ -72,6 +73,12 @@ describe('medimg-classify train', () => {
       [['--fine-tune-lr', '1e-3'], /--fine-tune-lr works with a pretrained backbone/],
       [['--sensitivity', '0'], /--sensitivity must be a number > 0 and <= 1, got '0'/],
       [['--refer-accuracy', '2'], /--refer-accuracy must be a number > 0 and <= 1, got '2'/],
+      [['--unfreeze-from', 'block_13_expand'], /--unfreeze-from works with a pretrained backbone/],
+      // The backbone is built (no image read) to check the layer name before anything trains.
+      [
+        [...mobilenet, '--fine-tune-epochs', '1', '--unfreeze-from', 'block_13'],
+        /--unfreeze-from: MobileNetV2 has no layer 'block_13'; fine-tune from the first layer of one of its blocks: expanded_conv_depthwise, block_1_expand, .*, block_16_expand \(default block_13_expand\)/,
+      ],
       [
         ['--tta', 'yes'],
         /--tta must be 1 \(off\) or 2 \(average each image and its horizontal flip\), got 'yes'/,
@@ -130,11 +137,14 @@ describe('medimg-classify train', () => {
         '--out',
         join(dir, 'offline'),
       );
-      expect(r.code).toBe(1);
+      expect(r.code, r.text).toBe(1);
       expect(r.text).toMatch(
         /could not download https:\/\/storage.googleapis.com\/tensorflow\/keras-applications\/densenet\/densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5: fetch failed. Download it by hand into .*weights-cache\/densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5/,
       );
       expect(r.text).not.toMatch(/unexpected error/);
+      // The weights load before any image is read or the run folder is made.
+      expect(r.text).not.toMatch(/run folder:|data: \d+ images/);
+      expect(existsSync(join(dir, 'offline'))).toBe(false);
     } finally {
       globalThis.fetch = realFetch;
       if (cache === undefined) delete process.env.MEDIMG_CACHE;
