@@ -80,6 +80,10 @@ describe('medimg-classify train', () => {
         /--unfreeze-from: MobileNetV2 has no layer 'block_13'; fine-tune from the first layer of one of its blocks: expanded_conv_depthwise, block_1_expand, .*, block_16_expand \(default block_13_expand\)/,
       ],
       [
+        [...mobilenet, '--weights', join(dir, 'nowhere', 'mobilenet.h5')],
+        /--weights: cannot read .*nowhere\/mobilenet\.h5: ENOENT \(no such file\)/,
+      ],
+      [
         ['--tta', 'yes'],
         /--tta must be 1 \(off\) or 2 \(average each image and its horizontal flip\), got 'yes'/,
       ],

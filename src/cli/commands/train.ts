@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { statSync } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
@@ -251,6 +252,14 @@ function plan(values: Values): TrainPlan {
   };
   for (const [k, v] of Object.entries(optional))
     if (v !== undefined) (p as unknown as Values)[k] = v as string;
+  const weightsFile = optional.weights !== 'imagenet' ? optional.weights : undefined;
+  if (weightsFile !== undefined) {
+    const info = statSync(weightsFile, { throwIfNoEntry: false });
+    if (!info?.isFile())
+      throw new UsageError(
+        `--weights: cannot read ${weightsFile}: ${info ? 'a folder, not a file' : 'ENOENT (no such file)'}; give 'imagenet' or a Keras .h5 file`,
+      );
+  }
   return p as TrainPlan;
 }
 
