@@ -218,6 +218,12 @@ describe('bad inputs: a clear message naming the problem and the file, a non-zer
         2,
         /--validation-split: .*manifest\.csv already has validation rows/,
       ],
+      // No checkpoint in the run folder: refused, not a silent fresh start over the old run.
+      [
+        ['train', '--data', nested, '--resume', ...fast],
+        2,
+        /--resume: .*existing-run has no checkpoint to continue from \(no checkpoints\/last\.ckpt\); leave out --resume to start a new run/,
+      ],
       // Offline: the weights fail to download before any image is read or run.json is written.
       [
         ['train', '--data', nested, ...offline],

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
@@ -258,6 +258,17 @@ function plan(values: Values): TrainPlan {
     if (!info?.isFile())
       throw new UsageError(
         `--weights: cannot read ${weightsFile}: ${info ? 'a folder, not a file' : 'ENOENT (no such file)'}; give 'imagenet' or a Keras .h5 file`,
+      );
+  }
+  if (resume && optional.out) {
+    // The checkpoints train (SimpleCNN) or transferLearn (its two phases) continue from.
+    const dir = resolve(optional.out);
+    const last = (pretrained ? ['phase1', 'phase2'] : ['']).map((phase) =>
+      join('checkpoints', phase, 'last.ckpt'),
+    );
+    if (!last.some((f) => existsSync(join(dir, f))))
+      throw new UsageError(
+        `--resume: ${dir} has no checkpoint to continue from (no ${last.join(' or ')}); leave out --resume to start a new run`,
       );
   }
   return p as TrainPlan;
