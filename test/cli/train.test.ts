@@ -67,7 +67,10 @@ describe('medimg-classify train', () => {
       [['--lr-schedule', 'linear'], /--lr-schedule must be one of none, cosine, step, plateau/],
       [['--resume'], /--resume needs --out DIR/],
       [['--patience', '0'], /--patience must be an integer >= 1, got '0'/],
-      [['--fine-tune-epochs', '2'], /--fine-tune-epochs works with a pretrained backbone/],
+      [
+        ['--fine-tune-epochs', '2'],
+        /--fine-tune-epochs works with a pretrained backbone \(--model resnet50v2, mobilenetv2, densenet121, efficientnetb0\)/,
+      ],
       [['--backend', 'gpu'], /--backend must be one of auto, tensorflow, wasm/],
       [['--model', 'mobilenetv2', '--epochs', '0'], /--epochs 0 skips phase 1: give --fine-tune-epochs N/],
       [['--fine-tune-lr', '1e-3'], /--fine-tune-lr works with a pretrained backbone/],

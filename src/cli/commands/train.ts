@@ -190,7 +190,7 @@ function plan(values: Values): TrainPlan {
     throw new UsageError('--resume needs --out DIR: the folder of the run to continue');
   if (values['fine-tune-epochs'] !== undefined && !pretrained)
     throw new UsageError(
-      '--fine-tune-epochs works with a pretrained backbone (--model resnet50v2 or mobilenetv2)',
+      `--fine-tune-epochs works with a pretrained backbone (--model ${BACKBONE_NAMES.join(', ')})`,
     );
   if (pretrained && values.epochs === '0' && !(Number(values['fine-tune-epochs'] ?? 0) > 0))
     throw new UsageError('--epochs 0 skips phase 1: give --fine-tune-epochs N (N >= 1) for phase 2');
