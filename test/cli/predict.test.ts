@@ -1,4 +1,5 @@
 import {
+  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -116,6 +117,31 @@ describe('medimg-classify predict', () => {
     const none = await run('predict', '--model', model, join(scans, '*.jpg'), '--backend', 'wasm');
     expect(none.code).toBe(2);
     expect(none.text).toMatch(/no file matches/);
+  });
+
+  it('folders and globs take images as imageFolder does: DICOM files without an extension too, nothing else', async () => {
+    const mixed = join(dir, 'mixed');
+    mkdirSync(mixed);
+    writeFileSync(join(mixed, 'x.png'), readFileSync(join(scans, 'patient-a', 'scan0.png')));
+    // PACS exports: a DICOM file with no extension, and one named by its UID.
+    const dicom = join(import.meta.dirname, '..', 'fixtures', 'dicom');
+    copyFileSync(join(dicom, 'MR_small.dcm'), join(mixed, 'IM0001'));
+    copyFileSync(join(dicom, 'CT_small.dcm'), join(mixed, '1.2.840.10008.5'));
+    writeFileSync(join(mixed, 'README'), 'not an image, no extension');
+    writeFileSync(join(mixed, 'notes.txt'), 'not an image');
+    const names = (text: string) =>
+      JSON.parse(text.slice(text.indexOf('[')))
+        .map((x: { path: string }) => x.path.replace(/.*mixed\//, ''))
+        .sort();
+    const folder = await run('predict', '--model', model, mixed, '--json', '--backend', 'wasm');
+    expect(folder.code, folder.text).toBe(0);
+    expect(names(folder.text)).toEqual(['1.2.840.10008.5', 'IM0001', 'x.png']);
+    const glob = await run('predict', '--model', model, join(mixed, '*'), '--json', '--backend', 'wasm');
+    expect(glob.code, glob.text).toBe(0);
+    expect(names(glob.text)).toEqual(['1.2.840.10008.5', 'IM0001', 'x.png']);
+    const noImage = await run('predict', '--model', model, join(mixed, '*.txt'), '--backend', 'wasm');
+    expect(noImage.code).toBe(2);
+    expect(noImage.text).toMatch(/mixed\/\*\.txt \(1 file matches, none an image\)/);
   });
 
   it('a classifier folder with truncated or missing weights gets a message naming the file', async () => {
