@@ -92,9 +92,9 @@ describe('medimg-classify predict', () => {
     expect(rows.find((l) => l.includes('broken'))).toMatch(/broken\.png,,,,,,.+/);
     // scan0.png exists for both patients: the overlays keep the folders apart.
     for (const f of [
-      'patient-a/scan0-gradcam.png',
-      'patient-b/scan0-gradcam.png',
-      'patient-b/late/scan2-gradcam.png',
+      'patient-a/scan0.png-gradcam.png',
+      'patient-b/scan0.png-gradcam.png',
+      'patient-b/late/scan2.png-gradcam.png',
     ])
       expect(existsSync(join(cams, f)), f).toBe(true);
   });
@@ -142,6 +142,21 @@ describe('medimg-classify predict', () => {
     const noImage = await run('predict', '--model', model, join(mixed, '*.txt'), '--backend', 'wasm');
     expect(noImage.code).toBe(2);
     expect(noImage.text).toMatch(/mixed\/\*\.txt \(1 file matches, none an image\)/);
+  });
+
+  it('x.png and x.jpg in one folder get a Grad-CAM overlay each', async () => {
+    const twins = join(dir, 'twins');
+    mkdirSync(twins);
+    const png = readFileSync(join(scans, 'patient-a', 'scan0.png'));
+    writeFileSync(join(twins, 'x.png'), png);
+    await sharp(png).jpeg().toFile(join(twins, 'x.jpg'));
+    const cams = join(dir, 'twins-cams');
+    const r = await run('predict', '--model', model, twins, '--gradcam', '--out', cams, '--backend', 'wasm');
+    expect(r.code, r.text).toBe(0);
+    for (const f of ['x.png-gradcam.png', 'x.jpg-gradcam.png']) {
+      expect(existsSync(join(cams, f)), f).toBe(true);
+      expect(r.text).toContain(`Grad-CAM: ${join(cams, f)}`);
+    }
   });
 
   it('a classifier folder with truncated or missing weights gets a message naming the file', async () => {

@@ -31,7 +31,8 @@ uncertain to trust). Files that cannot be read are reported and skipped; the exi
   --csv FILE               also write path, predicted class, per-class probabilities, a
                            possible-missed-finding flag and any error, one row per file
   --json                   print the results as JSON instead of lines
-  --gradcam                write a Grad-CAM overlay PNG per image to --out, mirroring the inputs' folders
+  --gradcam                write a Grad-CAM overlay PNG per image to --out, mirroring the inputs'
+                           folders (scan.png gets scan.png-gradcam.png)
   --out DIR                Grad-CAM folder (default runs/predict)
   --batch-size N           images per forward pass (default 16)
   --tta N                  test-time augmentation: 2 averages each image and its horizontal flip,
@@ -231,7 +232,8 @@ async function predictCommand(argv: string[]): Promise<void> {
       if (values.gradcam && 'image' in d && !row.error) {
         const x = clf.preprocessing ? clf.preprocessing.apply(d.image) : d.image;
         const cam = gradCam(clf.model, x);
-        const rel = relative(root, resolve(d.path)).replace(/\.[^./]+$/, '');
+        // The extension stays in the name: x.png and x.jpg get x.png-gradcam.png and x.jpg-gradcam.png.
+        const rel = relative(root, resolve(d.path));
         const file = join(camDir, `${rel}-gradcam.png`);
         await writeGradCamPng(d.image, cam.heatmap, file);
         if (!values.json) out(`  Grad-CAM: ${file}`);
