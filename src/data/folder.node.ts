@@ -119,6 +119,20 @@ export const IMAGE_EXTENSIONS = [
 /** PACS exports often name DICOM files without an extension, or by UID (`1.2.840....123`). */
 const maybeDicomName = (ext: string) => ext === '' || /^\.\d+$/.test(ext);
 
+/**
+ * Whether {@link imageFolder} keeps a file (internal; `predict` picks files with it too): its
+ * extension is one of `extensions` (lower case, with the dot), or, while `.dcm` is one, it has
+ * no extension or a numeric one (UID-named PACS exports) and starts with the DICOM preamble.
+ */
+export async function isImageFile(
+  path: string,
+  extensions: readonly string[] = IMAGE_EXTENSIONS,
+): Promise<boolean> {
+  const ext = extname(path).toLowerCase();
+  if (extensions.includes(ext)) return true;
+  return extensions.includes('.dcm') && maybeDicomName(ext) && (await isDicomFile(path));
+}
+
 const LITTER = new Set(
   [
     '.ds_store',
@@ -210,7 +224,6 @@ export async function imageFolder(root: string, options: ImageFolderOptions = {}
   );
   const exclude = (options.exclude ?? []).map(globToRegExp);
   const excluded = (name: string, below: string) => exclude.some((re) => re.test(name) || re.test(below));
-  const sniff = extensions.includes('.dcm');
   const rootReal = await realpath(root);
 
   // The root: class folders (links followed), files beside them, litter.
@@ -315,9 +328,7 @@ export async function imageFolder(root: string, options: ImageFolderOptions = {}
           visited.add(entryReal);
           await walk(path, entryReal, rel, [...chain, entryReal]);
         } else if (isFile) {
-          const ext = extname(e.name).toLowerCase();
-          if (extensions.includes(ext) || (sniff && maybeDicomName(ext) && (await isDicomFile(path))))
-            kept.push({ below: rel, path });
+          if (await isImageFile(path, extensions)) kept.push({ below: rel, path });
           else skipped.push({ path, reason: 'not-an-image' });
         } else skipped.push({ path, reason: 'not-a-file' });
       }

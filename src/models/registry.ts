@@ -20,9 +20,9 @@ export interface BackboneBuildOptions {
 /**
  * Everything the library knows about one pretrained architecture, in one place: how to build it
  * without its top, what its weights expect, how `unfreeze({ lastBlocks })` counts its blocks,
- * where "fine-tune the last block" starts, and its published ImageNet weights. The CLI
- * (`--model`, `--weights imagenet`), `unfreeze`, `transferLearn`, the examples and the docs read
- * this table; adding an architecture is adding an entry (see ARCHITECTURE.md).
+ * where the CLI starts fine-tuning, and its published ImageNet weights. The CLI (`--model`,
+ * `--weights imagenet`, `--unfreeze-from`), `unfreeze` (and so `transferLearn`), the examples and
+ * the docs read this table; adding an architecture is adding an entry (see ARCHITECTURE.md).
  */
 export interface BackboneSpec {
   /** Name on the command line and in `createBackbone`. */
@@ -35,7 +35,14 @@ export interface BackboneSpec {
   preprocessing: () => Transform;
   /** Matches the layer names of its blocks; group 1 is the block's name (`conv5_block3`, `block_16`). */
   blockPattern: RegExp;
-  /** First layer of its last block: `transferLearn` and the examples fine-tune from here. */
+  /**
+   * First layer that fine-tuning trains: of its last stage (ResNet50V2's conv5, MobileNetV2's
+   * blocks 13-16) or of its last block (DenseNet121, EfficientNetB0). `train --unfreeze-from`
+   * defaults to it, and the examples and the README pass it as `phase2.unfreeze: { from:
+   * spec.lastBlock }` (brain-tumor-mri's MobileNetV2 stage starts earlier, at `block_10_expand`).
+   * `transferLearn` does not read it: without `phase2.unfreeze` it unfreezes `{ lastBlocks: 1 }`,
+   * the last block `blockPattern` finds.
+   */
   lastBlock: string;
   /** Input size its weights were trained at. */
   inputSize: number;

@@ -160,6 +160,16 @@ describe('bad inputs: a clear message naming the problem and the file, a non-zer
       writeFileSync(join(study, name), text);
       return join(study, name);
     };
+    const offline = [
+      '--model',
+      'densenet121',
+      '--weights',
+      'imagenet',
+      '--image-size',
+      '32',
+      '--backend',
+      'wasm',
+    ];
     const cases: [string[], number, RegExp][] = [
       [
         ['train', '--data', join(bad, 'nowhere')],
@@ -208,15 +218,40 @@ describe('bad inputs: a clear message naming the problem and the file, a non-zer
         2,
         /--validation-split: .*manifest\.csv already has validation rows/,
       ],
+      // No checkpoint in the run folder: refused, not a silent fresh start over the old run.
+      [
+        ['train', '--data', nested, '--resume', ...fast],
+        2,
+        /--resume: .*existing-run has no checkpoint to continue from \(no checkpoints\/last\.ckpt\); leave out --resume to start a new run/,
+      ],
+      // Offline: the weights fail to download before any image is read or run.json is written.
+      [
+        ['train', '--data', nested, ...offline],
+        1,
+        /could not download .*densenet121_weights_tf_dim_ordering_tf_kernels_notop\.h5: fetch failed\. Download it by hand into .*offline-cache/,
+      ],
       [['inspect-data', join(study, 'nope.csv')], 1, /cannot read manifest .*nope\.csv: ENOENT/],
       [['inspect-data', emptyClass], 1, /class folder .*empty-class\/b has no images/],
     ];
-    for (const [args, code, message] of cases) {
-      const withOut = args[0] === 'train' ? [...args, '--out', existing] : args;
-      const r = await run(...withOut);
-      expect(r.code, `${args.join(' ')}\n${r.text}`).toBe(code);
-      expect(r.text, args.join(' ')).toMatch(message);
-      expect(r.text, args.join(' ')).not.toMatch(/unexpected error| {4}at /);
+    // No network: a download of pretrained weights fails (as in train.test.ts).
+    const realFetch = globalThis.fetch;
+    const cache = process.env.MEDIMG_CACHE;
+    process.env.MEDIMG_CACHE = join(dir, 'offline-cache');
+    globalThis.fetch = (async () => {
+      throw new TypeError('fetch failed');
+    }) as typeof fetch;
+    try {
+      for (const [args, code, message] of cases) {
+        const withOut = args[0] === 'train' ? [...args, '--out', existing] : args;
+        const r = await run(...withOut);
+        expect(r.code, `${args.join(' ')}\n${r.text}`).toBe(code);
+        expect(r.text, args.join(' ')).toMatch(message);
+        expect(r.text, args.join(' ')).not.toMatch(/unexpected error| {4}at /);
+      }
+    } finally {
+      globalThis.fetch = realFetch;
+      if (cache === undefined) delete process.env.MEDIMG_CACHE;
+      else process.env.MEDIMG_CACHE = cache;
     }
     for (const [f, text] of Object.entries(kept))
       expect(readFileSync(join(existing, f), 'utf8'), f).toBe(text);

@@ -1,4 +1,5 @@
 import {
+  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -91,9 +92,9 @@ describe('medimg-classify predict', () => {
     expect(rows.find((l) => l.includes('broken'))).toMatch(/broken\.png,,,,,,.+/);
     // scan0.png exists for both patients: the overlays keep the folders apart.
     for (const f of [
-      'patient-a/scan0-gradcam.png',
-      'patient-b/scan0-gradcam.png',
-      'patient-b/late/scan2-gradcam.png',
+      'patient-a/scan0.png-gradcam.png',
+      'patient-b/scan0.png-gradcam.png',
+      'patient-b/late/scan2.png-gradcam.png',
     ])
       expect(existsSync(join(cams, f)), f).toBe(true);
   });
@@ -116,6 +117,46 @@ describe('medimg-classify predict', () => {
     const none = await run('predict', '--model', model, join(scans, '*.jpg'), '--backend', 'wasm');
     expect(none.code).toBe(2);
     expect(none.text).toMatch(/no file matches/);
+  });
+
+  it('folders and globs take images as imageFolder does: DICOM files without an extension too, nothing else', async () => {
+    const mixed = join(dir, 'mixed');
+    mkdirSync(mixed);
+    writeFileSync(join(mixed, 'x.png'), readFileSync(join(scans, 'patient-a', 'scan0.png')));
+    // PACS exports: a DICOM file with no extension, and one named by its UID.
+    const dicom = join(import.meta.dirname, '..', 'fixtures', 'dicom');
+    copyFileSync(join(dicom, 'MR_small.dcm'), join(mixed, 'IM0001'));
+    copyFileSync(join(dicom, 'CT_small.dcm'), join(mixed, '1.2.840.10008.5'));
+    writeFileSync(join(mixed, 'README'), 'not an image, no extension');
+    writeFileSync(join(mixed, 'notes.txt'), 'not an image');
+    const names = (text: string) =>
+      JSON.parse(text.slice(text.indexOf('[')))
+        .map((x: { path: string }) => x.path.replace(/.*mixed\//, ''))
+        .sort();
+    const folder = await run('predict', '--model', model, mixed, '--json', '--backend', 'wasm');
+    expect(folder.code, folder.text).toBe(0);
+    expect(names(folder.text)).toEqual(['1.2.840.10008.5', 'IM0001', 'x.png']);
+    const glob = await run('predict', '--model', model, join(mixed, '*'), '--json', '--backend', 'wasm');
+    expect(glob.code, glob.text).toBe(0);
+    expect(names(glob.text)).toEqual(['1.2.840.10008.5', 'IM0001', 'x.png']);
+    const noImage = await run('predict', '--model', model, join(mixed, '*.txt'), '--backend', 'wasm');
+    expect(noImage.code).toBe(2);
+    expect(noImage.text).toMatch(/mixed\/\*\.txt \(1 file matches, none an image\)/);
+  });
+
+  it('x.png and x.jpg in one folder get a Grad-CAM overlay each', async () => {
+    const twins = join(dir, 'twins');
+    mkdirSync(twins);
+    const png = readFileSync(join(scans, 'patient-a', 'scan0.png'));
+    writeFileSync(join(twins, 'x.png'), png);
+    await sharp(png).jpeg().toFile(join(twins, 'x.jpg'));
+    const cams = join(dir, 'twins-cams');
+    const r = await run('predict', '--model', model, twins, '--gradcam', '--out', cams, '--backend', 'wasm');
+    expect(r.code, r.text).toBe(0);
+    for (const f of ['x.png-gradcam.png', 'x.jpg-gradcam.png']) {
+      expect(existsSync(join(cams, f)), f).toBe(true);
+      expect(r.text).toContain(`Grad-CAM: ${join(cams, f)}`);
+    }
   });
 
   it('a classifier folder with truncated or missing weights gets a message naming the file', async () => {

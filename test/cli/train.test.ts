@@ -59,6 +59,7 @@ describe('medimg-classify train', () => {
     mkdirSync(join(broken, 'b'), { recursive: true });
     writeFileSync(join(broken, 'a', 'x.png'), 'not an image');
     writeFileSync(join(broken, 'b', 'y.png'), 'not an image');
+    const mobilenet = ['--model', 'mobilenetv2', '--image-size', '32', '--backend', 'wasm'];
     const cases: [string[], RegExp][] = [
       [['--augment', 'flip,zoom'], /--augment: unknown augmentation 'zoom'/],
       [['--batchnorm', '1.5'], /--batchnorm must be a momentum in \[0, 1\), 'train' or 'frozen', got '1.5'/],
@@ -66,12 +67,25 @@ describe('medimg-classify train', () => {
       [['--lr-schedule', 'linear'], /--lr-schedule must be one of none, cosine, step, plateau/],
       [['--resume'], /--resume needs --out DIR/],
       [['--patience', '0'], /--patience must be an integer >= 1, got '0'/],
-      [['--fine-tune-epochs', '2'], /--fine-tune-epochs works with a pretrained backbone/],
+      [
+        ['--fine-tune-epochs', '2'],
+        /--fine-tune-epochs works with a pretrained backbone \(--model resnet50v2, mobilenetv2, densenet121, efficientnetb0\)/,
+      ],
       [['--backend', 'gpu'], /--backend must be one of auto, tensorflow, wasm/],
       [['--model', 'mobilenetv2', '--epochs', '0'], /--epochs 0 skips phase 1: give --fine-tune-epochs N/],
       [['--fine-tune-lr', '1e-3'], /--fine-tune-lr works with a pretrained backbone/],
       [['--sensitivity', '0'], /--sensitivity must be a number > 0 and <= 1, got '0'/],
       [['--refer-accuracy', '2'], /--refer-accuracy must be a number > 0 and <= 1, got '2'/],
+      [['--unfreeze-from', 'block_13_expand'], /--unfreeze-from works with a pretrained backbone/],
+      // The backbone is built (no image read) to check the layer name before anything trains.
+      [
+        [...mobilenet, '--fine-tune-epochs', '1', '--unfreeze-from', 'block_13'],
+        /--unfreeze-from: MobileNetV2 has no layer 'block_13'; fine-tune from the first layer of one of its blocks: expanded_conv_depthwise, block_1_expand, .*, block_16_expand \(default block_13_expand\)/,
+      ],
+      [
+        [...mobilenet, '--weights', join(dir, 'nowhere', 'mobilenet.h5')],
+        /--weights: cannot read .*nowhere\/mobilenet\.h5: ENOENT \(no such file\)/,
+      ],
       [
         ['--tta', 'yes'],
         /--tta must be 1 \(off\) or 2 \(average each image and its horizontal flip\), got 'yes'/,
@@ -130,11 +144,14 @@ describe('medimg-classify train', () => {
         '--out',
         join(dir, 'offline'),
       );
-      expect(r.code).toBe(1);
+      expect(r.code, r.text).toBe(1);
       expect(r.text).toMatch(
         /could not download https:\/\/storage.googleapis.com\/tensorflow\/keras-applications\/densenet\/densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5: fetch failed. Download it by hand into .*weights-cache\/densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5/,
       );
       expect(r.text).not.toMatch(/unexpected error/);
+      // The weights load before any image is read or the run folder is made.
+      expect(r.text).not.toMatch(/run folder:|data: \d+ images/);
+      expect(existsSync(join(dir, 'offline'))).toBe(false);
     } finally {
       globalThis.fetch = realFetch;
       if (cache === undefined) delete process.env.MEDIMG_CACHE;

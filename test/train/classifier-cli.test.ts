@@ -333,7 +333,7 @@ describe('CLI', () => {
     expect(p.text).toMatch(
       /benign \(0\)\.png: (benign|malignant|normal) \(benign \d+\.\d%, malignant \d+\.\d%, normal \d+\.\d%\)/,
     );
-    expect(existsSync(join(dir, 'pred', 'benign (0)-gradcam.png'))).toBe(true);
+    expect(existsSync(join(dir, 'pred', 'benign (0).png-gradcam.png'))).toBe(true);
     const i = await run('inspect-data', root, '--against', root);
     expect(i.text).toMatch(/24 images in 3 classes/);
     expect(i.text).toMatch(/leaks against .*: 24/);

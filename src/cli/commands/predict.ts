@@ -1,11 +1,11 @@
 import { readdir, stat } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { isImageFile } from '../../data/folder.node.js';
 import {
   BACKEND_NAMES,
   decodeImage,
   gradCam,
-  IMAGE_EXTENSIONS,
   loadClassifier,
   type Prediction,
   writeFileAtomic,
@@ -19,7 +19,8 @@ export const predictCmd: Command = {
   summary: 'classify image files, folders or globs with a saved classifier (CSV, Grad-CAM)',
   usage: `Usage: medimg-classify predict --model DIR INPUT... [options]
 
-INPUT is an image file, a folder (every image below it) or a glob ('scans/**/*.png', quoted).
+INPUT is an image file, a folder (every image below it, DICOM files without an extension too) or
+a glob ('scans/**/*.png', quoted; the images it matches).
 Prints the class and probabilities of each image, with a warning when the top class is normal
 but an abnormal class is close. A classifier saved by train or demo applies the rules chosen on
 its validation data: the temperature (calibrated probabilities), the threshold on P(not normal)
@@ -30,7 +31,8 @@ uncertain to trust). Files that cannot be read are reported and skipped; the exi
   --csv FILE               also write path, predicted class, per-class probabilities, a
                            possible-missed-finding flag and any error, one row per file
   --json                   print the results as JSON instead of lines
-  --gradcam                write a Grad-CAM overlay PNG per image to --out, mirroring the inputs' folders
+  --gradcam                write a Grad-CAM overlay PNG per image to --out, mirroring the inputs'
+                           folders (scan.png gets scan.png-gradcam.png)
   --out DIR                Grad-CAM folder (default runs/predict)
   --batch-size N           images per forward pass (default 16)
   --tta N                  test-time augmentation: 2 averages each image and its horizontal flip,
@@ -67,9 +69,15 @@ async function walk(dir: string, into: string[]): Promise<void> {
   }
 }
 
-const isImage = (p: string) => IMAGE_EXTENSIONS.some((e) => p.toLowerCase().endsWith(e)) || /\.dcm$/i.test(p);
+/** The images among `paths`, as `imageFolder` picks them (extension-less DICOM files too). */
+async function images(paths: string[]): Promise<string[]> {
+  const kept: string[] = [];
+  // One at a time: thousands of extension-less files are thousands of opens.
+  for (const p of paths) if (await isImageFile(p)) kept.push(p);
+  return kept;
+}
 
-/** Files named by the inputs: files as given, images below folders, glob matches; sorted, unique. */
+/** Files named by the inputs: files as given, images below folders, image glob matches; sorted, unique. */
 export async function expandInputs(inputs: string[]): Promise<{ files: string[]; missing: string[] }> {
   const files: string[] = [];
   const missing: string[] = [];
@@ -82,8 +90,13 @@ export async function expandInputs(inputs: string[]): Promise<{ files: string[];
       await walk(base, all).catch(() => {});
       const re = globToRegExp(input.replace(/^\.\//, ''));
       const hits = all.filter((f) => re.test(f.replace(/^\.\//, '')));
+      const kept = await images(hits);
       if (!hits.length) missing.push(`${input} (no file matches)`);
-      files.push(...hits);
+      else if (!kept.length)
+        missing.push(
+          `${input} (${hits.length} file${hits.length > 1 ? 's match' : ' matches'}, none an image)`,
+        );
+      files.push(...kept);
       continue;
     }
     const info = await stat(input).catch(() => null);
@@ -91,9 +104,9 @@ export async function expandInputs(inputs: string[]): Promise<{ files: string[];
     else if (info.isDirectory()) {
       const all: string[] = [];
       await walk(input, all);
-      const images = all.filter(isImage);
-      if (!images.length) missing.push(`${input} (a folder with no images)`);
-      files.push(...images);
+      const kept = await images(all);
+      if (!kept.length) missing.push(`${input} (a folder with no images)`);
+      files.push(...kept);
     } else files.push(input);
   }
   return { files: [...new Set(files)], missing };
@@ -219,7 +232,8 @@ async function predictCommand(argv: string[]): Promise<void> {
       if (values.gradcam && 'image' in d && !row.error) {
         const x = clf.preprocessing ? clf.preprocessing.apply(d.image) : d.image;
         const cam = gradCam(clf.model, x);
-        const rel = relative(root, resolve(d.path)).replace(/\.[^./]+$/, '');
+        // The extension stays in the name: x.png and x.jpg get x.png-gradcam.png and x.jpg-gradcam.png.
+        const rel = relative(root, resolve(d.path));
         const file = join(camDir, `${rel}-gradcam.png`);
         await writeGradCamPng(d.image, cam.heatmap, file);
         if (!values.json) out(`  Grad-CAM: ${file}`);

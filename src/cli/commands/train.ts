@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
@@ -8,9 +9,11 @@ import {
   adaBelief,
   BACKBONE_NAMES,
   BACKEND_NAMES,
+  type BackboneSpec,
   type BatchNormPolicy,
   backboneSpec,
   classWeights as balancedWeights,
+  blockNames,
   Compose,
   cosineDecay,
   createBackbone,
@@ -21,6 +24,7 @@ import {
   fileCheckpointStore,
   findDuplicates,
   findLeaks,
+  flattenLayers,
   folderSource,
   GaussianBlur,
   hashSamples,
@@ -186,7 +190,7 @@ function plan(values: Values): TrainPlan {
     throw new UsageError('--resume needs --out DIR: the folder of the run to continue');
   if (values['fine-tune-epochs'] !== undefined && !pretrained)
     throw new UsageError(
-      '--fine-tune-epochs works with a pretrained backbone (--model resnet50v2 or mobilenetv2)',
+      `--fine-tune-epochs works with a pretrained backbone (--model ${BACKBONE_NAMES.join(', ')})`,
     );
   if (pretrained && values.epochs === '0' && !(Number(values['fine-tune-epochs'] ?? 0) > 0))
     throw new UsageError('--epochs 0 skips phase 1: give --fine-tune-epochs N (N >= 1) for phase 2');
@@ -235,6 +239,8 @@ function plan(values: Values): TrainPlan {
     throw new UsageError(`--alpha must be one of ${spec.alphas.join(', ')}, got '${String(values.alpha)}'`);
   if (values.weights !== undefined && !pretrained)
     throw new UsageError(`--weights works with a pretrained backbone (--model ${BACKBONE_NAMES.join(', ')})`);
+  if (values['unfreeze-from'] !== undefined && !pretrained)
+    throw new UsageError('--unfreeze-from works with a pretrained backbone');
   const optional = {
     val: str(values.val),
     test: str(values.test),
@@ -246,6 +252,25 @@ function plan(values: Values): TrainPlan {
   };
   for (const [k, v] of Object.entries(optional))
     if (v !== undefined) (p as unknown as Values)[k] = v as string;
+  const weightsFile = optional.weights !== 'imagenet' ? optional.weights : undefined;
+  if (weightsFile !== undefined) {
+    const info = statSync(weightsFile, { throwIfNoEntry: false });
+    if (!info?.isFile())
+      throw new UsageError(
+        `--weights: cannot read ${weightsFile}: ${info ? 'a folder, not a file' : 'ENOENT (no such file)'}; give 'imagenet' or a Keras .h5 file`,
+      );
+  }
+  if (resume && optional.out) {
+    // The checkpoints train (SimpleCNN) or transferLearn (its two phases) continue from.
+    const dir = resolve(optional.out);
+    const last = (pretrained ? ['phase1', 'phase2'] : ['']).map((phase) =>
+      join('checkpoints', phase, 'last.ckpt'),
+    );
+    if (!last.some((f) => existsSync(join(dir, f))))
+      throw new UsageError(
+        `--resume: ${dir} has no checkpoint to continue from (no ${last.join(' or ')}); leave out --resume to start a new run`,
+      );
+  }
   return p as TrainPlan;
 }
 
@@ -362,10 +387,13 @@ async function trainCommand(argv: string[]): Promise<void> {
     resize: { height: p.size, width: p.size, fit: p.letterbox ? 'contain' : 'fill' },
   };
   const listed = await listData(p, values);
+  const backend = await startBackend(p.backend);
+  // The backbone and its weights before any image is read or anything is written: a failed
+  // download or a wrong --unfreeze-from leaves --out as it was.
+  const backbone = spec ? await loadBackbone(p, spec) : undefined;
   const dir = p.out ? resolve(p.out) : await numberedRunFolder();
   await mkdir(dir, { recursive: true });
   out(`run folder: ${dir}`);
-  const backend = await startBackend(p.backend);
   const data = await splitData(p, listed, decode);
   const runInfo = runRecord(argv, p, data, backend);
   await writeFileAtomic(join(dir, 'run.json'), `${JSON.stringify(runInfo, null, 2)}\n`);
@@ -373,7 +401,7 @@ async function trainCommand(argv: string[]): Promise<void> {
   const preprocess: Transform = spec ? spec.preprocessing() : new Rescale({ scale: 1 / 255 });
   const n = data.classes.length;
   const validation = folderSource(data.validation, n, { ...decode, cache: true });
-  const { model, history } = await fit(p, dir, data, decode, preprocess, validation);
+  const { model, history } = await fit(p, dir, data, decode, preprocess, validation, backbone);
   const finishedAt = new Date().toISOString();
   await writeFileAtomic(join(dir, 'run.json'), `${JSON.stringify({ ...runInfo, finishedAt }, null, 2)}\n`);
   await evaluateAndSave({
@@ -545,7 +573,46 @@ function runRecord(
   };
 }
 
-/** Builds and trains the model the flags ask for: SimpleCNN, or a backbone with the two-phase recipe. */
+/**
+ * Builds the backbone `--model` names, checks `--unfreeze-from` against its layers and loads
+ * `--weights` (downloading ImageNet weights once into the cache).
+ */
+async function loadBackbone(p: TrainPlan, spec: BackboneSpec): Promise<tfl.LayersModel> {
+  const backbone = createBackbone(p.model, {
+    inputShape: [p.size, p.size, 3],
+    seed: p.seed,
+    ...(spec.alphas ? { alpha: p.alpha } : {}),
+  });
+  try {
+    const layers = flattenLayers(backbone).map((l) => l.name);
+    if (p.unfreezeFrom !== undefined && !layers.includes(p.unfreezeFrom)) {
+      const firsts = blockNames(backbone).map((b) => layers.find((l) => l.startsWith(`${b}_`)));
+      throw new UsageError(
+        `--unfreeze-from: ${spec.title} has no layer '${p.unfreezeFrom}'; fine-tune from the first layer of one of its blocks: ${firsts.join(', ')} (default ${spec.lastBlock})`,
+      );
+    }
+    if (p.weights === 'imagenet') {
+      const match = await loadPretrained(backbone, p.model, {
+        ...(spec.alphas ? { alpha: p.alpha } : {}),
+        onProgress: out,
+      });
+      out(`loaded ${match.loaded.length} ImageNet backbone weights from ${match.path}`);
+    } else if (p.weights) {
+      const match = await loadKerasWeights(backbone, p.weights, { allowUnexpected: true });
+      out(`loaded ${match.loaded.length} backbone weights from ${p.weights}`);
+    } else
+      out('warning: no --weights given: the backbone starts from random weights (try --weights imagenet)');
+  } catch (error) {
+    backbone.dispose();
+    throw error;
+  }
+  return backbone;
+}
+
+/**
+ * Trains the model the flags ask for: SimpleCNN, or `backbone` (built and loaded by
+ * {@link loadBackbone}) with the two-phase recipe.
+ */
 async function fit(
   p: TrainPlan,
   dir: string,
@@ -553,9 +620,9 @@ async function fit(
   decode: Decode,
   preprocess: Transform,
   validation: SampleSource,
+  backbone: tfl.LayersModel | undefined,
 ): Promise<{ model: tfl.LayersModel; history: EpochLog[] }> {
   const n = data.classes.length;
-  const spec = p.model !== 'simple-cnn' ? backboneSpec(p.model) : undefined;
   const trainSource = folderSource(data.train, n, { ...decode, cache: true });
   const augment = augmentations(p.augment, p.seed);
   const transform = augment.length ? new Compose([...augment, preprocess], { seed: p.seed }) : preprocess;
@@ -569,7 +636,7 @@ async function fit(
     ...(weights ? { classWeights: weights } : {}),
     ...(p.patience ? { earlyStopping: { patience: p.patience } } : {}),
   };
-  if (!spec) {
+  if (!backbone) {
     const model = simpleCnn({ inputShape: [p.size, p.size, p.channels], numClasses: n, seed: p.seed });
     const optimizer = makeOptimizer(p.lr);
     const result = await train({
@@ -587,21 +654,7 @@ async function fit(
     });
     return { model, history: result.history };
   }
-  const backbone = createBackbone(p.model, {
-    inputShape: [p.size, p.size, 3],
-    seed: p.seed,
-    ...(spec.alphas ? { alpha: p.alpha } : {}),
-  });
-  if (p.weights === 'imagenet') {
-    const match = await loadPretrained(backbone, p.model, {
-      ...(spec.alphas ? { alpha: p.alpha } : {}),
-      onProgress: out,
-    });
-    out(`loaded ${match.loaded.length} ImageNet backbone weights from ${match.path}`);
-  } else if (p.weights) {
-    const match = await loadKerasWeights(backbone, p.weights, { allowUnexpected: true });
-    out(`loaded ${match.loaded.length} backbone weights from ${p.weights}`);
-  } else out('warning: no --weights given: the backbone starts from random weights (try --weights imagenet)');
+  const spec = backboneSpec(p.model);
   const opt1 = makeOptimizer(p.lr);
   const opt2 = makeOptimizer(p.fineTuneLr);
   const result = await transferLearn({
