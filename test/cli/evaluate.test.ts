@@ -99,7 +99,7 @@ describe('medimg-classify evaluate', () => {
     const cases: [string[], RegExp][] = [
       [
         ['--tta', '3'],
-        /--tta must be 1 \(off\) or 2 \(average each image and its horizontal flip\), got '3'/,
+        /--tta must be 1 \(off\), 2 \(average each image and its flip\) or 4 \(each image, its horizontal and vertical flips and both\), got '3'/,
       ],
       [['--sensitivity', '0'], /--sensitivity must be a number > 0 and <= 1, got '0'/],
       [['--sensitivity', '1.2'], /--sensitivity must be a number > 0 and <= 1, got '1.2'/],
@@ -113,6 +113,15 @@ describe('medimg-classify evaluate', () => {
       expect(r.text, flags.join(' ')).toMatch(message);
       expect(r.text).not.toMatch(/x\.png|nope|backend:/);
     }
+  });
+
+  it('--tta 4 needs a classifier trained with both flips: the error names the flips it has', async () => {
+    const r = await run('evaluate', '--model', plain, '--data', data, '--tta', '4', '--backend', 'wasm');
+    expect(r.code, r.text).toBe(2);
+    expect(r.text).toMatch(
+      /--tta 4 needs both the horizontal and the vertical flip, but the available flips \(those the model was trained with\) are: horizontal; tta can be 1 or 2/,
+    );
+    expect(r.text).not.toMatch(/img,\d+\.png|report page/);
   });
 
   it("applies the classifier's saved rules frozen and writes the report page, CSV and worst cases", async () => {

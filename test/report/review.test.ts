@@ -151,7 +151,7 @@ describe('evaluate keeps every image', () => {
     );
     expect(differs).toBeGreaterThan(0);
     await expect(evaluate(model, source(images), { classNames, tta: 3 as 2 })).rejects.toThrow(
-      /tta must be 1 \(no test-time augmentation\) or 2/,
+      /tta must be 1 \(no test-time augmentation\), 2 \(the image and a flip\) or 4/,
     );
   });
 
@@ -428,7 +428,9 @@ describe('predict with the saved rules', () => {
       classNames.forEach((c) => expect(p.probabilities[c]).toBeCloseTo(plain[i]!.probabilities[c]!, 6)),
     );
     classNames.forEach((c) => expect(one.probabilities[c]).toBeCloseTo(plain[0]!.probabilities[c]!, 6));
-    expect(() => clf.predictTensor(sym[0]!, { tta: 4 as 2 })).toThrow(/tta must be 1/);
+    expect(() => clf.predictTensor(sym[0]!, { tta: 3 as 2 })).toThrow(/tta must be 1/);
+    // Saved without training flips: the horizontal flip only, so no 4 views.
+    expect(() => clf.predictTensor(sym[0]!, { tta: 4 })).toThrow(/are: horizontal; tta can be 1 or 2/);
     tf.dispose([...xs, ...sym]);
     clf.dispose();
   });
