@@ -161,6 +161,7 @@ describe('medimg-classify evaluate', () => {
       'path',
       'true',
       'predicted',
+      'predicted_argmax',
       'p_benign',
       'p_malignant',
       'p_normal',
@@ -171,14 +172,16 @@ describe('medimg-classify evaluate', () => {
     // Every image once, with the saved temperature and threshold: the same as predict.
     const clf = await loadClassifier(withRules);
     for (const row of rows.slice(1)) {
-      const [path, truth, predicted] = row as [string, string, string];
+      const [path, truth, predicted, mostProbable] = row as [string, string, string, string];
       expect(path).toMatch(/img,\d+\.png$/);
       expect(path).toContain(`/${truth}/`);
       const p = await clf.predict(path);
       expect(predicted).toBe(p.className);
-      expect(Number(row[5])).toBeCloseTo(p.probabilities.normal!, 5);
-      expect(predicted === 'normal').toBe(1 - Number(row[5]) < THRESHOLD);
-      expect(row[7]).toBe(String(truth !== 'normal' && predicted === 'normal'));
+      const probs = row.slice(4, 7).map(Number);
+      expect(mostProbable).toBe(classNames[probs.indexOf(Math.max(...probs))]);
+      expect(Number(row[6])).toBeCloseTo(p.probabilities.normal!, 5);
+      expect(predicted === 'normal').toBe(1 - Number(row[6]) < THRESHOLD);
+      expect(row[8]).toBe(String(truth !== 'normal' && predicted === 'normal'));
     }
     clf.dispose();
     const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));

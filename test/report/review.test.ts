@@ -297,19 +297,23 @@ describe('rules chosen on validation, applied frozen', () => {
     const csv = readFileSync(join(dir, 'evaluation', 'predictions.csv'), 'utf8')
       .split('\r\n')
       .filter(Boolean);
-    expect(csv[0]).toBe('path,true,predicted,p_benign,p_malignant,p_normal,loss,missed_finding');
+    expect(csv[0]).toBe(
+      'path,true,predicted,predicted_argmax,p_benign,p_malignant,p_normal,loss,missed_finding',
+    );
     expect(csv).toHaveLength(1 + 60);
     expect(
       readFileSync(join(dir, 'test-evaluation', 'predictions.csv'), 'utf8')
         .trim()
         .split('\r\n'),
     ).toHaveLength(1 + 18);
-    // The CSV's prediction follows the threshold.
+    // The CSV's prediction follows the threshold; the most probable class stays beside it.
     const t = saved.choices.operatingPoint!.threshold;
     for (const line of csv.slice(1)) {
       const cells = line.split(',');
-      const pNormal = Number(cells[5]);
+      const probs = cells.slice(4, 7).map(Number);
+      const pNormal = probs[2]!;
       expect(cells[2] === 'normal').toBe(1 - pNormal < t);
+      expect(cells[3]).toBe(classNames[argmax(probs)]);
     }
     const grid = await sharp(join(dir, 'evaluation', 'worst-cases.png')).metadata();
     expect(grid.width).toBeGreaterThan(300);
