@@ -247,6 +247,54 @@ describe('medimg-classify evaluate', () => {
   }, 120_000);
 });
 
+describe('medimg-classify evaluate --refer-accuracy', () => {
+  it('two targets give two referral cut-offs: the higher target refers more images', async () => {
+    // The classifier has no saved rules: they are chosen on these images, with each target.
+    const referral = async (target: string) => {
+      const out = join(dir, `refer-${target}`);
+      const r = await run(
+        'evaluate',
+        '--model',
+        plain,
+        '--data',
+        data,
+        '--out',
+        out,
+        '--refer-accuracy',
+        target,
+        '--worst',
+        '0',
+        '--backend',
+        'wasm',
+      );
+      expect(r.code, r.text).toBe(0);
+      const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
+      const rule = metrics.review.referral.rules.find((x: { by: string }) => x.by === 'maxProbability');
+      return { metrics, rule, text: r.text };
+    };
+    const low = await referral('0.1');
+    const high = await referral('1');
+    // The untrained model is right on some images and wrong on others.
+    expect(low.metrics.accuracy).toBeGreaterThan(0.1);
+    expect(low.metrics.accuracy).toBeLessThan(1);
+    expect(low.rule.targetAccuracy).toBe(0.1);
+    expect(high.rule.targetAccuracy).toBe(1);
+    // 0.1: every image kept, the cut-off at the least certain image.
+    expect(low.rule.coverage).toBe(1);
+    expect(low.rule.referred).toBe(0);
+    expect(low.text).toMatch(/chosen on validation for 10\.0% accuracy\): keeps 12 of 12 \(100\.0%\)/);
+    // 1: only images the model is right on can be kept, so some are referred at a higher cut-off
+    // (null when no cut-off reaches 100%: every image is referred).
+    expect(high.rule.referred).toBeGreaterThan(0);
+    expect(high.rule.coverage).toBeLessThan(1);
+    if (high.rule.threshold === null) expect(high.rule.kept).toBe(0);
+    else {
+      expect(high.rule.threshold).toBeGreaterThan(low.rule.threshold);
+      expect(high.rule.accuracy).toBe(1);
+    }
+  }, 120_000);
+});
+
 describe('medimg-classify predict with saved rules', () => {
   it('prints the rules, decides by threshold, flags referrals, and adds their CSV columns', async () => {
     const csv = join(dir, 'predict.csv');
