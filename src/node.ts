@@ -50,6 +50,7 @@ export {
   type SkippedFile,
   type SkipReason,
   summarizeSkipped,
+  type ValidateSamplesOptions,
   validateSamples,
 } from './data/folder.node.js';
 export { IMAGE_ISSUES, type ImageInspection, type ImageIssue, inspectImages } from './data/inspect.node.js';

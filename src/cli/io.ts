@@ -1,6 +1,7 @@
 import { silenceCpuBanner } from '../backend/patches/cpu-banner.js';
 import { BACKEND_NAMES, type BackendInfo, type BackendName } from '../backend/setup.js';
 import { setupBackend } from '../backend/setup.node.js';
+import type { TtaViews } from '../inference/tta.js';
 import { progressCallback } from '../train/progress.js';
 import { num, UsageError } from './args.js';
 
@@ -21,14 +22,24 @@ export function backendFlags(name: unknown, threads: unknown): { name: BackendNa
   return t === undefined ? { name: b } : { name: b, threads: t };
 }
 
-/** Checks `--tta` (1 or 2 views) without starting anything; undefined when not given. */
-export function ttaFlag(value: unknown): 1 | 2 | undefined {
+/**
+ * Checks `--tta` without starting anything; undefined when not given. `views` lists the values
+ * the command takes: 1 or 2 by default, `TTA_VIEWS` (1, 2 or 4) for commands that draw the views
+ * from a saved classifier's training flips.
+ */
+export function ttaFlag<V extends TtaViews = 1 | 2>(
+  value: unknown,
+  views: readonly V[] = [1, 2] as V[],
+): V | undefined {
   if (value === undefined) return undefined;
-  if (value !== '1' && value !== '2')
+  const n = Number(value);
+  if (!views.some((v) => String(v) === value))
     throw new UsageError(
-      `--tta must be 1 (off) or 2 (average each image and its horizontal flip), got '${String(value)}'`,
+      views.includes(4 as V)
+        ? `--tta must be 1 (off), 2 (average each image and its flip) or 4 (each image, its horizontal and vertical flips and both), got '${String(value)}'`
+        : `--tta must be 1 (off) or 2 (average each image and its horizontal flip), got '${String(value)}'`,
     );
-  return Number(value) as 1 | 2;
+  return n as V;
 }
 
 /** Starts the backend chosen by `--backend`/`--threads` and says which one runs. */

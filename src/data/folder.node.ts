@@ -434,31 +434,53 @@ export interface SkippedFile {
 }
 
 export interface FolderSourceOptions extends DecodeOptions {
-  /** `'throw'` (default) stops at the first bad file, naming it; `'skip'` drops it and reports it. */
-  onError?: 'throw' | 'skip';
   /** Keep decoded (and resized) pixels in memory after the first epoch. Default false. */
   cache?: boolean;
+}
+
+/** Options of {@link validateSamples}: the decoding `folderSource` will use, and what to do with bad files. */
+export interface ValidateSamplesOptions extends FolderSourceOptions {
+  /** `'throw'` (default) stops at the first bad file, naming it; `'skip'` drops it and reports it. */
+  onError?: 'throw' | 'skip';
+  /** Files decoded at once (default 4). */
+  concurrency?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** A decoding error of `folderSource`'s `load`, naming the sample and its file. */
+function loadError(index: number, path: string, error: unknown): MedimgError {
+  const detail =
+    error instanceof MedimgError
+      ? error.message.slice(`Error in ${error.op}: `.length)
+      : ((error as Error)?.message ?? String(error));
+  return new MedimgError(
+    'folderSource',
+    `cannot load sample ${index}: ${detail.includes(path) ? detail : `${path}: ${detail}`} (a sample source returns every image it lists: drop unreadable files first with validateSamples(samples, { onError: 'skip' }))`,
+  );
 }
 
 /**
  * A {@link SampleSource} over image files: decodes with sharp (DICOM with its codecs) on demand (so a whole dataset is
  * never held in memory unless `cache`), resizing while decoding when `resize` is given.
- * With `onError: 'skip'`, call {@link validateSamples} first to drop unreadable files up front.
+ * `load` returns every listed image or fails with an error naming the file: drop unreadable
+ * files first with {@link validateSamples} (`onError: 'skip'` reports them and keeps the rest).
+ *
+ * @example
+ * const { ok } = await validateSamples(samples, { ...decode, onError: 'skip' });
+ * const source = folderSource(ok, classes.length, { ...decode, cache: true });
  */
 export function folderSource(
   samples: readonly FolderSample[],
   numClasses: number,
   options: FolderSourceOptions,
-): SampleSource & { skipped: SkippedFile[]; samples: readonly FolderSample[] } {
+): SampleSource & { samples: readonly FolderSample[] } {
   const cache = options.cache ? new Map<number, DecodedPixels>() : null;
-  const skipped: SkippedFile[] = [];
   const toTensor = async (p: DecodedPixels) => {
     const tf = await import('@tensorflow/tfjs-core');
     return tf.tensor3d(Float32Array.from(p.data), [p.height, p.width, p.channels]) as tf.Tensor3D;
   };
   return {
     samples,
-    skipped,
     length: samples.length,
     numClasses,
     label: (i) => (samples[i] as FolderSample).label,
@@ -466,7 +488,13 @@ export function folderSource(
     load: async (i): Promise<tf.Tensor3D> => {
       const hit = cache?.get(i);
       if (hit) return toTensor(hit);
-      const p = await decodePixels((samples[i] as FolderSample).path, options);
+      const { path } = samples[i] as FolderSample;
+      let p: DecodedPixels;
+      try {
+        p = await decodePixels(path, options);
+      } catch (error) {
+        throw loadError(i, path, error);
+      }
       cache?.set(i, p);
       return toTensor(p);
     },
@@ -479,7 +507,7 @@ export function folderSource(
  */
 export async function validateSamples<S extends FolderSample>(
   samples: readonly S[],
-  options: FolderSourceOptions & { concurrency?: number; onProgress?: (done: number, total: number) => void },
+  options: ValidateSamplesOptions,
 ): Promise<{ ok: S[]; skipped: SkippedFile[] }> {
   const ok: (S | null)[] = new Array(samples.length).fill(null);
   const skipped: SkippedFile[] = [];

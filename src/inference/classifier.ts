@@ -12,7 +12,14 @@ import type { ImageWindow } from '../transforms/functional/window.js';
 import { transformFromJSON } from '../transforms/serialization.js';
 import { check, MedimgError } from '../util/errors.js';
 import { VERSION } from '../version.js';
-import { checkTta, predictWithTta, type TtaViews } from './tta.js';
+import {
+  checkTta,
+  checkTtaFlips,
+  DEFAULT_TTA_FLIPS,
+  predictWithTta,
+  type TtaFlip,
+  type TtaViews,
+} from './tta.js';
 
 /** How images are decoded before the preprocessing pipeline (mirrors the Node decoder's options). */
 export interface DecodeSpec {
@@ -79,6 +86,12 @@ export interface ClassifierMeta {
   referral?: SavedReferral;
   /** Test-time augmentation views `predict` averages by default (what the rules were chosen with). */
   tta?: TtaViews;
+  /**
+   * The flips the model was trained with (`trainingFlips` of its training transform, recorded by
+   * `evaluateAndSave`): the test-time augmentation views are the image and these flips (2 views
+   * need one, 4 need both). Absent (classifiers saved without it): the horizontal flip.
+   */
+  flips?: TtaFlip[];
   createdAt: string;
 }
 
@@ -116,13 +129,18 @@ export interface Prediction {
 export interface PredictOptions {
   /** How close an abnormal class must be to a normal call to warn (default 0.2). */
   margin?: number;
-  /** Test-time augmentation views (1 or 2); default the classifier's saved `tta`, else 1. */
+  /**
+   * Test-time augmentation views (1, 2 or 4, drawn from the classifier's training flips); default
+   * the classifier's saved `tta`, else 1.
+   */
   tta?: TtaViews;
 }
 
 /** A loaded classifier: the model with exactly the preprocessing it was trained with. */
 export class Classifier {
   readonly preprocessing: Transform | null;
+  /** The flips test-time augmentation draws its views from: the saved `flips`, else horizontal. */
+  readonly flips: readonly TtaFlip[];
   constructor(
     readonly model: tfl.LayersModel,
     readonly meta: ClassifierMeta,
@@ -134,6 +152,7 @@ export class Classifier {
     );
     checkClassifierRules('Classifier', meta, meta.classNames, meta.normalClass ?? null);
     this.preprocessing = meta.preprocessing ? transformFromJSON(meta.preprocessing) : null;
+    this.flips = meta.flips ?? DEFAULT_TTA_FLIPS;
   }
 
   /**
@@ -142,7 +161,7 @@ export class Classifier {
    * `margin` sets when a close abnormal class triggers a missed-finding warning.
    */
   predictTensor(image: tf.Tensor3D, options: PredictOptions = {}): Prediction {
-    const tta = checkTta('predict', options.tta ?? this.meta.tta ?? 1);
+    const tta = checkTta('predict', options.tta ?? this.meta.tta ?? 1, this.flips);
     const probs = tf.tidy(() => {
       const x = this.preprocessing ? this.preprocessing.apply(image) : image;
       check(
@@ -150,7 +169,7 @@ export class Classifier {
         'predict',
         `the preprocessed image is [${x.shape}] but the model expects [${this.meta.inputShape}]`,
       );
-      return predictWithTta(this.model, tf.expandDims(x, 0) as tf.Tensor4D, tta).dataSync();
+      return predictWithTta(this.model, tf.expandDims(x, 0) as tf.Tensor4D, tta, this.flips).dataSync();
     });
     return describePrediction(Array.from(probs), this.meta, options.margin ?? 0.2, { tta });
   }
@@ -160,7 +179,7 @@ export class Classifier {
    * {@link predictTensor}); the images may differ in size only if the preprocessing resizes them.
    */
   predictBatch(images: readonly tf.Tensor3D[], options: PredictOptions = {}): Prediction[] {
-    const tta = checkTta('predict', options.tta ?? this.meta.tta ?? 1);
+    const tta = checkTta('predict', options.tta ?? this.meta.tta ?? 1, this.flips);
     if (!images.length) return [];
     const probs = tf.tidy(() => {
       const xs = images.map((image, k) => {
@@ -172,7 +191,12 @@ export class Classifier {
         );
         return x;
       });
-      return predictWithTta(this.model, tf.stack(xs) as tf.Tensor4D, tta).arraySync() as number[][];
+      return predictWithTta(
+        this.model,
+        tf.stack(xs) as tf.Tensor4D,
+        tta,
+        this.flips,
+      ).arraySync() as number[][];
     });
     return probs.map((p) => describePrediction(p, this.meta, options.margin ?? 0.2, { tta }));
   }
@@ -253,7 +277,7 @@ export function describePrediction(
 
 /** The decision rules a classifier can carry (all chosen on validation data). */
 export type ClassifierRules = Partial<
-  Pick<ClassifierMeta, 'temperature' | 'operatingPoint' | 'classThresholds' | 'referral' | 'tta'>
+  Pick<ClassifierMeta, 'temperature' | 'operatingPoint' | 'classThresholds' | 'referral' | 'tta' | 'flips'>
 >;
 
 /** Checks saved decision rules against the class names and normal class. */
@@ -288,7 +312,8 @@ export function checkClassifierRules(
     check(classNames.includes(name), op, `classThresholds: '${name}' is not one of ${classNames.join(', ')}`);
     check(finite(t), op, `classThresholds.${name} must be a finite number, got ${String(t)}`);
   }
-  if (rules.tta !== undefined) checkTta(op, rules.tta);
+  if (rules.flips !== undefined) checkTtaFlips(op, rules.flips);
+  if (rules.tta !== undefined) checkTta(op, rules.tta, rules.flips ?? DEFAULT_TTA_FLIPS);
 }
 
 /**
@@ -393,6 +418,7 @@ export function classifierMeta(
     ...(options.classThresholds ? { classThresholds: options.classThresholds } : {}),
     ...(options.referral ? { referral: options.referral } : {}),
     ...(options.tta !== undefined ? { tta: options.tta } : {}),
+    ...(options.flips !== undefined ? { flips: checkTtaFlips('saveClassifier', options.flips) } : {}),
     createdAt: new Date().toISOString(),
   };
 }

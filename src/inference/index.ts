@@ -17,4 +17,16 @@ export {
 } from './classifier.js';
 export { type GradCamResult, gradCam, gradCamOverlay } from './gradcam.js';
 export { type ModelArtifacts, modelArtifacts, modelFromArtifacts } from './serialize.js';
-export { checkTta, predictWithTta, type TtaViews, withTta } from './tta.js';
+export {
+  checkTta,
+  checkTtaFlips,
+  DEFAULT_TTA_FLIPS,
+  describeTta,
+  predictWithTta,
+  TTA_VIEWS,
+  type TtaFlip,
+  type TtaViews,
+  trainingFlips,
+  ttaViews,
+  withTta,
+} from './tta.js';

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { TtaFlip, TtaViews } from '../inference/tta.js';
 import { check } from '../util/errors.js';
 import { type ClassificationReport, classificationReport } from './classification-report.js';
 import { type LabelInput, type ProbabilityInput, toLabels, toProbabilities } from './inputs.js';
@@ -39,7 +40,9 @@ export interface EvaluationMetrics {
   /** The model's probabilities before the temperature (with `temperature`). */
   rawProbabilities?: number[][];
   /** Test-time augmentation views averaged into the probabilities (set by `evaluate`). */
-  tta?: 1 | 2;
+  tta?: TtaViews;
+  /** The flips of those views, with `tta` above 1 (e.g. `['vertical']`). */
+  ttaFlips?: TtaFlip[];
 }
 
 /**

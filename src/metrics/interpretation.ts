@@ -131,9 +131,10 @@ function csvField(value: string): string {
 
 /**
  * Every prediction as RFC 4180 CSV text (CRLF line ends, ending with one): header
- * `path,true,predicted,p_<class>...,loss` and, when `normalClass` is given, `missed_finding`
- * (`true` for an abnormal case predicted normal). `predicted` is the argmax or, with `threshold`
- * (needs `normalClass`), {@link predictWithThreshold}'s class. Numbers are written in full
+ * `path,true,predicted,predicted_argmax,p_<class>...,loss` and, when `normalClass` is given,
+ * `missed_finding` (`true` for an abnormal case predicted normal). `predicted` is the argmax or,
+ * with `threshold` (needs `normalClass`), {@link predictWithThreshold}'s class;
+ * `predicted_argmax` is always the most probable class. Numbers are written in full
  * (JavaScript's shortest round-trip form); a missing path is an empty field; fields with a comma,
  * double quote or line break are quoted, with quotes doubled.
  *
@@ -171,7 +172,14 @@ export function predictionsCsv(
           { normalClass, threshold },
         )
       : cases.map((c) => argmax(c.probabilities));
-  const header = ['path', 'true', 'predicted', ...classNames.map((n) => `p_${n}`), 'loss'];
+  const header = [
+    'path',
+    'true',
+    'predicted',
+    'predicted_argmax',
+    ...classNames.map((n) => `p_${n}`),
+    'loss',
+  ];
   if (normalClass !== undefined) header.push('missed_finding');
   const lines = [header.map(csvField).join(',')];
   cases.forEach((c, i) => {
@@ -180,6 +188,7 @@ export function predictionsCsv(
       c.path ?? '',
       classNames[c.yTrue] as string,
       classNames[pred] as string,
+      classNames[argmax(c.probabilities)] as string,
       ...c.probabilities.map(String),
       String(c.loss),
     ];

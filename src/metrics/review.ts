@@ -84,6 +84,7 @@ export function withTemperature(
       predicted: argmax(probs[i] as number[]),
     }));
   if (metrics.tta !== undefined) out.tta = metrics.tta;
+  if (metrics.ttaFlips !== undefined) out.ttaFlips = [...metrics.ttaFlips];
   if (temperature !== 1) {
     out.temperature = temperature;
     out.rawProbabilities = raw.map((r) => [...r]);

@@ -3,7 +3,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import type { SampleSource } from '../data/loader.js';
 import type { ClassifierRules, DecodeSpec } from '../inference/classifier.js';
 import { saveClassifier } from '../inference/classifier.node.js';
-import { checkTta, type TtaViews } from '../inference/tta.js';
+import { checkTta, DEFAULT_TTA_FLIPS, type TtaViews, trainingFlips } from '../inference/tta.js';
 import type { EvaluationMetrics } from '../metrics/accumulator.js';
 import { chooseRules, type ReviewChoices, type SplitReview } from '../metrics/review.js';
 import type { EpochLog } from '../train/checkpoint.js';
@@ -24,6 +24,12 @@ export interface EvaluateAndSaveOptions {
   decode: DecodeSpec;
   /** The deterministic pipeline after decoding (saved with the classifier). */
   preprocessing: Transform;
+  /**
+   * The training pipeline (`train`'s `transform`): the flips in it (`trainingFlips`) are saved
+   * with the classifier as its `flips`, the views its test-time augmentation may use. Without
+   * it no flips are recorded and TTA keeps the horizontal flip.
+   */
+  trainTransform?: Transform;
   /** The split that picked the best epoch; the decision rules are chosen on it too. */
   validation: SampleSource;
   /** A held-out test set, scored once with the rules frozen and reported separately. */
@@ -41,7 +47,10 @@ export interface EvaluateAndSaveOptions {
   sensitivity?: number;
   /** Accuracy the referral rule keeps on the images it does not refer (default 0.99). */
   referralAccuracy?: number;
-  /** Test-time augmentation views (1 or 2: with the horizontal flip); saved with the classifier. Default 1. */
+  /**
+   * Test-time augmentation views (1, 2 or 4, from the flips of `trainTransform`, else the
+   * horizontal flip); saved with the classifier. Default 1.
+   */
   tta?: TtaViews;
   /** Fit a temperature on validation and save it (default true). */
   calibrate?: boolean;
@@ -138,11 +147,11 @@ export function rulesFromChoices(
  * split's files (`evaluation/`, `test-evaluation/`: reports, `predictions.csv`, charts,
  * `worst-cases.png` with Grad-CAM), the training curves and history, one self-contained report
  * page, `evaluation/report.html`, and saves the classifier folder with both results, the rules
- * (which `predict` then applies) and the model card.
+ * (which `predict` then applies), the flips of `trainTransform` (its TTA views) and the model card.
  *
  * @example
  * const { validation, test, report } = await evaluateAndSave({ dir: 'runs/brain', model, classNames, normalClass: 'notumor',
- *   decode, preprocessing, validation: valSource, test: testSource, history: result.history, log: console.log });
+ *   decode, preprocessing, trainTransform: augment, validation: valSource, test: testSource, history: result.history, log: console.log });
  */
 export async function evaluateAndSave(options: EvaluateAndSaveOptions): Promise<EvaluateAndSaveResult> {
   const op = 'evaluateAndSave';
@@ -155,7 +164,8 @@ export async function evaluateAndSave(options: EvaluateAndSaveOptions): Promise<
     op,
     `normalClass '${normalClass}' is not one of ${classNames.join(', ')}`,
   );
-  const tta = checkTta(op, options.tta ?? 1);
+  const flips = options.trainTransform ? trainingFlips(options.trainTransform) : undefined;
+  const tta = checkTta(op, options.tta ?? 1, flips ?? DEFAULT_TTA_FLIPS);
   const sensitivity = checkNumber(options.sensitivity ?? 1, op, 'sensitivity', {
     min: 0,
     minExclusive: true,
@@ -171,6 +181,7 @@ export async function evaluateAndSave(options: EvaluateAndSaveOptions): Promise<
       classNames,
       transform: options.preprocessing,
       tta,
+      ...(flips ? { flips } : {}),
       ...(temperature !== undefined ? { temperature } : {}),
       ...(normalClass ? { normalClass } : {}),
       ...(options.batchSize ? { batchSize: options.batchSize } : {}),
@@ -237,7 +248,10 @@ export async function evaluateAndSave(options: EvaluateAndSaveOptions): Promise<
     ],
   });
   log(`report page: ${report}`);
-  const rules = rulesFromChoices(choices, classNames, tta);
+  const rules: ClassifierRules = {
+    ...rulesFromChoices(choices, classNames, tta),
+    ...(flips ? { flips } : {}),
+  };
   await saveClassifier(join(dir, 'classifier'), {
     model,
     classNames,

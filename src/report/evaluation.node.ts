@@ -211,6 +211,7 @@ export async function writeEvaluation(
         missedFindings: metrics.missedFindings ?? null,
         loss: metrics.loss ?? null,
         tta: metrics.tta ?? 1,
+        ...(metrics.ttaFlips ? { ttaFlips: metrics.ttaFlips } : {}),
         temperature: metrics.temperature ?? null,
         ...(review ? { review: reviewJson(review, metrics) } : {}),
       },

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { describeTta } from '../inference/tta.js';
 import type { EvaluationMetrics } from '../metrics/accumulator.js';
 import type { Interval } from '../metrics/bootstrap.js';
 import type { ReviewChoices, SplitReview } from '../metrics/review.js';
@@ -245,7 +246,7 @@ function metricsTable(s: ReportPageSplit): string {
     'Images',
   ];
   let out = table(head, rows);
-  out += `<p>Accuracy ${r ? withCi(r.confidence.accuracy) : pct(m.report.accuracy)}; mean loss (cross-entropy) ${num(m.loss, 4)}${m.tta === 2 ? '; probabilities averaged over each image and its horizontal flip (TTA)' : ''}. Intervals: percentile bootstrap, 1000 resamples of the images.</p>`;
+  out += `<p>Accuracy ${r ? withCi(r.confidence.accuracy) : pct(m.report.accuracy)}; mean loss (cross-entropy) ${num(m.loss, 4)}${m.tta !== undefined && m.tta > 1 ? `; probabilities averaged over ${describeTta(m.tta, m.ttaFlips)} (TTA)` : ''}. Intervals: percentile bootstrap, 1000 resamples of the images.</p>`;
   return out;
 }
 

@@ -131,6 +131,35 @@ describe('CSV manifests and nested folders through the CLI', () => {
     expect(m.text).toMatch(/validation rows that duplicate train rows: 0/);
     expect(m.text).toMatch(/leaks against .*nested: 18/);
   }, 120_000);
+
+  it('inspect-data counts the modality, bits, photometric interpretation and transfer syntax of DICOM class folders', async () => {
+    const fixtures = join(__dirname, '../fixtures/dicom');
+    const dicom = join(dir, 'dicom-study');
+    mkdirSync(join(dicom, 'ct'), { recursive: true });
+    mkdirSync(join(dicom, 'mr'), { recursive: true });
+    copyFileSync(join(fixtures, 'CT_small.dcm'), join(dicom, 'ct', 'slice.dcm'));
+    copyFileSync(join(fixtures, 'CT_small.dcm'), join(dicom, 'ct', '1.2.840.113619.2.55.3.1234')); // UID-named
+    copyFileSync(join(fixtures, 'MR_small.dcm'), join(dicom, 'mr', 'a.dcm'));
+    copyFileSync(join(fixtures, 'MR_small_RLE.dcm'), join(dicom, 'mr', 'IM0001')); // no extension
+    copyFileSync(join(fixtures, 'MR_small_jpeg_ls_lossless.dcm'), join(dicom, 'mr', 'IM0002'));
+    const r = await run('inspect-data', dicom);
+    expect(r.code, r.text).toBe(0);
+    expect(r.text).toMatch(/: 5 images in 2 classes\n {2}ct: 2\n {2}mr: 3\n/);
+    expect(r.text).toMatch(/read 5 files: 5 headers, 5 decoded, 0 unreadable/);
+    expect(r.text).toMatch(/formats: dicom: 5\n/);
+    const lines = r.text.split('\n');
+    const at = lines.indexOf('DICOM files: 5');
+    expect(at, r.text).toBeGreaterThan(0);
+    expect(lines.slice(at + 1, at + 6)).toEqual([
+      '  modality: MR: 3, CT: 2',
+      '  bits stored/allocated: 16/16 signed: 5',
+      '  photometric interpretation: MONOCHROME2: 5',
+      '  transfer syntax: Explicit VR Little Endian: 3, JPEG-LS Lossless: 1, RLE Lossless: 1',
+      '  sizes: 64x64: 3, 128x128: 2',
+    ]);
+    expect(r.text).not.toMatch(/unreadable headers/);
+    expect(r.text).toMatch(/exact duplicate groups: 1 \(2 files\)/); // the CT slice and its UID-named copy
+  }, 60_000);
 });
 
 describe('bad inputs: a clear message naming the problem and the file, a non-zero exit, nothing lost', () => {

@@ -99,7 +99,7 @@ describe('medimg-classify evaluate', () => {
     const cases: [string[], RegExp][] = [
       [
         ['--tta', '3'],
-        /--tta must be 1 \(off\) or 2 \(average each image and its horizontal flip\), got '3'/,
+        /--tta must be 1 \(off\), 2 \(average each image and its flip\) or 4 \(each image, its horizontal and vertical flips and both\), got '3'/,
       ],
       [['--sensitivity', '0'], /--sensitivity must be a number > 0 and <= 1, got '0'/],
       [['--sensitivity', '1.2'], /--sensitivity must be a number > 0 and <= 1, got '1.2'/],
@@ -113,6 +113,15 @@ describe('medimg-classify evaluate', () => {
       expect(r.text, flags.join(' ')).toMatch(message);
       expect(r.text).not.toMatch(/x\.png|nope|backend:/);
     }
+  });
+
+  it('--tta 4 needs a classifier trained with both flips: the error names the flips it has', async () => {
+    const r = await run('evaluate', '--model', plain, '--data', data, '--tta', '4', '--backend', 'wasm');
+    expect(r.code, r.text).toBe(2);
+    expect(r.text).toMatch(
+      /--tta 4 needs both the horizontal and the vertical flip, but the available flips \(those the model was trained with\) are: horizontal; tta can be 1 or 2/,
+    );
+    expect(r.text).not.toMatch(/img,\d+\.png|report page/);
   });
 
   it("applies the classifier's saved rules frozen and writes the report page, CSV and worst cases", async () => {
@@ -152,6 +161,7 @@ describe('medimg-classify evaluate', () => {
       'path',
       'true',
       'predicted',
+      'predicted_argmax',
       'p_benign',
       'p_malignant',
       'p_normal',
@@ -162,14 +172,16 @@ describe('medimg-classify evaluate', () => {
     // Every image once, with the saved temperature and threshold: the same as predict.
     const clf = await loadClassifier(withRules);
     for (const row of rows.slice(1)) {
-      const [path, truth, predicted] = row as [string, string, string];
+      const [path, truth, predicted, mostProbable] = row as [string, string, string, string];
       expect(path).toMatch(/img,\d+\.png$/);
       expect(path).toContain(`/${truth}/`);
       const p = await clf.predict(path);
       expect(predicted).toBe(p.className);
-      expect(Number(row[5])).toBeCloseTo(p.probabilities.normal!, 5);
-      expect(predicted === 'normal').toBe(1 - Number(row[5]) < THRESHOLD);
-      expect(row[7]).toBe(String(truth !== 'normal' && predicted === 'normal'));
+      const probs = row.slice(4, 7).map(Number);
+      expect(mostProbable).toBe(classNames[probs.indexOf(Math.max(...probs))]);
+      expect(Number(row[6])).toBeCloseTo(p.probabilities.normal!, 5);
+      expect(predicted === 'normal').toBe(1 - Number(row[6]) < THRESHOLD);
+      expect(row[8]).toBe(String(truth !== 'normal' && predicted === 'normal'));
     }
     clf.dispose();
     const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
@@ -232,6 +244,54 @@ describe('medimg-classify evaluate', () => {
     const html = readFileSync(join(dir, 'eval-plain', 'report.html'), 'utf8');
     expect(html).toContain('No model card');
     expect(html).not.toContain('id="training-curves"');
+  }, 120_000);
+});
+
+describe('medimg-classify evaluate --refer-accuracy', () => {
+  it('two targets give two referral cut-offs: the higher target refers more images', async () => {
+    // The classifier has no saved rules: they are chosen on these images, with each target.
+    const referral = async (target: string) => {
+      const out = join(dir, `refer-${target}`);
+      const r = await run(
+        'evaluate',
+        '--model',
+        plain,
+        '--data',
+        data,
+        '--out',
+        out,
+        '--refer-accuracy',
+        target,
+        '--worst',
+        '0',
+        '--backend',
+        'wasm',
+      );
+      expect(r.code, r.text).toBe(0);
+      const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
+      const rule = metrics.review.referral.rules.find((x: { by: string }) => x.by === 'maxProbability');
+      return { metrics, rule, text: r.text };
+    };
+    const low = await referral('0.1');
+    const high = await referral('1');
+    // The untrained model is right on some images and wrong on others.
+    expect(low.metrics.accuracy).toBeGreaterThan(0.1);
+    expect(low.metrics.accuracy).toBeLessThan(1);
+    expect(low.rule.targetAccuracy).toBe(0.1);
+    expect(high.rule.targetAccuracy).toBe(1);
+    // 0.1: every image kept, the cut-off at the least certain image.
+    expect(low.rule.coverage).toBe(1);
+    expect(low.rule.referred).toBe(0);
+    expect(low.text).toMatch(/chosen on validation for 10\.0% accuracy\): keeps 12 of 12 \(100\.0%\)/);
+    // 1: only images the model is right on can be kept, so some are referred at a higher cut-off
+    // (null when no cut-off reaches 100%: every image is referred).
+    expect(high.rule.referred).toBeGreaterThan(0);
+    expect(high.rule.coverage).toBeLessThan(1);
+    if (high.rule.threshold === null) expect(high.rule.kept).toBe(0);
+    else {
+      expect(high.rule.threshold).toBeGreaterThan(low.rule.threshold);
+      expect(high.rule.accuracy).toBe(1);
+    }
   }, 120_000);
 });
 

@@ -207,6 +207,30 @@ describe('class-per-folder datasets', () => {
     await expect(source.load(1)).resolves.toBeDefined();
     tf.dispose([a, b]);
   });
+
+  it('folderSource returns every image it lists: a bad file fails load with an error naming it', async () => {
+    const corpus = ['gray.png', 'truncated.jpg', 'text.png'].map((f) => ({
+      path: join(root, 'corpus', f),
+      label: 0,
+    }));
+    const source = folderSource(corpus, 1, { channels: 1 });
+    const ok = await source.load(0);
+    expect(ok.shape).toEqual([4, 6, 1]);
+    ok.dispose();
+    const before = tf.memory().numTensors;
+    await expect(source.load(1)).rejects.toThrow(
+      /^Error in folderSource: cannot load sample 1: .*corpus\/truncated\.jpg could not be decoded .*drop unreadable files first with validateSamples\(samples, \{ onError: 'skip' \}\)/,
+    );
+    await expect(source.load(2)).rejects.toThrow(
+      /cannot load sample 2: .*corpus\/text\.png is not a supported image/,
+    );
+    expect(tf.memory().numTensors).toBe(before);
+    // The documented way: validateSamples drops the bad files, folderSource loads the rest.
+    const { ok: readable } = await validateSamples(corpus, { channels: 1, onError: 'skip' });
+    const clean = folderSource(readable, 1, { channels: 1 });
+    expect(clean.length).toBe(1);
+    expect(clean.describe?.(0)).toMatch(/gray\.png$/);
+  });
 });
 
 const shared = resolve(__dirname, '../../../shared/data');

@@ -18,6 +18,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  Compose,
   DICOM_TRANSFER_SYNTAXES,
   decodeImage,
   decodePixels,
@@ -25,10 +26,14 @@ import {
   formatDicomSummary,
   imageFolder,
   isDicom,
+  loadClassifier,
   minMaxWindow,
   parseDicom,
+  Rescale,
   readDicom,
+  saveClassifier,
   setupBackend,
+  simpleCnn,
   summarizeDicom,
   transferSyntax,
   transformFromJSON,
@@ -312,6 +317,78 @@ describe('folders of DICOM files', () => {
     expect(lines[0]).toBe('DICOM files: 6');
     expect(lines.join('\n')).toMatch(/modality: MR: 3, CT: 2, NM: 1/);
     expect(formatDicomSummary(await summarizeDicom([]))).toEqual([]);
+  });
+});
+
+describe('a classifier carrying its DICOM window', () => {
+  // Soft-tissue window on CT Hounsfield units, DICOM's LINEAR function computed here by hand.
+  const W = { center: 40, width: 400 };
+  const linear = (hu: number) =>
+    255 * Math.min(1, Math.max(0, (hu - (W.center - 0.5)) / (W.width - 1) + 0.5));
+  const size = 128; // CT_small's own size: no resizing between the file and the model.
+
+  it('decode.window and a Window step each give the probabilities of the windowed file fed to the model by hand', async () => {
+    const model = simpleCnn({ inputShape: [size, size, 1], numClasses: 3, filters: [4], dense: 8, seed: 5 });
+    const classNames = ['a', 'b', 'c'];
+    const byDecode = join(root, 'clf-decode-window');
+    const byTransform = join(root, 'clf-window-transform');
+    await saveClassifier(byDecode, {
+      model,
+      classNames,
+      decode: { channels: 1, window: W },
+      preprocessing: new Rescale({ scale: 1 / 255 }),
+    });
+    await saveClassifier(byTransform, {
+      model,
+      classNames,
+      decode: { channels: 1, window: 'none' },
+      preprocessing: new Compose([new Window(W), new Rescale({ scale: 1 / 255 })]),
+    });
+    const hu = (await readDicom(file('CT_small.dcm'))).data;
+    const probs = (pixels: ArrayLike<number>) =>
+      tf.tidy(() =>
+        Array.from(
+          (
+            model.predict(
+              tf.tensor4d(
+                Float32Array.from(pixels, (v) => v / 255),
+                [1, size, size, 1],
+              ),
+            ) as tf.Tensor
+          ).dataSync(),
+        ),
+      );
+    // The file decoded with the window is 8-bit (rounded); a Window step on Hounsfield units is float.
+    const rounded = probs(Array.from(hu, (v) => Math.round(linear(v))));
+    const exact = probs(Array.from(hu, linear));
+    const autoWindow = probs((await decodePixels(file('CT_small.dcm'), { channels: 1 })).data);
+    const expectProbs = (actual: Record<string, number>, expected: number[]) =>
+      classNames.forEach((c, k) => expect(actual[c]).toBeCloseTo(expected[k]!, 6));
+
+    const a = await loadClassifier(byDecode);
+    expect(a.meta.decode.window).toEqual(W);
+    await expectNoLeak(async () =>
+      expectProbs((await a.predict(file('CT_small.dcm'))).probabilities, rounded),
+    );
+    const b = await loadClassifier(byTransform);
+    expect(b.meta.decode.window).toBe('none');
+    expect(b.meta.preprocessing).toEqual({
+      name: 'Compose',
+      config: {
+        seed: 0,
+        transforms: [
+          { name: 'Window', config: { ...W, voiFunction: 'LINEAR' } },
+          { name: 'Rescale', config: expect.objectContaining({ scale: 1 / 255 }) },
+        ],
+      },
+    });
+    await expectNoLeak(async () => expectProbs((await b.predict(file('CT_small.dcm'))).probabilities, exact));
+    // The window matters: the file's own window gives other probabilities.
+    const gap = Math.max(...autoWindow.map((p, k) => Math.abs(p - rounded[k]!)));
+    expect(gap).toBeGreaterThan(1e-5);
+    a.dispose();
+    b.dispose();
+    model.dispose();
   });
 });
 

@@ -522,7 +522,7 @@ describe('interpretation: worked examples', () => {
     expect(mostConfused([0, 1], [0, 1], { classNames: names })).toEqual([]);
   });
 
-  it('predictionsCsv: RFC 4180 quoting, CRLF, missed findings, thresholded predictions', () => {
+  it('predictionsCsv: RFC 4180 quoting, CRLF, missed findings, thresholded predictions beside the argmax', () => {
     const names = ['tumour, large', 'say "hi"', 'normal'];
     const records: CaseRecord[] = [
       { index: 0, path: 'dir,1/a.png', yTrue: 0, probabilities: [0.25, 0.25, 0.5], loss: 1.5 },
@@ -531,21 +531,22 @@ describe('interpretation: worked examples', () => {
     ];
     expect(predictionsCsv(records, names)).toBe(
       [
-        'path,true,predicted,"p_tumour, large","p_say ""hi""",p_normal,loss',
-        '"dir,1/a.png","tumour, large",normal,0.25,0.25,0.5,1.5',
-        '"line\nbreak.png",normal,"say ""hi""",0.125,0.5,0.375,0.25',
-        ',"say ""hi""","tumour, large",0.5,0.25,0.25,1e-7',
+        'path,true,predicted,predicted_argmax,"p_tumour, large","p_say ""hi""",p_normal,loss',
+        '"dir,1/a.png","tumour, large",normal,normal,0.25,0.25,0.5,1.5',
+        '"line\nbreak.png",normal,"say ""hi""","say ""hi""",0.125,0.5,0.375,0.25',
+        ',"say ""hi""","tumour, large","tumour, large",0.5,0.25,0.25,1e-7',
         '',
       ].join('\r\n'),
     );
     const withMissed = predictionsCsv(records, names, { normalClass: 2 }).split('\r\n');
     expect(withMissed[0]).toMatch(/,loss,missed_finding$/);
     expect(withMissed.slice(1, 4).map((l) => l.split(',').at(-1))).toEqual(['true', 'false', 'false']);
-    // At threshold 0.5 case 0 (P(not normal) = 0.5) is called abnormal: glioma, no longer missed.
+    // At threshold 0.5 case 0 (P(not normal) = 0.5) is called abnormal: glioma, no longer missed;
+    // its most probable class, normal, stays beside the thresholded one.
     const frozen = predictionsCsv(records, names, { normalClass: 2, threshold: 0.5 }).split('\r\n');
-    expect(frozen[1]).toBe('"dir,1/a.png","tumour, large","tumour, large",0.25,0.25,0.5,1.5,false');
+    expect(frozen[1]).toBe('"dir,1/a.png","tumour, large","tumour, large",normal,0.25,0.25,0.5,1.5,false');
     expect(predictionsCsv([], names)).toBe(
-      'path,true,predicted,"p_tumour, large","p_say ""hi""",p_normal,loss\r\n',
+      'path,true,predicted,predicted_argmax,"p_tumour, large","p_say ""hi""",p_normal,loss\r\n',
     );
   });
 });

@@ -151,7 +151,7 @@ describe('evaluate keeps every image', () => {
     );
     expect(differs).toBeGreaterThan(0);
     await expect(evaluate(model, source(images), { classNames, tta: 3 as 2 })).rejects.toThrow(
-      /tta must be 1 \(no test-time augmentation\) or 2/,
+      /tta must be 1 \(no test-time augmentation\), 2 \(the image and a flip\) or 4/,
     );
   });
 
@@ -297,19 +297,23 @@ describe('rules chosen on validation, applied frozen', () => {
     const csv = readFileSync(join(dir, 'evaluation', 'predictions.csv'), 'utf8')
       .split('\r\n')
       .filter(Boolean);
-    expect(csv[0]).toBe('path,true,predicted,p_benign,p_malignant,p_normal,loss,missed_finding');
+    expect(csv[0]).toBe(
+      'path,true,predicted,predicted_argmax,p_benign,p_malignant,p_normal,loss,missed_finding',
+    );
     expect(csv).toHaveLength(1 + 60);
     expect(
       readFileSync(join(dir, 'test-evaluation', 'predictions.csv'), 'utf8')
         .trim()
         .split('\r\n'),
     ).toHaveLength(1 + 18);
-    // The CSV's prediction follows the threshold.
+    // The CSV's prediction follows the threshold; the most probable class stays beside it.
     const t = saved.choices.operatingPoint!.threshold;
     for (const line of csv.slice(1)) {
       const cells = line.split(',');
-      const pNormal = Number(cells[5]);
+      const probs = cells.slice(4, 7).map(Number);
+      const pNormal = probs[2]!;
       expect(cells[2] === 'normal').toBe(1 - pNormal < t);
+      expect(cells[3]).toBe(classNames[argmax(probs)]);
     }
     const grid = await sharp(join(dir, 'evaluation', 'worst-cases.png')).metadata();
     expect(grid.width).toBeGreaterThan(300);
@@ -428,7 +432,9 @@ describe('predict with the saved rules', () => {
       classNames.forEach((c) => expect(p.probabilities[c]).toBeCloseTo(plain[i]!.probabilities[c]!, 6)),
     );
     classNames.forEach((c) => expect(one.probabilities[c]).toBeCloseTo(plain[0]!.probabilities[c]!, 6));
-    expect(() => clf.predictTensor(sym[0]!, { tta: 4 as 2 })).toThrow(/tta must be 1/);
+    expect(() => clf.predictTensor(sym[0]!, { tta: 3 as 2 })).toThrow(/tta must be 1/);
+    // Saved without training flips: the horizontal flip only, so no 4 views.
+    expect(() => clf.predictTensor(sym[0]!, { tta: 4 })).toThrow(/are: horizontal; tta can be 1 or 2/);
     tf.dispose([...xs, ...sym]);
     clf.dispose();
   });

@@ -105,6 +105,7 @@ classifier with the decision rules chosen on validation to --out (default runs/d
       normalClass,
       decode: { channels: 1, resize: { height: size, width: size, fit: 'contain' } },
       preprocessing: preprocess,
+      trainTransform: augment,
       validation: source(va),
       history: result.history,
       log: out,

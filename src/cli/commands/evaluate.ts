@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import {
   BACKEND_NAMES,
+  checkTta,
   chooseRules,
   classifierChoices,
   type EpochLog,
@@ -10,6 +11,7 @@ import {
   folderSource,
   loadClassifier,
   type ReviewChoices,
+  TTA_VIEWS,
   writeEvaluation,
   writeReportPage,
   writeTrainingCurves,
@@ -34,8 +36,10 @@ the charts as SVG and PNG.
 
   --out DIR                output folder (default MODEL/evaluation)
   --exclude GLOB           files to ignore, repeatable
-  --tta N                  2 averages each image and its horizontal flip, 1 turns it off
-                           (default: the classifier's saved setting, else 1)
+  --tta N                  test-time augmentation from the flips the classifier was trained with:
+                           2 averages each image and its flip, 4 each image, its horizontal and
+                           vertical flips and both (needs both), 1 turns it off (default: the
+                           classifier's saved setting, else 1; no flips saved: horizontal)
   --sensitivity X          choose the decision rules on THIS data, the threshold for sensitivity
                            X in (0, 1], instead of using the saved ones; the page then marks its
                            figures as optimistic. A classifier saved without rules gets rules
@@ -65,7 +69,7 @@ the charts as SVG and PNG.
     const data = str(values.data);
     if (!modelDir || !data) throw new UsageError(`--model and --data are required\n\n${evaluateCmd.usage}`);
     // Every flag is checked before the classifier or any image is read.
-    const ttaGiven = ttaFlag(values.tta);
+    const ttaGiven = ttaFlag(values.tta, TTA_VIEWS);
     const sensitivity =
       values.sensitivity === undefined
         ? undefined
@@ -80,16 +84,24 @@ the charts as SVG and PNG.
     const flags = backendFlags(values.backend, values.threads);
     await startBackend(flags);
     const clf = await loadClassifier(modelDir);
+    const tta = ttaGiven ?? clf.meta.tta ?? 1;
+    try {
+      // The views come from the flips the classifier was trained with: --tta 4 needs both.
+      checkTta('evaluate', tta, clf.flips);
+    } catch (error) {
+      clf.dispose();
+      throw new UsageError(`--${(error as Error).message.replace(/^Error in evaluate: /, '')}`);
+    }
     const { classNames, normalClass } = clf.meta;
     const exclude = (values.exclude as string[] | undefined) ?? [];
     const folder = await readData(data, { exclude, classNames }, 'test');
     const source = folderSource(folder.samples, folder.classes.length, clf.meta.decode);
-    const tta = ttaGiven ?? clf.meta.tta ?? 1;
     const saved = classifierChoices(clf.meta);
     const chooseHere = sensitivity !== undefined || saved === undefined;
     const common = {
       classNames,
       tta,
+      flips: clf.flips,
       batchSize,
       ...(clf.preprocessing ? { transform: clf.preprocessing } : {}),
       ...(normalClass ? { normalClass } : {}),
