@@ -145,6 +145,8 @@ export async function finishStage(options: {
   normalClass: string;
   decode: DecodeSpec;
   preprocess: Transform;
+  /** The training pipeline: its flips become the classifier's test-time augmentation views. */
+  trainTransform?: Transform;
   validation: SampleSource;
   test?: SampleSource;
   history: EpochLog[];
@@ -160,6 +162,7 @@ export async function finishStage(options: {
     normalClass: options.normalClass,
     decode: options.decode,
     preprocessing: options.preprocess,
+    ...(options.trainTransform ? { trainTransform: options.trainTransform } : {}),
     validation: options.validation,
     ...(options.test ? { test: options.test } : {}),
     history: options.history,

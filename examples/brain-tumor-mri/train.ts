@@ -192,6 +192,7 @@ for (const [stageNo, fit] of [
       normalClass,
       decode,
       preprocess,
+      trainTransform: augment,
       validation: valSet(decode),
       ...(testSet ? { test: testSet(decode) } : {}),
       history: r.history,
@@ -274,12 +275,13 @@ if (stages.has(3) || stages.has(4)) {
       const epochs = epochsOverride ?? (quick ? 2 : 10);
       const optimizer = tf.train.adam(lrOverride ?? 1e-3);
       const t0 = Date.now();
+      const flips = new Compose([new RandomHorizontalFlip(), preprocess], { seed });
       const r = await transferLearn({
         backbone: await backbone(),
         numClasses: classes.length,
         train: trainSet(decode),
         validation: valSet(decode),
-        transform: new Compose([new RandomHorizontalFlip(), preprocess], { seed }),
+        transform: flips,
         validationTransform: preprocess,
         batchSize: spec.fineTuneBatchSize,
         seed,
@@ -303,6 +305,7 @@ if (stages.has(3) || stages.has(4)) {
           normalClass,
           decode,
           preprocess,
+          trainTransform: flips,
           validation: valSet(decode),
           ...(testSet ? { test: testSet(decode) } : {}),
           history: r.phase2?.history ?? [],

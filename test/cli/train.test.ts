@@ -90,6 +90,10 @@ describe('medimg-classify train', () => {
         ['--tta', 'yes'],
         /--tta must be 1 \(off\) or 2 \(average each image and its horizontal flip\), got 'yes'/,
       ],
+      [
+        ['--tta', '2', '--augment', 'blur'],
+        /--tta 2 averages each image and its horizontal flip.*add 'flip' to --augment/,
+      ],
     ];
     for (const [flags, message] of cases) {
       const r = await run('train', '--data', broken, ...flags);

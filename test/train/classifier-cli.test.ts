@@ -320,6 +320,10 @@ describe('CLI', () => {
     ]) {
       expect(existsSync(join(out, f)), f).toBe(true);
     }
+    // The training flips are saved as the classifier's TTA views.
+    expect(JSON.parse(readFileSync(join(out, 'classifier/classifier.json'), 'utf8')).flips).toEqual([
+      'horizontal',
+    ]);
     const p = await run(
       'predict',
       '--model',

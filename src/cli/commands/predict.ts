@@ -2,6 +2,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { isImageFile } from '../../data/folder.node.js';
+import { describeTta, TTA_VIEWS } from '../../inference/tta.js';
 import {
   BACKEND_NAMES,
   decodeImage,
@@ -35,8 +36,9 @@ uncertain to trust). Files that cannot be read are reported and skipped; the exi
                            folders (scan.png gets scan.png-gradcam.png)
   --out DIR                Grad-CAM folder (default runs/predict)
   --batch-size N           images per forward pass (default 16)
-  --tta N                  test-time augmentation: 2 averages each image and its horizontal flip,
-                           1 turns it off (default: the classifier's saved setting, else 1)
+  --tta N                  test-time augmentation from the classifier's training flips: 2 averages
+                           each image and its flip, 4 both flips and their combination, 1 turns
+                           it off (default: the classifier's saved setting, else 1)
   --backend NAME           ${BACKEND_NAMES.join(' | ')} (default auto)
   --threads N              wasm threads`,
   run: (argv) => predictCommand(argv),
@@ -153,7 +155,7 @@ async function predictCommand(argv: string[]): Promise<void> {
   if (!positionals.length)
     throw new UsageError(`give at least one image, folder or glob\n\n${predictCmd.usage}`);
   const batchSize = num('batch-size', values['batch-size'], 16, { integer: true, min: 1 });
-  const ttaGiven = ttaFlag(values.tta);
+  const ttaGiven = ttaFlag(values.tta, TTA_VIEWS);
   const flags = backendFlags(values.backend, values.threads);
   await startBackend(flags);
   const clf = await loadClassifier(modelDir);
@@ -164,7 +166,7 @@ async function predictCommand(argv: string[]): Promise<void> {
       ? `abnormal when P(not ${clf.meta.normalClass}) >= ${clf.meta.operatingPoint.threshold.toPrecision(4)}`
       : '',
     clf.meta.referral ? `refer when the top probability < ${clf.meta.referral.threshold.toPrecision(4)}` : '',
-    tta === 2 ? 'TTA: image + horizontal flip' : '',
+    tta > 1 ? `TTA: ${describeTta(tta, clf.flips)}` : '',
   ].filter(Boolean);
   if (rules.length && !values.json) out(`rules (chosen on validation): ${rules.join('; ')}`);
   const { files, missing } = await expandInputs(positionals);

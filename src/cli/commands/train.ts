@@ -106,8 +106,8 @@ export const trainCmd: Command = {
                            then decides with it
   --refer-accuracy A       refer-to-a-human cut-off: keeps the most validation images at accuracy
                            A (default 0.99)
-  --tta N                  evaluate (and predict) on each image and its horizontal flip (2), or
-                           not (1, default)
+  --tta N                  evaluate (and predict) on each image and its horizontal flip (2, needs
+                           --augment flip), or not (1, default)
   --backend NAME           ${BACKEND_NAMES.join(' | ')} (default auto)
   --threads N              wasm threads (default: every core; 1 = single-threaded build)
   --seed N                 default 0
@@ -241,6 +241,10 @@ function plan(values: Values): TrainPlan {
     throw new UsageError(`--weights works with a pretrained backbone (--model ${BACKBONE_NAMES.join(', ')})`);
   if (values['unfreeze-from'] !== undefined && !pretrained)
     throw new UsageError('--unfreeze-from works with a pretrained backbone');
+  if (p.tta === 2 && !p.augment.includes('flip'))
+    throw new UsageError(
+      "--tta 2 averages each image and its horizontal flip, a view the model has to be trained on: add 'flip' to --augment",
+    );
   const optional = {
     val: str(values.val),
     test: str(values.test),
@@ -401,7 +405,15 @@ async function trainCommand(argv: string[]): Promise<void> {
   const preprocess: Transform = spec ? spec.preprocessing() : new Rescale({ scale: 1 / 255 });
   const n = data.classes.length;
   const validation = folderSource(data.validation, n, { ...decode, cache: true });
-  const { model, history } = await fit(p, dir, data, decode, preprocess, validation, backbone);
+  const { model, history, transform } = await fitModel(
+    p,
+    dir,
+    data,
+    decode,
+    preprocess,
+    validation,
+    backbone,
+  );
   const finishedAt = new Date().toISOString();
   await writeFileAtomic(join(dir, 'run.json'), `${JSON.stringify({ ...runInfo, finishedAt }, null, 2)}\n`);
   await evaluateAndSave({
@@ -411,6 +423,7 @@ async function trainCommand(argv: string[]): Promise<void> {
     normalClass: p.normalClass ?? null,
     decode,
     preprocessing: preprocess,
+    trainTransform: transform,
     validation,
     ...(data.test ? { test: folderSource(data.test, n, decode) } : {}),
     history,
@@ -613,7 +626,7 @@ async function loadBackbone(p: TrainPlan, spec: BackboneSpec): Promise<tfl.Layer
  * Trains the model the flags ask for: SimpleCNN, or `backbone` (built and loaded by
  * {@link loadBackbone}) with the two-phase recipe.
  */
-async function fit(
+async function fitModel(
   p: TrainPlan,
   dir: string,
   data: RunData,
@@ -621,7 +634,7 @@ async function fit(
   preprocess: Transform,
   validation: SampleSource,
   backbone: tfl.LayersModel | undefined,
-): Promise<{ model: tfl.LayersModel; history: EpochLog[] }> {
+): Promise<{ model: tfl.LayersModel; history: EpochLog[]; transform: Transform }> {
   const n = data.classes.length;
   const trainSource = folderSource(data.train, n, { ...decode, cache: true });
   const augment = augmentations(p.augment, p.seed);
@@ -652,7 +665,7 @@ async function fit(
       resume: p.resume,
       callbacks: [...scheduleCallbacks(p, optimizer, p.lr, p.epochs), progress()],
     });
-    return { model, history: result.history };
+    return { model, history: result.history, transform };
   }
   const spec = backboneSpec(p.model);
   const opt1 = makeOptimizer(p.lr);
@@ -692,5 +705,6 @@ async function fit(
       ...result.phase1.history,
       ...(result.phase2?.history.map((h) => ({ ...h, epoch: h.epoch + p.epochs })) ?? []),
     ],
+    transform,
   };
 }
