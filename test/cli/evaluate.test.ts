@@ -322,6 +322,6 @@ describe('medimg-classify predict with saved rules', () => {
     }
     const bad = await run('predict', '--model', withRules, data, '--tta', '5');
     expect(bad.code).toBe(2);
-    expect(bad.text).toMatch(/--tta must be 1 \(off\) or 2/);
+    expect(bad.text).toMatch(/--tta must be 1 \(off\), 2 \(average each image and its flip\) or 4 .*got .5./);
   }, 120_000);
 });
