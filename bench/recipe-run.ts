@@ -35,6 +35,7 @@ import {
   transferModel,
   unfreeze,
 } from '../src/node.js';
+import { stepGflopPerImage } from './common.js';
 
 interface Job {
   recipe: 'brain-finetune' | 'simple-cnn-letterbox' | 'busi';
@@ -231,6 +232,7 @@ console.log(
       optimizer: steady.phases.step! * split.optimizer,
     },
     stepSplit: split,
+    gflopPerImage: stepGflopPerImage(model, 'full'),
     valAccuracy: result.history.at(-1)?.val_accuracy ?? null,
     peakRssBytes: peakRss,
     peakWasmHeapBytes: peakHeap,

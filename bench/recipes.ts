@@ -21,12 +21,14 @@ import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { findDuplicates, imageFolder, stratifiedKFold, stratifiedSplit } from '../src/node.js';
+import { peaks } from './peaks.js';
 
 type Recipe = 'brain-finetune' | 'simple-cnn-letterbox' | 'busi';
 const ALL: Recipe[] = ['brain-finetune', 'simple-cnn-letterbox', 'busi'];
 
 interface Side {
   imagesPerSecond: number | null;
+  gflopPerImage?: number;
   phases?: Record<string, number>;
   peakRssBytes?: number;
   peakWasmHeapBytes?: number;
@@ -88,7 +90,13 @@ export async function benchRecipes(
   };
   const brain = await subset(join(shared, 'data/brain-mri/Training'));
   const busi = await subset(join(shared, 'data/busi/images'), ['*_mask*']);
-  const out: Record<string, unknown> = {};
+  const out: Record<
+    string,
+    { runs: { ours: Side; torch: Side }[]; ratio: number | null; gflopPerImage?: number } & Record<
+      string,
+      unknown
+    >
+  > = {};
   const rows: string[] = [];
   for (const recipe of recipes) {
     const data = recipe === 'busi' ? busi : brain;
@@ -167,5 +175,24 @@ export async function benchRecipes(
   }
   log('\nrecipe                  ours/s  PyTorch/s  ratio  where the last epoch went (ours)');
   for (const r of rows) log(r);
+  // Achieved GFLOP/s of the training loop (convolution and dense FLOPs of the step, counted from
+  // the model: forward, plus input and weight gradients of the layers that train) against the
+  // machine's theoretical peaks: wasm SIMD128 (no FMA) for ours, AVX2+FMA for PyTorch.
+  const peak = peaks();
+  log(
+    `\nachieved GFLOP/s (wasm SIMD peak ${peak?.wasmGflops.toFixed(0) ?? '?'}, native AVX2+FMA peak ${peak?.nativeGflops?.toFixed(0) ?? '?'}, ${cpus().length} cores at ${peak?.mhz.toFixed(0) ?? '?'} MHz):`,
+  );
+  for (const [recipe, r] of Object.entries(out)) {
+    const last = r.runs.at(-1);
+    const g = last?.ours.gflopPerImage;
+    if (!last || g === undefined) continue;
+    const at = (ips: number | null, p: number | null | undefined) =>
+      ips === null
+        ? '-'
+        : `${(ips * g).toFixed(1)}${p ? ` (${((100 * ips * g) / p).toFixed(0)}% of peak)` : ''}`;
+    const line = `  ${recipe.padEnd(22)} ${g.toFixed(2)} GFLOP per image; ours ${at(last.ours.imagesPerSecond, peak?.wasmGflops)}, PyTorch ${at(last.torch.imagesPerSecond, peak?.nativeGflops)}`;
+    r.gflopPerImage = g;
+    log(line);
+  }
   return { images, epochs, threads, repeat, recipes: out };
 }
