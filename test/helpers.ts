@@ -61,3 +61,23 @@ export async function runCli(...args: string[]): Promise<{ code: number; text: s
     process.stderr.write = writeErr;
   }
 }
+
+/**
+ * Runs `fn` offline: every `fetch` fails as without a network and downloads are cached in
+ * `cacheDir` (`MEDIMG_CACHE`); both are restored afterwards.
+ */
+export async function withoutNetwork<T>(cacheDir: string, fn: () => Promise<T>): Promise<T> {
+  const realFetch = globalThis.fetch;
+  const cache = process.env.MEDIMG_CACHE;
+  process.env.MEDIMG_CACHE = cacheDir;
+  globalThis.fetch = (async () => {
+    throw new TypeError('fetch failed');
+  }) as typeof fetch;
+  try {
+    return await fn();
+  } finally {
+    globalThis.fetch = realFetch;
+    if (cache === undefined) delete process.env.MEDIMG_CACHE;
+    else process.env.MEDIMG_CACHE = cache;
+  }
+}

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syntheticDataset } from '../../src/node.js';
-import { runCli } from '../helpers.js';
+import { runCli, withoutNetwork } from '../helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'medimg-data-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -263,13 +263,7 @@ describe('bad inputs: a clear message naming the problem and the file, a non-zer
       [['inspect-data', emptyClass], 1, /class folder .*empty-class\/b has no images/],
     ];
     // No network: a download of pretrained weights fails (as in train.test.ts).
-    const realFetch = globalThis.fetch;
-    const cache = process.env.MEDIMG_CACHE;
-    process.env.MEDIMG_CACHE = join(dir, 'offline-cache');
-    globalThis.fetch = (async () => {
-      throw new TypeError('fetch failed');
-    }) as typeof fetch;
-    try {
+    await withoutNetwork(join(dir, 'offline-cache'), async () => {
       for (const [args, code, message] of cases) {
         const withOut = args[0] === 'train' ? [...args, '--out', existing] : args;
         const r = await run(...withOut);
@@ -277,11 +271,7 @@ describe('bad inputs: a clear message naming the problem and the file, a non-zer
         expect(r.text, args.join(' ')).toMatch(message);
         expect(r.text, args.join(' ')).not.toMatch(/unexpected error| {4}at /);
       }
-    } finally {
-      globalThis.fetch = realFetch;
-      if (cache === undefined) delete process.env.MEDIMG_CACHE;
-      else process.env.MEDIMG_CACHE = cache;
-    }
+    });
     for (const [f, text] of Object.entries(kept))
       expect(readFileSync(join(existing, f), 'utf8'), f).toBe(text);
     expect(Object.keys(kept).map((f) => statSync(join(existing, f)).mtimeMs)).toEqual(mtimes);

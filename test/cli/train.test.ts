@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syntheticDataset } from '../../src/node.js';
-import { runCli } from '../helpers.js';
+import { runCli, withoutNetwork } from '../helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'medimg-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -124,13 +124,7 @@ describe('medimg-classify train', () => {
     const cnnWeights = await run('train', '--data', root, '--weights', 'imagenet');
     expect(cnnWeights.code).toBe(2);
     expect(cnnWeights.text).toMatch(/--weights works with a pretrained backbone/);
-    const realFetch = globalThis.fetch;
-    const cache = process.env.MEDIMG_CACHE;
-    process.env.MEDIMG_CACHE = join(dir, 'weights-cache');
-    globalThis.fetch = (async () => {
-      throw new TypeError('fetch failed');
-    }) as typeof fetch;
-    try {
+    await withoutNetwork(join(dir, 'weights-cache'), async () => {
       const r = await run(
         'train',
         '--data',
@@ -156,11 +150,7 @@ describe('medimg-classify train', () => {
       // The weights load before any image is read or the run folder is made.
       expect(r.text).not.toMatch(/run folder:|data: \d+ images/);
       expect(existsSync(join(dir, 'offline'))).toBe(false);
-    } finally {
-      globalThis.fetch = realFetch;
-      if (cache === undefined) delete process.env.MEDIMG_CACHE;
-      else process.env.MEDIMG_CACHE = cache;
-    }
+    });
   }, 120_000);
 
   it("one-phase fine-tuning: --epochs 0 skips the frozen phase; phase 2 starts at the registry's last block with --fine-tune-lr", async () => {
