@@ -76,6 +76,18 @@ export function confusionMatrixChart(
   };
 }
 
+/** The chance line of a ROC plot. */
+const DIAGONAL = {
+  data: {
+    values: [
+      { x: 0, y: 0 },
+      { x: 1, y: 1 },
+    ],
+  },
+  mark: { type: 'line', strokeDash: [4, 4], color: '#999' },
+  encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'y', type: 'quantitative' } },
+};
+
 /** One-vs-rest ROC curves of every class, with the AUC in the legend. */
 export function rocChart(
   yTrue: LabelInput,
@@ -104,16 +116,7 @@ export function rocChart(
     width: 320,
     height: 320,
     layer: [
-      {
-        data: {
-          values: [
-            { x: 0, y: 0 },
-            { x: 1, y: 1 },
-          ],
-        },
-        mark: { type: 'line', strokeDash: [4, 4], color: '#999' },
-        encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'y', type: 'quantitative' } },
-      },
+      DIAGONAL,
       {
         data: { values },
         mark: { type: 'line' },
@@ -177,17 +180,6 @@ export function trainingCurvesChart(
     },
   };
 }
-
-const DIAGONAL = {
-  data: {
-    values: [
-      { x: 0, y: 0 },
-      { x: 1, y: 1 },
-    ],
-  },
-  mark: { type: 'line', strokeDash: [4, 4], color: '#999' },
-  encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'y', type: 'quantitative' } },
-};
 
 /**
  * ROC curve of P(not normal) (abnormal vs normal) with the operating point marked: the frozen
