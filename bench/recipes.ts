@@ -21,7 +21,7 @@ import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { findDuplicates, imageFolder, stratifiedKFold, stratifiedSplit } from '../src/node.js';
-import { peaks } from './peaks.js';
+import { benchEnv, nativePeak, peaks } from './peaks.js';
 
 type Recipe = 'brain-finetune' | 'simple-cnn-letterbox' | 'busi';
 const ALL: Recipe[] = ['brain-finetune', 'simple-cnn-letterbox', 'busi'];
@@ -72,6 +72,7 @@ export async function benchRecipes(
     `== Recipes end to end: train() on real images vs PyTorch 1.13, ${threads} threads, ${images} training images, ${epochs} epochs, last epoch reported ==`,
   );
   const exampleSplit = flag('split') === 'example';
+  const env = benchEnv(threads, args);
   const list = (s: { path: string; label: number }[]) =>
     s.map((x) => [resolve(x.path), x.label] as [string, number]);
   const subset = async (dir: string, exclude: string[] = []) => {
@@ -119,6 +120,7 @@ export async function benchRecipes(
           encoding: 'utf8',
           maxBuffer: 1 << 26,
           timeout: 3_600_000,
+          env,
         },
       );
       const ours: Side =
@@ -139,7 +141,7 @@ export async function benchRecipes(
           encoding: 'utf8',
           maxBuffer: 1 << 26,
           timeout: 3_600_000,
-          env: { ...process.env, OMP_NUM_THREADS: String(threads) },
+          env,
         });
         if (p.status === 0) {
           const r = JSON.parse(p.stdout);
@@ -177,10 +179,12 @@ export async function benchRecipes(
   for (const r of rows) log(r);
   // Achieved GFLOP/s of the training loop (convolution and dense FLOPs of the step, counted from
   // the model: forward, plus input and weight gradients of the layers that train) against the
-  // machine's theoretical peaks: wasm SIMD128 (no FMA) for ours, AVX2+FMA for PyTorch.
+  // machine's theoretical peaks: wasm SIMD128 (no FMA) for ours, the best native ISA for PyTorch.
   const peak = peaks();
+  const native = nativePeak(peak);
+  const torchMalloc = env.MALLOC_MMAP_MAX_ === '0' ? 'kept' : 'default';
   log(
-    `\nachieved GFLOP/s (wasm SIMD peak ${peak?.wasmGflops.toFixed(0) ?? '?'}, native AVX2+FMA peak ${peak?.nativeGflops?.toFixed(0) ?? '?'}, ${cpus().length} cores at ${peak?.mhz.toFixed(0) ?? '?'} MHz):`,
+    `\nachieved GFLOP/s (wasm SIMD peak ${peak?.wasmGflops.toFixed(0) ?? '?'}, native ${native?.isa ?? ''} peak ${native?.gflops.toFixed(0) ?? '?'}, ${cpus().length} cores at ${peak?.mhz.toFixed(0) ?? '?'} MHz; PyTorch's freed memory ${torchMalloc === 'kept' ? 'kept mapped' : "returned to the OS (glibc's defaults)"}):`,
   );
   for (const [recipe, r] of Object.entries(out)) {
     const last = r.runs.at(-1);
@@ -190,9 +194,9 @@ export async function benchRecipes(
       ips === null
         ? '-'
         : `${(ips * g).toFixed(1)}${p ? ` (${((100 * ips * g) / p).toFixed(0)}% of peak)` : ''}`;
-    const line = `  ${recipe.padEnd(22)} ${g.toFixed(2)} GFLOP per image; ours ${at(last.ours.imagesPerSecond, peak?.wasmGflops)}, PyTorch ${at(last.torch.imagesPerSecond, peak?.nativeGflops)}`;
+    const line = `  ${recipe.padEnd(22)} ${g.toFixed(2)} GFLOP per image; ours ${at(last.ours.imagesPerSecond, peak?.wasmGflops)}, PyTorch ${at(last.torch.imagesPerSecond, native?.gflops)}`;
     r.gflopPerImage = g;
     log(line);
   }
-  return { images, epochs, threads, repeat, recipes: out };
+  return { images, epochs, threads, repeat, torchMalloc, peaks: peak, recipes: out };
 }

@@ -45,7 +45,7 @@ import {
   trainingCurvesChart,
   writeChart,
 } from '../src/node.js';
-import { peaks } from './peaks.js';
+import { benchEnv, peaks } from './peaks.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -68,6 +68,8 @@ const results: Record<string, unknown> = {
   torch: hasTorch,
 };
 const log = (s = '') => console.log(s);
+/** Both sides' child processes: same threads, same allocator settings (see benchEnv). */
+const env = benchEnv(cpus().length, args);
 
 function torch(
   jobs: object[],
@@ -77,6 +79,7 @@ function torch(
   const r = spawnSync(python, [join(here, 'torch_bench.py')], {
     input: JSON.stringify(jobs),
     encoding: 'utf8',
+    env,
     timeout,
     maxBuffer: 1 << 24,
   });
@@ -118,6 +121,7 @@ function tfjsTiming(
     ['--import', 'tsx', join(here, 'models.ts'), JSON.stringify({ ...job, backend, steps, threads })],
     {
       encoding: 'utf8',
+      env,
       timeout: timeoutS * 1000,
     },
   );
@@ -306,6 +310,7 @@ async function models() {
     const pairedRatio = (a: keyof (typeof runs)[number], b: keyof (typeof runs)[number]) =>
       median(runs.map((r) => (r[a] && r[b] ? r[a] / r[b] : null)));
     const wasm = column('wasm');
+    const torch2 = column('torch2');
     const row = {
       ...job,
       wasm,
@@ -314,18 +319,19 @@ async function models() {
       cpu: cpu.imagesPerSecond,
       cpuNote: 'note' in cpu ? cpu.note : undefined,
       torch1: column('torch1'),
-      torch2: column('torch2'),
+      torch2,
       ratioToTorch1: pairedRatio('wasm', 'torch1'),
       ratio1tTo1t: pairedRatio('wasm1t', 'torch1'),
       ratioToTorch2: pairedRatio('wasm', 'torch2'),
       gflopPerImage,
       wasmGflops: wasm && gflopPerImage ? wasm * gflopPerImage : null,
+      torch2Gflops: torch2 && gflopPerImage ? torch2 * gflopPerImage : null,
       runs,
     };
     rows.push(row);
-    const { torch1, torch2 } = row;
+    const { torch1 } = row;
     log(
-      `${job.label.padEnd(48)} wasm(${row.wasmThreads ?? '?'}t) ${f(row.wasm)}  wasm(1t) ${f(row.wasm1t)}  cpu ${f(row.cpu)}  torch(1t) ${f(torch1)}  torch(2t) ${f(torch2)}  wasm/torch1 ${f(row.ratioToTorch1)}  wasm1t/torch1 ${f(row.ratio1tTo1t)}  wasm/torch2 ${f(row.ratioToTorch2)}  ${f(row.wasmGflops)} GFLOP/s`,
+      `${job.label.padEnd(48)} wasm(${row.wasmThreads ?? '?'}t) ${f(row.wasm)}  wasm(1t) ${f(row.wasm1t)}  cpu ${f(row.cpu)}  torch(1t) ${f(torch1)}  torch(2t) ${f(torch2)}  wasm/torch1 ${f(row.ratioToTorch1)}  wasm1t/torch1 ${f(row.ratio1tTo1t)}  wasm/torch2 ${f(row.ratioToTorch2)}  GFLOP/s wasm ${f(row.wasmGflops)} torch(2t) ${f(row.torch2Gflops)}`,
     );
   }
   log(
@@ -334,8 +340,10 @@ async function models() {
   const p = peaks();
   if (p)
     log(
-      `  Machine peak (all ${cpus().length} cores at ${p.mhz.toFixed(0)} MHz): native AVX2+FMA ${p.nativeGflops?.toFixed(0) ?? '-'} GFLOP/s, wasm SIMD128 (no FMA) ${p.wasmGflops.toFixed(0)} GFLOP/s.`,
+      `  Machine peak (all ${cpus().length} cores at ${p.mhz.toFixed(0)} MHz): native AVX2+FMA ${p.nativeGflops?.toFixed(0) ?? '-'} GFLOP/s, AVX-512 ${p.avx512Gflops?.toFixed(0) ?? '-'} GFLOP/s, wasm SIMD128 (no FMA) ${p.wasmGflops.toFixed(0)} GFLOP/s.` +
+        ` PyTorch ran with ${env.MALLOC_MMAP_MAX_ === '0' ? 'freed memory kept mapped (MALLOC_MMAP_MAX_=0; --torch-malloc=default for glibc defaults)' : "glibc's default allocator settings"}.`,
     );
+  results.torchMalloc = env.MALLOC_MMAP_MAX_ === '0' ? 'kept' : 'default';
   results.models = rows;
 }
 
