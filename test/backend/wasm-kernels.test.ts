@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
+import { gatherV2, reverse } from '../../src/backend/wasm/copy.js';
 import { heapSimd, setHeapSimdEnabled } from '../../src/backend/wasm/heap-simd.js';
 import {
   collapsePermutation,
@@ -378,6 +379,74 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     expect(wasm).toEqual(cpu);
     expect(collapsePermutation([2, 3, 4, 5], [3, 0, 1, 2])).toEqual({ shape: [24, 5], perm: [1, 0] });
     expect(collapsePermutation([2, 3, 4, 5], [2, 0, 1, 3])).toEqual({ shape: [6, 4, 5], perm: [1, 0, 2] });
+  });
+
+  it('Reverse and GatherV2 on the heap match cpu exactly (image flips, rotations, filter taps, every dtype) and free what they make', async () => {
+    const run = async (backend: 'cpu' | 'wasm') => {
+      await useBackend(backend);
+      if (backend === 'wasm') registerWasmTrainingKernels();
+      return tf.tidy(() => {
+        const values = (shape: number[], dtype: 'float32' | 'int32' | 'bool') =>
+          tf.tensor(
+            Array.from({ length: shape.reduce((a, d) => a * d, 1) }, (_, i) =>
+              dtype === 'bool'
+                ? Number(i % 3 === 0)
+                : ((i * 7919) % 1000) - 500 + (dtype === 'float32' ? 0.25 : 0),
+            ),
+            shape,
+            dtype,
+          );
+        const out: { shape: number[]; dtype: string; values: number[] }[] = [];
+        const keep = (t: tf.Tensor) =>
+          out.push({ shape: t.shape, dtype: t.dtype, values: [...t.dataSync()] });
+        const reversals: [number[], number[], 'float32' | 'int32' | 'bool'][] = [
+          [[1, 5, 7, 3], [2], 'float32'], // RandomHorizontalFlip: runs of 3 channels
+          [[2, 5, 7, 1], [1], 'int32'], // RandomVerticalFlip, gray: runs of whole rows
+          [[3, 3, 70, 2], [0, 1], 'float32'], // filter taps: runs of 140 (the set() path)
+          [[4, 6], [1], 'bool'], // the last axis: runs of one
+          [[2, 3, 4, 5], [0, 2, 3], 'float32'], // several axes, not adjacent
+          [[1, 4, 1, 6], [0, 2], 'float32'], // only size-1 axes: a copy
+          [[7], [0], 'int32'],
+        ];
+        for (const [shape, dims, dtype] of reversals) keep(tf.reverse(values(shape, dtype), dims));
+        const gathers: [number[], number[], number, 'float32' | 'int32' | 'bool'][] = [
+          [[1, 20, 3], [19, 0, 0, 7, 5], 1, 'float32'], // RandomRotation's gather of pixels
+          [[2, 9, 1], [8, 1, 1, 2], 1, 'int32'], // gray: runs of one, two images
+          [[6, 80], [5, 0, 2], 0, 'float32'], // rows of 80 (the set() path)
+          [[3, 4], [2, 2], -1, 'bool'],
+        ];
+        for (const [shape, idx, axis, dtype] of gathers)
+          keep(tf.gather(values(shape, dtype), tf.tensor1d(idx, 'int32'), axis));
+        keep(
+          tf.gather(
+            values([3, 4], 'float32'),
+            tf.tensor2d(
+              [
+                [0, 2],
+                [1, 1],
+              ],
+              [2, 2],
+              'int32',
+            ),
+            1,
+          ),
+        );
+        return out;
+      });
+    };
+    const cpu = await run('cpu');
+    await run('wasm');
+    const before = tf.memory().numTensors;
+    const ids = backendDataIds();
+    const wasm = await run('wasm');
+    expect(tf.getKernel('Reverse', 'wasm')?.kernelFunc).toBe(reverse);
+    expect(tf.getKernel('GatherV2', 'wasm')?.kernelFunc).toBe(gatherV2);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(backendDataIds()).toBe(ids);
+    expect(wasm).toEqual(cpu);
+    // The flipped first row starts with the input's last pixel (values 18-20), then pixel 5 (15-17).
+    const v = (i: number) => ((i * 7919) % 1000) - 500 + 0.25;
+    expect(wasm[0]!.values.slice(0, 6)).toEqual([18, 19, 20, 15, 16, 17].map(v));
   });
 
   it("ClipByValue gradient (ReLU6) is the composite's, bit for bit, at the bounds, outside them and for NaN", async () => {

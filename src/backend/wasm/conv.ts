@@ -156,23 +156,9 @@ function tapChannelsFirst(
   );
 }
 
-/**
- * Reverses a [KH, KW, ...] filter over both spatial axes: the taps in reverse order, each a
- * contiguous block, copied on the heap (wasm's Reverse kernel took 106 ms for 3x3x512x512).
- */
+/** Reverses a [KH, KW, ...] filter over both spatial axes (this library's Reverse: runs of taps). */
 export function flipTaps(b: Backend, filter: TensorInfo): TensorInfo {
-  const hb = b as HeapBackend;
-  if (filter.dtype !== 'float32' || typeof hb.typedArrayFromHeap !== 'function')
-    return call('Reverse', b, { x: filter }, { dims: [0, 1] });
-  const [kh, kw] = filter.shape as [number, number];
-  const taps = kh * kw;
-  const out = hb.makeOutput(filter.shape, 'float32');
-  // Views after makeOutput: allocating may grow (and move) the heap.
-  const src = hb.typedArrayFromHeap(filter);
-  const dst = hb.typedArrayFromHeap(out);
-  const block = src.length / taps;
-  for (let t = 0; t < taps; t++) dst.set(src.subarray(t * block, (t + 1) * block), (taps - 1 - t) * block);
-  return out;
+  return call('Reverse', b, { x: filter }, { dims: [0, 1] });
 }
 
 /** dx = conv2d(dilate(dy), flip(W)^T): a forward convolution on XNNPACK. */

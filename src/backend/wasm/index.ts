@@ -13,6 +13,7 @@
  * - `max-pool.ts`: MaxPoolGrad
  * - `batchnorm.ts`: inference FusedBatchNorm
  * - `elementwise.ts`: Identity (shares the buffer), Transpose, the ClipByValue gradient
+ * - `copy.ts`: Reverse and GatherV2 as runs of contiguous copies (image flips and rotations)
  * - `adabelief.ts`: the fused AdaBelief update
  * Gradient *definitions* this library replaces live in `../patches/`.
  */
@@ -22,6 +23,7 @@ import { adaBeliefUpdate } from './adabelief.js';
 import { fusedBatchNorm } from './batchnorm.js';
 import { type KernelArgs, shipped, type TensorInfo } from './common.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv.js';
+import { gatherV2, reverse } from './copy.js';
 import { depthwiseBackpropFilter, depthwiseBackpropInput } from './depthwise.js';
 import { clipByValueGrad, identity, transpose } from './elementwise.js';
 import { batchMatMul } from './matmul.js';
@@ -33,6 +35,8 @@ const KERNELS: [string, (args: KernelArgs) => TensorInfo][] = [
   [ADABELIEF_UPDATE_KERNEL, adaBeliefUpdate as unknown as (args: KernelArgs) => TensorInfo],
   [CLIP_GRAD_KERNEL, clipByValueGrad],
   ['Transpose', transpose],
+  ['Reverse', reverse],
+  ['GatherV2', gatherV2],
   ['FusedBatchNorm', fusedBatchNorm],
   ['MaxPoolGrad', maxPoolGrad],
   ['BatchMatMul', batchMatMul],

@@ -81,6 +81,7 @@ export function perChannel(
 
 /** Python's round(): halves go to the even neighbour (torchvision computes sizes with it). */
 export function roundHalfEven(x: number): number {
+  // Math.round rounds halves up; a half (r - x exactly 0.5) that went to an odd number goes down.
   const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }

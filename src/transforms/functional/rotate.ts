@@ -45,19 +45,19 @@ export function rotate<T extends Image>(image: T, options: RotateOptions): T {
   return mapBatch(op, image, (batch) => {
     if (angle % 360 === 0) return batch.clone();
     const source = rotationSourceIndex(height, width, angle);
-    const inside = tf.tensor1d(
-      Array.from(source, (i) => (i >= 0 ? 1 : 0)),
-      'bool',
-    );
-    const index = tf.tensor1d(
-      Array.from(source, (i) => Math.max(i, 0)),
-      'int32',
-    );
     const [n, , , c] = batch.shape;
+    const index = new Int32Array(source.length);
+    const inside = new Uint8Array(source.length * c);
+    for (let i = 0; i < source.length; i++) {
+      const from = source[i] as number;
+      index[i] = Math.max(from, 0);
+      if (from >= 0) inside.fill(1, i * c, (i + 1) * c);
+    }
     const flat = tf.reshape(batch, [n, height * width, c]);
-    const gathered = tf.gather(flat, index, 1);
+    const gathered = tf.gather(flat, tf.tensor1d(index, 'int32'), 1);
+    const mask = tf.tensor3d(inside, [1, height * width, c], 'bool');
     const masked = tf.where(
-      tf.tile(tf.reshape(inside, [1, height * width, 1]), [n, 1, c]),
+      n === 1 ? mask : tf.tile(mask, [n, 1, 1]),
       gathered,
       tf.fill(gathered.shape, fill),
     );

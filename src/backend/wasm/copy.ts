@@ -1,0 +1,109 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { type HeapBackend, type KernelArgs, normAxes, original, type TensorInfo } from './common.js';
+
+/** Copies `n` values from `src[s..]` to `dst[d..]`: a loop for short runs, `set` for long ones. */
+function copyRun(dst: tf.TypedArray, d: number, src: tf.TypedArray, s: number, n: number): void {
+  if (n >= 64) dst.set(src.subarray(s, s + n), d);
+  else for (let j = 0; j < n; j++) dst[d + j] = src[s + j] as number;
+}
+
+const heapDtypes = new Set<tf.DataType>(['float32', 'int32', 'bool']);
+
+/**
+ * Reverse on the heap: the axes after the last reversed one stay contiguous and are copied as
+ * runs, the outer positions are walked with the reversed ones mirrored. A pure copy (the
+ * values are bit-identical to the shipped kernel's). The shipped kernel computes each value's
+ * coordinates apart: ~60 ns per value, 9 ms to mirror one 224x224x3 image (`RandomHorizontalFlip`
+ * at every training step) and 106 ms for a 3x3x512x512 filter.
+ */
+export function reverse({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  const b = backend as HeapBackend;
+  const { x } = inputs as { x: TensorInfo };
+  const { dims } = attrs as { dims: number | number[] };
+  if (!heapDtypes.has(x.dtype) || typeof b.typedArrayFromHeap !== 'function')
+    return original('Reverse', b, { x }, attrs);
+  const shape = x.shape;
+  const axes = normAxes(dims, shape.length).filter((a) => (shape[a] as number) > 1);
+  const out = b.makeOutput([...shape], x.dtype);
+  // Views after makeOutput: allocating may grow (and move) the heap.
+  const src = b.typedArrayFromHeap(x);
+  const dst = b.typedArrayFromHeap(out);
+  if (axes.length === 0) {
+    dst.set(src);
+    return out;
+  }
+  const last = axes.at(-1) as number;
+  const run = shape.slice(last + 1).reduce((p, d) => p * d, 1);
+  // Rows: the axes before the last reversed one, walked with the reversed ones mirrored; in each
+  // row the last reversed axis is read backwards, one run per position.
+  const rows = shape.slice(0, last);
+  const mirrored = rows.map((_, a) => axes.includes(a));
+  const len = shape[last] as number;
+  const rowStrides = rows.map((_, a) => shape.slice(a + 1, last + 1).reduce((p, d) => p * d, 1));
+  const count = rows.reduce((p, d) => p * d, 1);
+  const index = new Array<number>(rows.length).fill(0);
+  let d = 0;
+  for (let r = 0; r < count; r++) {
+    let from = 0;
+    for (let a = 0; a < rows.length; a++) {
+      const i = index[a] as number;
+      from += (mirrored[a] ? (rows[a] as number) - 1 - i : i) * (rowStrides[a] as number);
+    }
+    if (run === 1) for (let i = len - 1; i >= 0; i--) dst[d++] = src[from + i] as number;
+    else if (run >= 64)
+      for (let i = len - 1; i >= 0; i--, d += run)
+        dst.set(src.subarray((from + i) * run, (from + i + 1) * run), d);
+    else
+      for (let i = len - 1; i >= 0; i--) {
+        const s0 = (from + i) * run;
+        for (let j = 0; j < run; j++) dst[d++] = src[s0 + j] as number;
+      }
+    for (let a = rows.length - 1; a >= 0; a--) {
+      if (++(index[a] as number) < (rows[a] as number)) break;
+      index[a] = 0;
+    }
+  }
+  return out;
+}
+
+/**
+ * GatherV2 (batchDims 0) on the heap: for each outer position and each index, one contiguous run
+ * of the inner axes. Indices out of range go to the shipped kernel, which defines what they do.
+ * The shipped kernel took ~60 ns per value (9 ms for one 224x224x3 `RandomRotation`).
+ */
+export function gatherV2({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  const b = backend as HeapBackend;
+  const { x, indices } = inputs as { x: TensorInfo; indices: TensorInfo };
+  const { axis, batchDims = 0 } = attrs as { axis: number; batchDims?: number };
+  if (
+    !heapDtypes.has(x.dtype) ||
+    indices.dtype !== 'int32' ||
+    batchDims !== 0 ||
+    typeof b.typedArrayFromHeap !== 'function'
+  )
+    return original('GatherV2', b, { x, indices }, attrs);
+  const rank = x.shape.length;
+  const ax = tf.util.parseAxisParam(axis, x.shape)[0] as number;
+  const size = x.shape[ax] as number;
+  const idx = b.typedArrayFromHeap(indices);
+  for (let j = 0; j < idx.length; j++) {
+    const v = idx[j] as number;
+    if (v < 0 || v >= size) return original('GatherV2', b, { x, indices }, attrs);
+  }
+  const outer = x.shape.slice(0, ax).reduce((p, d) => p * d, 1);
+  const inner = x.shape.slice(ax + 1, rank).reduce((p, d) => p * d, 1);
+  const out = b.makeOutput([...x.shape.slice(0, ax), ...indices.shape, ...x.shape.slice(ax + 1)], x.dtype);
+  const src = b.typedArrayFromHeap(x);
+  const dst = b.typedArrayFromHeap(out);
+  const ids = b.typedArrayFromHeap(indices);
+  const n = ids.length;
+  let d = 0;
+  for (let o = 0; o < outer; o++) {
+    const base = o * size;
+    if (inner === 1) for (let j = 0; j < n; j++) dst[d++] = src[base + (ids[j] as number)] as number;
+    else
+      for (let j = 0; j < n; j++, d += inner)
+        copyRun(dst, d, src, (base + (ids[j] as number)) * inner, inner);
+  }
+  return out;
+}
