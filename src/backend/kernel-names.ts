@@ -26,3 +26,17 @@ export interface AdaBeliefUpdateAttrs {
 
 /** Kernel behind the ClipByValue gradient on wasm (see `patches/clip-gradient.ts`). */
 export const CLIP_GRAD_KERNEL = 'MedimgClipByValueGrad';
+
+/**
+ * A kernel a backend may register to blur NHWC float32 images with a separable filter and
+ * reflect padding (torchvision's `GaussianBlur`): input `x`; attributes {@link SeparableBlurAttrs}.
+ * The wasm backend does (one pass per axis on the heap); elsewhere `gaussianBlur` composes
+ * tfjs ops. Same values as the ops within float32 rounding (the taps are summed in order).
+ */
+export const SEPARABLE_BLUR_KERNEL = 'MedimgSeparableBlur';
+
+/** Attributes of {@link SEPARABLE_BLUR_KERNEL}: the 1-D taps along the width and the height. */
+export interface SeparableBlurAttrs {
+  kx: number[];
+  ky: number[];
+}

@@ -2,6 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
+import { SEPARABLE_BLUR_KERNEL } from '../../src/backend/kernel-names.js';
+import { separableBlur } from '../../src/backend/wasm/blur.js';
 import { gatherV2, reverse } from '../../src/backend/wasm/copy.js';
 import { heapSimd, setHeapSimdEnabled } from '../../src/backend/wasm/heap-simd.js';
 import {
@@ -10,6 +12,7 @@ import {
   setFilterGradStrategy,
   setInputGradStrategy,
 } from '../../src/backend/wasm/index.js';
+import { gaussianBlur, gaussianKernel1d } from '../../src/transforms/functional/gaussian-blur.js';
 import { useBackend } from '../helpers.js';
 
 interface ConvCase {
@@ -447,6 +450,66 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     // The flipped first row starts with the input's last pixel (values 18-20), then pixel 5 (15-17).
     const v = (i: number) => ((i * 7919) % 1000) - 500 + 0.25;
     expect(wasm[0]!.values.slice(0, 6)).toEqual([18, 19, 20, 15, 16, 17].map(v));
+  });
+
+  it('the separable Gaussian blur kernel matches the ops path on cpu (RGB and gray, unequal taps, reflect edges), SIMD and JavaScript bit for bit', async () => {
+    const cases: [[number, number, number, number], [number, number], [number, number]][] = [
+      [
+        [2, 9, 11, 3],
+        [5, 3],
+        [1.3, 0.7],
+      ], // RGB, kx 5 taps, ky 3
+      [
+        [1, 7, 6, 1],
+        [5, 5],
+        [2, 2],
+      ], // gray: reflect reaches 2 pixels into a 6-wide image
+      [
+        [1, 12, 10, 4],
+        [7, 1],
+        [0.9, 1],
+      ], // ky of one tap: rows copied
+    ];
+    const run = async (backend: 'cpu' | 'wasm') => {
+      await useBackend(backend);
+      if (backend === 'wasm') registerWasmTrainingKernels();
+      return cases.map(([shape, kernelSize, sigma], i) =>
+        tf.tidy(() => {
+          const x = tf.randomUniform(shape, 0, 255, 'float32', 40 + i) as tf.Tensor4D;
+          return [...gaussianBlur(x, { kernelSize, sigma }).dataSync()];
+        }),
+      );
+    };
+    const cpu = await run('cpu');
+    let first: number[][] | undefined;
+    await withAndWithoutHeapSimd(
+      () => run('wasm'),
+      (wasm, simd) => {
+        expect(tf.getKernel(SEPARABLE_BLUR_KERNEL, 'wasm')?.kernelFunc).toBe(separableBlur);
+        wasm.forEach((values, i) => {
+          expect(values.length).toBe(cpu[i]!.length);
+          const worst = Math.max(...values.map((v, j) => Math.abs(v - cpu[i]![j]!)));
+          expect(worst, `case ${i}, simd ${simd}`).toBeLessThan(2e-4);
+        });
+        if (first) expect(wasm).toEqual(first);
+        first = wasm;
+      },
+    );
+    // Worked by hand on case 3 (a 1-tap vertical filter): each value is the 7-tap horizontal
+    // Gaussian of its row, reflected at the edges (column -1 reads column 1).
+    await useBackend('cpu');
+    const x = tf.tidy(() => [...tf.randomUniform(cases[2]![0], 0, 255, 'float32', 42).dataSync()]);
+    const taps = gaussianKernel1d(7, 0.9);
+    const at = (row: number, col: number, ch: number) => x[(row * 10 + col) * 4 + ch]!;
+    const reflected = (col: number) => (col < 0 ? -col : col > 9 ? 18 - col : col);
+    for (const [row, col, ch] of [
+      [0, 0, 0],
+      [5, 4, 2],
+      [11, 9, 3],
+    ] as const) {
+      const expected = taps.reduce((sum, t, k) => sum + t * at(row, reflected(col + k - 3), ch), 0);
+      expect(first![2]![(row * 10 + col) * 4 + ch]).toBeCloseTo(expected, 3);
+    }
   });
 
   it("ClipByValue gradient (ReLU6) is the composite's, bit for bit, at the bounds, outside them and for NaN", async () => {

@@ -70,6 +70,8 @@ export interface HeapSimd {
     oh: number,
     ow: number,
   ): void;
+  /** dst[i] = src[i] * w (init 1) or dst[i] += src[i] * w (init 0), for `n` float32 values. */
+  axpy(dst: number, src: number, n: number, w: number, init: number): void;
   /** out[i] = lo <= x[i] <= hi ? dy[i] : 0, for `n` values. */
   clip_grad(x: number, dy: number, out: number, n: number, lo: number, hi: number): void;
 }

@@ -14,13 +14,15 @@
  * - `batchnorm.ts`: inference FusedBatchNorm
  * - `elementwise.ts`: Identity (shares the buffer), Transpose, the ClipByValue gradient
  * - `copy.ts`: Reverse and GatherV2 as runs of contiguous copies (image flips and rotations)
+ * - `blur.ts`: the separable Gaussian blur of `GaussianBlur` (a custom kernel)
  * - `adabelief.ts`: the fused AdaBelief update
  * Gradient *definitions* this library replaces live in `../patches/`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { ADABELIEF_UPDATE_KERNEL, CLIP_GRAD_KERNEL } from '../kernel-names.js';
+import { ADABELIEF_UPDATE_KERNEL, CLIP_GRAD_KERNEL, SEPARABLE_BLUR_KERNEL } from '../kernel-names.js';
 import { adaBeliefUpdate } from './adabelief.js';
 import { fusedBatchNorm } from './batchnorm.js';
+import { separableBlur } from './blur.js';
 import { type KernelArgs, shipped, type TensorInfo } from './common.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv.js';
 import { gatherV2, reverse } from './copy.js';
@@ -34,6 +36,7 @@ const KERNELS: [string, (args: KernelArgs) => TensorInfo][] = [
   ['Identity', identity],
   [ADABELIEF_UPDATE_KERNEL, adaBeliefUpdate as unknown as (args: KernelArgs) => TensorInfo],
   [CLIP_GRAD_KERNEL, clipByValueGrad],
+  [SEPARABLE_BLUR_KERNEL, separableBlur],
   ['Transpose', transpose],
   ['Reverse', reverse],
   ['GatherV2', gatherV2],

@@ -37,20 +37,31 @@ export function erase<T extends Image>(image: T, options: EraseOptions): T {
   }
   return mapBatch(op, image, (batch) => {
     if (h === 0 || w === 0) return batch.clone();
-    // The rectangle as a small [1, H, W, 1] mask built in JS: one multiply-add over the image.
-    const maskData = new Float32Array(H * W);
-    for (let r = top; r < top + h; r++) maskData.fill(1, r * W + left, r * W + left + w);
-    const mask = tf.tensor4d(maskData, [1, H, W, 1]);
-    const keep = tf.sub(1, mask);
+    // The rectangle as a full-size mask built in JS and one select: erased values are replaced,
+    // as torchvision's assignment does, and the rest are left untouched.
+    const n = batch.shape[0];
+    const C = channels;
+    const inside = new Uint8Array(H * W * C);
+    for (let r = top; r < top + h; r++) inside.fill(1, (r * W + left) * C, (r * W + left + w) * C);
     let fill: tf.Tensor;
     if (value instanceof tf.Tensor) {
-      fill = tf.pad(value, [
-        [top, H - top - h],
-        [left, W - left - w],
-        [0, 0],
-      ]);
-    } else fill = tf.mul(mask, perChannel(op, 'value', value, channels));
-    if (value instanceof tf.Tensor) fill = tf.mul(fill, mask);
-    return tf.add(tf.mul(batch, keep), fill);
+      fill = tf.reshape(
+        tf.pad(tf.cast(value, 'float32'), [
+          [top, H - top - h],
+          [left, W - left - w],
+          [0, 0],
+        ]),
+        [1, H, W, C],
+      );
+    } else {
+      const perPixel = perChannel(op, 'value', value, C).dataSync();
+      const data = new Float32Array(H * W * C);
+      if (perPixel.length === 1) data.fill(perPixel[0] as number);
+      else for (let i = 0; i < data.length; i++) data[i] = perPixel[i % C] as number;
+      fill = tf.tensor4d(data, [1, H, W, C]);
+    }
+    const mask = tf.tensor4d(inside, [1, H, W, C], 'bool');
+    const tile = (t: tf.Tensor) => (n === 1 ? t : tf.tile(t, [n, 1, 1, 1]));
+    return tf.where(tile(mask), tile(fill), batch);
   });
 }

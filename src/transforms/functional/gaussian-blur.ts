@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { SEPARABLE_BLUR_KERNEL, type SeparableBlurAttrs } from '../../backend/kernel-names.js';
 import { check, checkNumber } from '../../util/errors.js';
 import { type Image, imageSize, mapBatch } from './_image.js';
 
@@ -74,6 +75,13 @@ export function gaussianBlur<T extends Image>(image: T, options: GaussianBlurOpt
     `kernelSize [${kx}, ${ky}] needs reflect padding larger than the ${height}x${width} image allows`,
   );
   return mapBatch(op, image, (batch) => {
+    // A backend with its own separable blur (wasm: on the heap) runs it; the rest compose ops.
+    if (tf.getKernel(SEPARABLE_BLUR_KERNEL, tf.getBackend()) !== undefined) {
+      const attrs: SeparableBlurAttrs = { kx: gaussianKernel1d(kx, sx), ky: gaussianKernel1d(ky, sy) };
+      return tf
+        .engine()
+        .runKernel(SEPARABLE_BLUR_KERNEL, { x: batch }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+    }
     const c = batch.shape[3];
     if (c === 1) {
       // Gray images: the separable blur with reflect padding is B_y . X . B_x^T with banded
