@@ -70,9 +70,16 @@ export async function* batches(source: SampleSource, options: BatchOptions): Asy
   const prefetch = Math.max(0, options.prefetch ?? 2);
   const pending: Promise<Batch>[] = [];
   let next = 0;
+  // Batches load concurrently, but each applies its transform only after the one before it has:
+  // a seeded transform then draws its random numbers in batch order, whatever order the files
+  // finish decoding in, so the same seed gives the same augmentation.
+  let turn: Promise<unknown> = Promise.resolve();
   const fill = () => {
-    while (pending.length <= prefetch && next < groups.length)
-      pending.push(makeBatch(source, groups[next++] as number[], options.transform));
+    while (pending.length <= prefetch && next < groups.length) {
+      const batch = makeBatch(source, groups[next++] as number[], options.transform, turn);
+      turn = batch.catch(() => {});
+      pending.push(batch);
+    }
   };
   try {
     fill();
@@ -91,8 +98,11 @@ async function makeBatch(
   source: SampleSource,
   indices: number[],
   transform: Transform | undefined,
+  after: Promise<unknown>,
 ): Promise<Batch> {
-  const images = await Promise.all(indices.map((i) => source.load(i)));
+  const loading = Promise.all(indices.map((i) => source.load(i)));
+  // On a load error, wait for the batches before this one anyway, so none is left mid-transform.
+  const images = await loading.finally(() => after);
   const labels = indices.map((i) => source.label(i));
   try {
     return tf.tidy(() => {

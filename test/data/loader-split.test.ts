@@ -180,6 +180,43 @@ describe('batches', () => {
     expect(await order(1)).not.toEqual(seen.flat());
   });
 
+  it('augments the same way whatever order the files finish loading in (decoding on a thread pool)', async () => {
+    // Later samples load first, as a slow decode of an early file makes them.
+    const slowFirst = {
+      ...source,
+      load: (i: number) =>
+        new Promise<tf.Tensor3D>((resolve) => setTimeout(() => resolve(source.load(i)), 5 * (15 - i))),
+    };
+    const flips = async (s: typeof source) => {
+      const out: number[][] = [];
+      for await (const b of batches(s, {
+        batchSize: 3,
+        prefetch: 4,
+        transform: new RandomHorizontalFlip({ seed: 7 }),
+      })) {
+        // Which images came out mirrored: compare each with its untransformed self.
+        const loaded = await Promise.all(b.indices.map((i) => source.load(i)));
+        const raw = tf.stack(loaded);
+        tf.dispose(loaded);
+        out.push(
+          b.indices.map((_, k) =>
+            Number(
+              tf.tidy(() => tf.any(tf.notEqual(tf.slice(raw, k, 1), tf.slice(b.xs, k, 1))).dataSync()[0]),
+            ),
+          ),
+        );
+        tf.dispose([raw, b.xs, b.ys]);
+      }
+      return out;
+    };
+    const before = tf.memory().numTensors;
+    const inOrder = await flips(source);
+    expect(await flips(slowFirst)).toEqual(inOrder);
+    // The flips really are random: some images mirrored, some not.
+    expect(new Set(inOrder.flat())).toEqual(new Set([0, 1]));
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('frees prefetched batches when the consumer stops early', async () => {
     const before = tf.memory().numTensors;
     for await (const b of batches(source, {
