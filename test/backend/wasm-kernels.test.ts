@@ -4,7 +4,7 @@ import '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
 import { SEPARABLE_BLUR_KERNEL } from '../../src/backend/kernel-names.js';
 import { separableBlur } from '../../src/backend/wasm/blur.js';
-import { gatherV2, reverse } from '../../src/backend/wasm/copy.js';
+import { gatherV2, reverse, slice } from '../../src/backend/wasm/copy.js';
 import { heapSimd, setHeapSimdEnabled } from '../../src/backend/wasm/heap-simd.js';
 import {
   collapsePermutation,
@@ -384,7 +384,7 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     expect(collapsePermutation([2, 3, 4, 5], [2, 0, 1, 3])).toEqual({ shape: [6, 4, 5], perm: [1, 0, 2] });
   });
 
-  it('Reverse and GatherV2 on the heap match cpu exactly (image flips, rotations, filter taps, every dtype) and free what they make', async () => {
+  it('Reverse, GatherV2 and Slice on the heap match cpu exactly (flips, rotations, filter taps, crops, every dtype) and free what they make', async () => {
     const run = async (backend: 'cpu' | 'wasm') => {
       await useBackend(backend);
       if (backend === 'wasm') registerWasmTrainingKernels();
@@ -434,6 +434,16 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
             1,
           ),
         );
+        const slices: [number[], number[], number[], 'float32' | 'int32' | 'bool'][] = [
+          [[2, 6, 6, 5], [0, 0, 0, 0], [2, 5, 5, 5], 'float32'], // a stride-2 crop: runs of 25 per row
+          [[2, 6, 6, 5], [1, 1, 2, 0], [1, 3, 4, 5], 'int32'],
+          [[2, 6, 6, 70], [0, 0, 1, 0], [2, 6, 2, 70], 'float32'], // runs of 140 (the set() path)
+          [[4, 7], [0, 2], [4, -1], 'bool'], // size -1: to the end
+          [[3, 4, 5], [1, 0, 0], [2, 4, 5], 'float32'], // whole rows: one run
+          [[3, 4, 5], [0, 0, 4], [3, 4, 1], 'float32'], // the last axis cut: runs of one
+          [[5], [2], [0], 'float32'], // empty
+        ];
+        for (const [shape, begin, size, dtype] of slices) keep(tf.slice(values(shape, dtype), begin, size));
         return out;
       });
     };
@@ -444,6 +454,7 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     const wasm = await run('wasm');
     expect(tf.getKernel('Reverse', 'wasm')?.kernelFunc).toBe(reverse);
     expect(tf.getKernel('GatherV2', 'wasm')?.kernelFunc).toBe(gatherV2);
+    expect(tf.getKernel('Slice', 'wasm')?.kernelFunc).toBe(slice);
     expect(tf.memory().numTensors).toBe(before);
     expect(backendDataIds()).toBe(ids);
     expect(wasm).toEqual(cpu);

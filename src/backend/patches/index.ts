@@ -6,6 +6,8 @@
  * Global, installed by {@link installPatches} from `setupBackend`:
  * - `early-gradient-release.ts`: frees each node's gradient inputs and saved tensors during
  *   the backward pass (`setEarlyGradientRelease(false)` switches it off);
+ * - `unused-input-gradient.ts`: no input gradient for a first convolution whose input no
+ *   variable depends on (`setSkipUnusedInputGradients(false)` switches it off);
  * - `batchnorm-gradient.ts`, `clip-gradient.ts`: FusedBatchNorm and ClipByValue gradients
  *   without the full-size `Tile` and the five-op select (wasm only).
  * Per model or per call, applied where they are needed:
@@ -21,6 +23,7 @@
 import { registerBatchNormGradient } from './batchnorm-gradient.js';
 import { registerClipByValueGradient } from './clip-gradient.js';
 import { installEarlyGradientRelease } from './early-gradient-release.js';
+import { installSkipUnusedInputGradients } from './unused-input-gradient.js';
 
 /** Installs the global patches (idempotent). `wasm`: the backend being set up is wasm. */
 export function installPatches(options: { wasm: boolean }): void {
@@ -28,6 +31,7 @@ export function installPatches(options: { wasm: boolean }): void {
     registerBatchNormGradient();
     registerClipByValueGradient();
   }
+  installSkipUnusedInputGradients();
   // Last, so that the gradients registered above are wrapped too.
   installEarlyGradientRelease();
 }
