@@ -166,4 +166,20 @@ describe('the unused input gradient of a first convolution is skipped', () => {
     tf.dispose([x, scale]);
     model.dispose();
   });
+  it('leaves higher-order gradients alone: a nested gradient in the same recording turns skipping off', async () => {
+    await useBackend('cpu');
+    const model = stemModel();
+    const x = tf.randomUniform([1, 9, 9, 3], 0, 1, 'float32', 11);
+    const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    const count = skippedInputGradients();
+    const { value, grads } = tf.variableGrads(() => {
+      // A gradient taken inside the recorded function (as a gradient penalty would).
+      const inner = tf.grad((a: tf.Tensor) => tf.sum(tf.square(a)))(tf.scalar(2));
+      return tf.add(tf.sum(model.apply(x, { training: true }) as tf.Tensor), tf.mul(inner, 0)) as tf.Scalar;
+    }, vars);
+    expect(skippedInputGradients()).toBe(count);
+    expect(Object.keys(grads).length).toBe(vars.length);
+    tf.dispose([value, x, ...Object.values(grads)]);
+    model.dispose();
+  });
 });
