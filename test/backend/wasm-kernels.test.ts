@@ -4,7 +4,7 @@ import '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
 import { SEPARABLE_BLUR_KERNEL } from '../../src/backend/kernel-names.js';
 import { separableBlur } from '../../src/backend/wasm/blur.js';
-import { gatherV2, reverse, slice } from '../../src/backend/wasm/copy.js';
+import { gatherV2, padV2, reverse, slice } from '../../src/backend/wasm/copy.js';
 import { heapSimd, setHeapSimdEnabled } from '../../src/backend/wasm/heap-simd.js';
 import {
   collapsePermutation,
@@ -384,7 +384,7 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     expect(collapsePermutation([2, 3, 4, 5], [2, 0, 1, 3])).toEqual({ shape: [6, 4, 5], perm: [1, 0, 2] });
   });
 
-  it('Reverse, GatherV2 and Slice on the heap match cpu exactly (flips, rotations, filter taps, crops, every dtype) and free what they make', async () => {
+  it('Reverse, GatherV2, Slice and PadV2 on the heap match cpu exactly (flips, rotations, filter taps, crops, padding, every dtype) and free what they make', async () => {
     const run = async (backend: 'cpu' | 'wasm') => {
       await useBackend(backend);
       if (backend === 'wasm') registerWasmTrainingKernels();
@@ -444,6 +444,65 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
           [[5], [2], [0], 'float32'], // empty
         ];
         for (const [shape, begin, size, dtype] of slices) keep(tf.slice(values(shape, dtype), begin, size));
+        const pads: [number[], [number, number][], number, 'float32' | 'int32'][] = [
+          [
+            [2, 7, 7, 3],
+            [
+              [0, 0],
+              [0, 1],
+              [0, 1],
+              [0, 0],
+            ],
+            0,
+            'float32',
+          ], // MobileNetV2's stem: runs of 21
+          [
+            [1, 5, 6, 1],
+            [
+              [0, 0],
+              [2, 1],
+              [3, 0],
+              [0, 0],
+            ],
+            -1.5,
+            'float32',
+          ], // gray, a constant
+          [
+            [2, 4, 30, 3],
+            [
+              [1, 0],
+              [1, 1],
+              [1, 1],
+              [0, 0],
+            ],
+            7,
+            'int32',
+          ], // batch padded; runs of 90 (set())
+          [
+            [2, 5, 5, 3],
+            [
+              [0, 0],
+              [1, 1],
+              [1, 1],
+              [1, 1],
+            ],
+            0,
+            'float32',
+          ], // channels padded: shipped
+          [
+            [2, 5, 5, 8],
+            [
+              [0, 0],
+              [1, 1],
+              [1, 1],
+              [0, 0],
+            ],
+            0,
+            'float32',
+          ], // 8 channels: shipped
+        ];
+        for (const [shape, paddings, value, dtype] of pads)
+          keep(tf.pad(values(shape, dtype), paddings, value));
         return out;
       });
     };
@@ -455,6 +514,7 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     expect(tf.getKernel('Reverse', 'wasm')?.kernelFunc).toBe(reverse);
     expect(tf.getKernel('GatherV2', 'wasm')?.kernelFunc).toBe(gatherV2);
     expect(tf.getKernel('Slice', 'wasm')?.kernelFunc).toBe(slice);
+    expect(tf.getKernel('PadV2', 'wasm')?.kernelFunc).toBe(padV2);
     expect(tf.memory().numTensors).toBe(before);
     expect(backendDataIds()).toBe(ids);
     expect(wasm).toEqual(cpu);

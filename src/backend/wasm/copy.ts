@@ -156,3 +156,55 @@ export function slice({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   }
   return out;
 }
+
+/**
+ * PadV2 (constant padding) on the heap: the output is filled with the constant, then the input
+ * is copied in runs that span the axes after the last padded one. The shipped kernel moved a
+ * 3-channel image one value at a time (16 ms to pad a [32, 224, 224, 3] batch by one row and
+ * column, MobileNetV2's stem; 8 ms here); its paths for more channels are faster than this one
+ * and are kept.
+ */
+export function padV2({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  const b = backend as HeapBackend;
+  const { x } = inputs as { x: TensorInfo };
+  const { paddings, constantValue } = attrs as { paddings: [number, number][]; constantValue: number };
+  const shape = x.shape;
+  const rank = shape.length;
+  let last = rank - 1;
+  while (last >= 0 && paddings[last]![0] === 0 && paddings[last]![1] === 0) last--;
+  const strides = (s: readonly number[]) => s.map((_, a) => s.slice(a + 1).reduce((p, d) => p * d, 1));
+  const srcStrides = strides(shape);
+  // The shipped kernel is fast (about twice this loop's speed) where the last axis holds more
+  // than 4 values; it is slow only for images' 1-4 channels.
+  if (
+    !heapDtypes.has(x.dtype) ||
+    typeof b.typedArrayFromHeap !== 'function' ||
+    last < 0 ||
+    (shape[rank - 1] as number) > 4 ||
+    (shape[last] as number) * (srcStrides[last] as number) < 16 ||
+    shape.some((d) => d === 0)
+  )
+    return original('PadV2', b, { x }, attrs);
+  const outShape = shape.map((d, a) => d + paddings[a]![0] + paddings[a]![1]);
+  const out = b.makeOutput(outShape, x.dtype);
+  const src = b.typedArrayFromHeap(x);
+  const dst = b.typedArrayFromHeap(out);
+  dst.fill(constantValue);
+  const dstStrides = strides(outShape);
+  const run = (shape[last] as number) * (srcStrides[last] as number);
+  const outer = shape.slice(0, last);
+  const count = outer.reduce((p, d) => p * d, 1);
+  const index = new Array<number>(outer.length).fill(0);
+  const first = paddings[last]![0] * (dstStrides[last] as number);
+  for (let o = 0; o < count; o++) {
+    let to = first;
+    for (let a = 0; a < outer.length; a++)
+      to += ((index[a] as number) + paddings[a]![0]) * (dstStrides[a] as number);
+    copyRun(dst, to, src, o * run, run);
+    for (let a = outer.length - 1; a >= 0; a--) {
+      if (++(index[a] as number) < (outer[a] as number)) break;
+      index[a] = 0;
+    }
+  }
+  return out;
+}

@@ -13,7 +13,8 @@
  * - `max-pool.ts`: MaxPoolGrad
  * - `batchnorm.ts`: inference FusedBatchNorm
  * - `elementwise.ts`: Identity (shares the buffer), Transpose, the ClipByValue gradient
- * - `copy.ts`: Reverse, GatherV2 and Slice as runs of contiguous copies (flips, rotations, crops)
+ * - `copy.ts`: Reverse, GatherV2, Slice and PadV2 as runs of contiguous copies (flips, rotations,
+ *   crops, zero padding)
  * - `blur.ts`: the separable Gaussian blur of `GaussianBlur` (a custom kernel)
  * - `adabelief.ts`: the fused AdaBelief update
  * Gradient *definitions* this library replaces live in `../patches/`.
@@ -25,7 +26,7 @@ import { fusedBatchNorm } from './batchnorm.js';
 import { separableBlur } from './blur.js';
 import { type KernelArgs, shipped, type TensorInfo } from './common.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv.js';
-import { gatherV2, reverse, slice } from './copy.js';
+import { gatherV2, padV2, reverse, slice } from './copy.js';
 import { depthwiseBackpropFilter, depthwiseBackpropInput } from './depthwise.js';
 import { clipByValueGrad, identity, transpose } from './elementwise.js';
 import { batchMatMul } from './matmul.js';
@@ -41,6 +42,7 @@ const KERNELS: [string, (args: KernelArgs) => TensorInfo][] = [
   ['Reverse', reverse],
   ['GatherV2', gatherV2],
   ['Slice', slice],
+  ['PadV2', padV2],
   ['FusedBatchNorm', fusedBatchNorm],
   ['MaxPoolGrad', maxPoolGrad],
   ['BatchMatMul', batchMatMul],
