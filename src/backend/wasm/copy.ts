@@ -9,6 +9,19 @@ function copyRun(dst: tf.TypedArray, d: number, src: tf.TypedArray, s: number, n
 
 const heapDtypes = new Set<tf.DataType>(['float32', 'int32', 'bool']);
 
+/** Calls `visit(o, index)` for each multi-index of an index space of shape `dims`, row-major. */
+function forEachIndex(dims: readonly number[], visit: (o: number, index: readonly number[]) => void): void {
+  const count = dims.reduce((p, d) => p * d, 1);
+  const index = new Array<number>(dims.length).fill(0);
+  for (let o = 0; o < count; o++) {
+    visit(o, index);
+    for (let a = dims.length - 1; a >= 0; a--) {
+      if (++(index[a] as number) < (dims[a] as number)) break;
+      index[a] = 0;
+    }
+  }
+}
+
 /**
  * Reverse on the heap: the axes after the last reversed one stay contiguous and are copied as
  * runs, the outer positions are walked with the reversed ones mirrored. A pure copy (the
@@ -40,10 +53,8 @@ export function reverse({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const mirrored = rows.map((_, a) => axes.includes(a));
   const len = shape[last] as number;
   const rowStrides = rows.map((_, a) => shape.slice(a + 1, last + 1).reduce((p, d) => p * d, 1));
-  const count = rows.reduce((p, d) => p * d, 1);
-  const index = new Array<number>(rows.length).fill(0);
   let d = 0;
-  for (let r = 0; r < count; r++) {
+  forEachIndex(rows, (_, index) => {
     let from = 0;
     for (let a = 0; a < rows.length; a++) {
       const i = index[a] as number;
@@ -58,11 +69,7 @@ export function reverse({ inputs, backend, attrs }: KernelArgs): TensorInfo {
         const s0 = (from + i) * run;
         for (let j = 0; j < run; j++) dst[d++] = src[s0 + j] as number;
       }
-    for (let a = rows.length - 1; a >= 0; a--) {
-      if (++(index[a] as number) < (rows[a] as number)) break;
-      index[a] = 0;
-    }
-  }
+  });
   return out;
 }
 
@@ -140,20 +147,13 @@ export function slice({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   while (cut > 0 && begin[cut] === 0 && size[cut] === shape[cut]) cut--;
   const strides = shape.map((_, a) => shape.slice(a + 1).reduce((p, d) => p * d, 1));
   const run = (size[cut] as number) * (strides[cut] as number);
-  const outer = size.slice(0, cut);
-  const count = outer.reduce((p, d) => p * d, 1);
-  const index = new Array<number>(outer.length).fill(0);
   const first = (begin[cut] as number) * (strides[cut] as number);
-  for (let o = 0; o < count; o++) {
+  forEachIndex(size.slice(0, cut), (o, index) => {
     let from = first;
-    for (let a = 0; a < outer.length; a++)
+    for (let a = 0; a < cut; a++)
       from += ((begin[a] as number) + (index[a] as number)) * (strides[a] as number);
     copyRun(dst, o * run, src, from, run);
-    for (let a = outer.length - 1; a >= 0; a--) {
-      if (++(index[a] as number) < (outer[a] as number)) break;
-      index[a] = 0;
-    }
-  }
+  });
   return out;
 }
 
@@ -192,19 +192,11 @@ export function padV2({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   dst.fill(constantValue);
   const dstStrides = strides(outShape);
   const run = (shape[last] as number) * (srcStrides[last] as number);
-  const outer = shape.slice(0, last);
-  const count = outer.reduce((p, d) => p * d, 1);
-  const index = new Array<number>(outer.length).fill(0);
   const first = paddings[last]![0] * (dstStrides[last] as number);
-  for (let o = 0; o < count; o++) {
+  forEachIndex(shape.slice(0, last), (o, index) => {
     let to = first;
-    for (let a = 0; a < outer.length; a++)
-      to += ((index[a] as number) + paddings[a]![0]) * (dstStrides[a] as number);
+    for (let a = 0; a < last; a++) to += ((index[a] as number) + paddings[a]![0]) * (dstStrides[a] as number);
     copyRun(dst, to, src, o * run, run);
-    for (let a = outer.length - 1; a >= 0; a--) {
-      if (++(index[a] as number) < (outer[a] as number)) break;
-      index[a] = 0;
-    }
-  }
+  });
   return out;
 }
