@@ -12,7 +12,8 @@ import {
 } from '../src/index.js';
 
 export type BenchModel = 'simple-cnn' | 'user-cnn' | 'resnet50v2' | 'mobilenetv2';
-export type BenchTrain = 'full' | 'frozen' | 'conv5' | 'last-block' | 'inference';
+/** `blocks-13`: MobileNetV2 from `block_13_expand` on, the brain-MRI fine-tuning recipe's layers. */
+export type BenchTrain = 'full' | 'frozen' | 'conv5' | 'last-block' | 'blocks-13' | 'inference';
 
 /** SimpleCNN, or a backbone + head with the layers that train per `train`. */
 export function benchModel(
@@ -31,6 +32,7 @@ export function benchModel(
   if (train === 'full') unfreeze(model, { all: true });
   else if (train === 'conv5') unfreeze(model, { from: 'conv5_block1_preact_bn' });
   else if (train === 'last-block') unfreeze(model, { lastBlocks: 1 });
+  else if (train === 'blocks-13') unfreeze(model, { from: 'block_13_expand' });
   else if (train === 'frozen') freeze(backbone);
   return model;
 }

@@ -1,6 +1,7 @@
 /**
  * Kernel-time profile of one training step:
- *   node --import tsx bench/profile.ts simple-cnn|user-cnn|mobilenetv2|resnet50v2 [size] [batch] [full|frozen|conv5|last-block]
+ *   node --import tsx bench/profile.ts simple-cnn|user-cnn|mobilenetv2|resnet50v2 [size] [batch] [full|frozen|conv5|last-block|blocks-13]
+ * (`mobilenetv2 224 32 blocks-13`: the layers the brain-MRI fine-tuning recipe trains)
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { setupBackend } from '../src/node.js';
