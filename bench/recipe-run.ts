@@ -1,7 +1,8 @@
 /**
  * One recipe of `npm run bench -- --recipes`, as a user runs it: `train()` end to end on real
  * images (decoding with a cache, the recipe's per-image augmentation, per-epoch validation),
- * instrumented by phase. Reads a job (JSON) as its only argument, prints one JSON line.
+ * instrumented by phase. Reads a job (JSON) as its argument or, without one, from stdin (a split of
+ * thousands of files exceeds Linux's 128 KiB limit on one argument); prints one JSON line.
  *
  *   node --import tsx bench/recipe-run.ts '{"recipe":"brain-finetune","train":[[path,label],...],...}'
  *
@@ -11,6 +12,7 @@
  * `step` the optimizer step, split into forward / backward / optimizer by timing those parts
  * separately on one batch after training, `validation` the per-epoch evaluation, `other` the rest.
  */
+import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   adaBelief,
@@ -49,7 +51,7 @@ interface Job {
   seed?: number;
 }
 
-const job = JSON.parse(process.argv[2] ?? '{}') as Job;
+const job = JSON.parse(process.argv[2] ?? readFileSync(0, 'utf8')) as Job;
 const backend = await setupBackend('wasm', job.threads === undefined ? {} : { threads: job.threads });
 const n = job.classes.length;
 const seed = job.seed ?? 0;

@@ -38,6 +38,10 @@ interface Side {
 
 const pct = (x: number | null | undefined) => (typeof x === 'number' ? `${(100 * x).toFixed(1)}%` : '-');
 
+/** Why a child process failed: its spawn error (e.g. a timeout), or the last lines it wrote. */
+const failure = (r: { error?: Error; stderr: string | null }) =>
+  r.error?.message ?? (r.stderr ?? '').split('\n').filter(Boolean).slice(-2).join(' ');
+
 const median = (xs: number[]) => {
   const v = [...xs].sort((a, b) => a - b);
   const m = v.length >> 1;
@@ -113,20 +117,17 @@ export async function benchRecipes(
     };
     const runs: { ours: Side; torch: Side }[] = [];
     for (let k = 0; k < repeat; k++) {
-      const t = spawnSync(
-        process.execPath,
-        ['--import', 'tsx', join(here, 'recipe-run.ts'), JSON.stringify({ ...base, threads })],
-        {
-          encoding: 'utf8',
-          maxBuffer: 1 << 26,
-          timeout: 3_600_000,
-          env,
-        },
-      );
+      const t = spawnSync(process.execPath, ['--import', 'tsx', join(here, 'recipe-run.ts')], {
+        input: JSON.stringify({ ...base, threads }),
+        encoding: 'utf8',
+        maxBuffer: 1 << 26,
+        timeout: 3_600_000,
+        env,
+      });
       const ours: Side =
         t.status === 0
           ? JSON.parse(t.stdout.trim().split('\n').at(-1) ?? '{}')
-          : { imagesPerSecond: null, note: t.stderr.split('\n').filter(Boolean).slice(-2).join(' ') };
+          : { imagesPerSecond: null, note: failure(t) };
       let torch: Side = { imagesPerSecond: null, note: 'PyTorch not installed' };
       if (hasTorch) {
         const p = spawnSync(python, [join(here, 'torch_recipes.py')], {
@@ -152,8 +153,7 @@ export async function benchRecipes(
             valAccuracy: last.val_accuracy,
             ...(r.peak_rss_bytes ? { peakRssBytes: r.peak_rss_bytes } : {}),
           };
-        } else
-          torch = { imagesPerSecond: null, note: p.stderr.split('\n').filter(Boolean).slice(-2).join(' ') };
+        } else torch = { imagesPerSecond: null, note: failure(p) };
       }
       runs.push({ ours, torch });
       log(
