@@ -62,9 +62,6 @@ export function skippedInputGradients(): number {
   return skipped;
 }
 
-const sameShape = (a: unknown, b: number[]) =>
-  Array.isArray(a) && a.length === b.length && a.every((d, i) => d === b[i]);
-
 /** Installs the patch on tfjs's engine (idempotent). Called by `setupBackend`. */
 export function installSkipUnusedInputGradients(): void {
   const engine = tf.engine() as unknown as EngineInternals & { [PATCHED]?: true };
@@ -114,7 +111,13 @@ export function installSkipUnusedInputGradients(): void {
     return addTapeNode.call(this, kernelName, inputs, outputs, gradientsFunc, saved, attrs);
   };
   engine.runKernel = function (this: EngineInternals, kernelName, inputs, attrs) {
-    if (skip && INPUT_GRADIENTS.has(kernelName) && sameShape(attrs?.inputShape, skip)) {
+    const inputShape = attrs?.inputShape;
+    if (
+      skip &&
+      INPUT_GRADIENTS.has(kernelName) &&
+      Array.isArray(inputShape) &&
+      tf.util.arraysEqual(inputShape as number[], skip)
+    ) {
       const shape = skip;
       skip = null;
       skipped++;

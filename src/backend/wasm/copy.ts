@@ -60,15 +60,7 @@ export function reverse({ inputs, backend, attrs }: KernelArgs): TensorInfo {
       const i = index[a] as number;
       from += (mirrored[a] ? (rows[a] as number) - 1 - i : i) * (rowStrides[a] as number);
     }
-    if (run === 1) for (let i = len - 1; i >= 0; i--) dst[d++] = src[from + i] as number;
-    else if (run >= 64)
-      for (let i = len - 1; i >= 0; i--, d += run)
-        dst.set(src.subarray((from + i) * run, (from + i + 1) * run), d);
-    else
-      for (let i = len - 1; i >= 0; i--) {
-        const s0 = (from + i) * run;
-        for (let j = 0; j < run; j++) dst[d++] = src[s0 + j] as number;
-      }
+    for (let i = len - 1; i >= 0; i--, d += run) copyRun(dst, d, src, (from + i) * run, run);
   });
   return out;
 }

@@ -58,16 +58,16 @@ export function imageSize(image: Image): { height: number; width: number; channe
   };
 }
 
-/** Expands a scalar or per-channel value to a tensor broadcastable over a batch's channels. */
-export function perChannel(
+/** Checks a scalar or per-channel value against the image's channels; returns its numbers. */
+export function channelValues(
   op: string,
   name: string,
   value: number | readonly number[],
   channels: number,
-): tf.Tensor {
+): number[] {
   if (typeof value === 'number') {
     check(Number.isFinite(value), op, `${name} must be finite, got ${value}`);
-    return tf.scalar(value);
+    return [value];
   }
   check(Array.isArray(value), op, `${name} must be a number or an array of numbers`);
   check(
@@ -76,7 +76,20 @@ export function perChannel(
     () => `${name} has ${value.length} values but the image has ${channels} channel(s)`,
   );
   for (const v of value) check(Number.isFinite(v), op, `${name} must contain finite numbers, got ${v}`);
-  return tf.tensor1d(value.length === 1 ? [value[0] as number] : [...value]);
+  return [...value];
+}
+
+/** Expands a scalar or per-channel value to a tensor broadcastable over a batch's channels. */
+export function perChannel(
+  op: string,
+  name: string,
+  value: number | readonly number[],
+  channels: number,
+): tf.Tensor {
+  const values = channelValues(op, name, value, channels);
+  return typeof value === 'number'
+    ? tf.scalar(value)
+    : tf.tensor1d(values.length === 1 ? [values[0] as number] : values);
 }
 
 /** Python's round(): halves go to the even neighbour (torchvision computes sizes with it). */

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { check, checkNumber } from '../../util/errors.js';
-import { type Image, imageSize, mapBatch, perChannel } from './_image.js';
+import { channelValues, type Image, imageSize, mapBatch } from './_image.js';
 
 export interface EraseOptions {
   top: number;
@@ -54,7 +54,7 @@ export function erase<T extends Image>(image: T, options: EraseOptions): T {
         [1, H, W, C],
       );
     } else {
-      const perPixel = perChannel(op, 'value', value, C).dataSync();
+      const perPixel = channelValues(op, 'value', value, C);
       const data = new Float32Array(H * W * C);
       if (perPixel.length === 1) data.fill(perPixel[0] as number);
       else for (let i = 0; i < data.length; i++) data[i] = perPixel[i % C] as number;
