@@ -27,6 +27,10 @@ const SHAPES: [number, number, number, number, number, number, string][] = [
   [8, 14, 256, 256, 3, 1, 'ResNet50V2 conv4'],
   [8, 7, 512, 512, 3, 1, 'ResNet50V2 conv5'],
   [8, 7, 512, 2048, 1, 1, 'ResNet50V2 conv5 1x1'],
+  [32, 14, 32, 192, 1, 1, 'MobileNetV2-0.35 b13 expand'],
+  [32, 7, 56, 336, 1, 1, 'MobileNetV2-0.35 b14 expand'],
+  [32, 7, 336, 56, 1, 1, 'MobileNetV2-0.35 b14 project'],
+  [32, 7, 112, 1280, 1, 1, 'MobileNetV2-0.35 Conv_1'],
 ];
 
 function time(f: () => tf.Tensor, reps = 3): number {

@@ -3,8 +3,13 @@ import '@tensorflow/tfjs-backend-cpu';
 import { expect } from 'vitest';
 import { installEarlyGradientRelease } from '../src/backend/patches/early-gradient-release.js';
 
-/** Runs `fn` and asserts that the number of live tensors is unchanged afterwards (results disposed). */
-export async function expectNoLeak(fn: () => unknown): Promise<void> {
+/**
+ * Runs `fn` and asserts that the number of live tensors is unchanged afterwards (results disposed).
+ * `warmUp`: run it once before counting, for a model's first prediction, which keeps its folded
+ * BatchNormalization weights with the model (`backend/patches/fold-batchnorm.ts`).
+ */
+export async function expectNoLeak(fn: () => unknown, options: { warmUp?: boolean } = {}): Promise<void> {
+  if (options.warmUp) tf.dispose((await fn()) as tf.TensorContainer);
   const before = tf.memory().numTensors;
   const result = await fn();
   tf.dispose(result as tf.TensorContainer);

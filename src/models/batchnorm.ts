@@ -111,6 +111,11 @@ export async function measureBatchNormInputs(
   return moments;
 }
 
+/** Whether `layer` is being measured now (see {@link measureBatchNormInputs}). */
+export function batchNormMeasured(layer: unknown): boolean {
+  return measuring?.has(layer) ?? false;
+}
+
 /**
  * The BatchNormalization forward pass used while measuring (see {@link measureBatchNormInputs}),
  * or `null` when `layer` is not being measured.

@@ -367,8 +367,11 @@ describe('a classifier carrying its DICOM window', () => {
 
     const a = await loadClassifier(byDecode);
     expect(a.meta.decode.window).toEqual(W);
-    await expectNoLeak(async () =>
-      expectProbs((await a.predict(file('CT_small.dcm'))).probabilities, rounded),
+    await expectNoLeak(
+      async () => expectProbs((await a.predict(file('CT_small.dcm'))).probabilities, rounded),
+      {
+        warmUp: true,
+      },
     );
     const b = await loadClassifier(byTransform);
     expect(b.meta.decode.window).toBe('none');
@@ -382,7 +385,12 @@ describe('a classifier carrying its DICOM window', () => {
         ],
       },
     });
-    await expectNoLeak(async () => expectProbs((await b.predict(file('CT_small.dcm'))).probabilities, exact));
+    await expectNoLeak(
+      async () => expectProbs((await b.predict(file('CT_small.dcm'))).probabilities, exact),
+      {
+        warmUp: true,
+      },
+    );
     // The window matters: the file's own window gives other probabilities.
     const gap = Math.max(...autoWindow.map((p, k) => Math.abs(p - rounded[k]!)));
     expect(gap).toBeGreaterThan(1e-5);

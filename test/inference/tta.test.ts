@@ -166,16 +166,19 @@ describe('test-time augmentation views from the training flips', () => {
     const clf = await loadClassifier(join(run, 'classifier'));
     expect(clf.flips).toEqual(['vertical']);
     const decoded = images(12);
-    await expectNoLeak(() => {
-      const batch = clf.predictBatch(decoded);
-      expect(batch[0]!.tta).toBe(2);
-      expectClose(
-        batch.map((p) => classNames.map((c) => p.probabilities[c]!)),
-        vertical,
-      );
-      const one = clf.predictTensor(decoded[0]!);
-      expectClose([classNames.map((c) => one.probabilities[c]!)], [vertical[0]!]);
-    });
+    await expectNoLeak(
+      () => {
+        const batch = clf.predictBatch(decoded);
+        expect(batch[0]!.tta).toBe(2);
+        expectClose(
+          batch.map((p) => classNames.map((c) => p.probabilities[c]!)),
+          vertical,
+        );
+        const one = clf.predictTensor(decoded[0]!);
+        expectClose([classNames.map((c) => one.probabilities[c]!)], [vertical[0]!]);
+      },
+      { warmUp: true },
+    );
     // Asking for 4 views of a model trained with the vertical flip only.
     expect(() => clf.predictBatch(decoded, { tta: 4 })).toThrow(
       'Error in predict: tta 4 needs both the horizontal and the vertical flip, but the available flips (those the model was trained with) are: vertical; tta can be 1 or 2',
@@ -200,14 +203,17 @@ describe('test-time augmentation views from the training flips', () => {
     const xs = tf.tidy(() => tf.div(tf.stack(decoded), 255)) as tf.Tensor4D;
     const clf = await loadClassifier(both);
     expect(clf.meta.flips).toEqual(['horizontal', 'vertical']);
-    await expectNoLeak(() => {
-      const four = clf.predictBatch(decoded);
-      expect(four[0]!.tta).toBe(4);
-      expectClose(
-        four.map((p) => classNames.map((c) => p.probabilities[c]!)),
-        mean([manual(xs, []), manual(xs, [2]), manual(xs, [1]), manual(xs, [1, 2])]),
-      );
-    });
+    await expectNoLeak(
+      () => {
+        const four = clf.predictBatch(decoded);
+        expect(four[0]!.tta).toBe(4);
+        expectClose(
+          four.map((p) => classNames.map((c) => p.probabilities[c]!)),
+          mean([manual(xs, []), manual(xs, [2]), manual(xs, [1]), manual(xs, [1, 2])]),
+        );
+      },
+      { warmUp: true },
+    );
     clf.dispose();
     const legacy = await loadClassifier(old);
     expect(legacy.meta.flips).toBeUndefined();

@@ -62,6 +62,33 @@ export function skippedInputGradients(): number {
   return skipped;
 }
 
+/**
+ * While `engine.gradients` records its forward pass (not nested), whether none of `tensors`
+ * depends on the variables it differentiates: a computation from them needs no tape. `false`
+ * when nothing records, when gradients are nested, or before the patch is installed.
+ */
+export function independentOfGradientSources(tensors: tf.Tensor[]): boolean {
+  const recording = recordings.at(-1);
+  const engine = tf.engine() as unknown as EngineInternals;
+  if (!recording || recording.nested || engine.state.gradientDepth !== 1) return false;
+  return tensors.every((t) => !recording.fromX.has(t.id));
+}
+
+/**
+ * Runs `f` with the tape paused: its operations are not recorded and tfjs fuses what it fuses
+ * outside gradients. Only for computations {@link independentOfGradientSources} clears.
+ */
+export function untaped<T>(f: () => T): T {
+  const { state } = tf.engine() as unknown as EngineInternals;
+  const depth = state.gradientDepth;
+  state.gradientDepth = 0;
+  try {
+    return f();
+  } finally {
+    state.gradientDepth = depth;
+  }
+}
+
 /** Installs the patch on tfjs's engine (idempotent). Called by `setupBackend`. */
 export function installSkipUnusedInputGradients(): void {
   const engine = tf.engine() as unknown as EngineInternals & { [PATCHED]?: true };
