@@ -1,7 +1,7 @@
 /**
- * Convolution gradient microbenchmark on wasm: the two filter-gradient formulations (swapped
- * convolution vs im2col matrix multiply) and the input gradient, on layer shapes from the
- * model builders. `useConvForFilterGrad` picks the formulation from numbers like these.
+ * Convolution gradient microbenchmark on wasm: the three filter-gradient formulations (swapped
+ * convolution, im2col matrix multiply, the heap loop) and the input gradient, on layer shapes from
+ * the model builders. `useConvForFilterGrad` picks the formulation from numbers like these.
  *   node --import tsx bench/conv-grad.ts [threads]
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -10,6 +10,7 @@ import {
   setFilterGradStrategy,
   setInputGradStrategy,
   useConvForFilterGrad,
+  useHeapForFilterGrad,
   useMatMulForInputGrad,
 } from '../src/backend/wasm/index.js';
 import { setupBackend } from '../src/node.js';
@@ -37,8 +38,9 @@ function time(f: () => tf.Tensor, reps = 3): number {
   f().dispose();
   const t0 = performance.now();
   for (let i = 0; i < reps; i++) {
+    // wasm kernels are synchronous; reading a large result back would time its copy into a new
+    // JavaScript buffer (page faults on these machines) rather than the kernel.
     const r = f();
-    r.dataSync();
     r.dispose();
   }
   return (performance.now() - t0) / reps;
@@ -59,6 +61,8 @@ for (const [n, size, ci, co, k, s, where] of SHAPES) {
   const byConv = time(filterGrad);
   setFilterGradStrategy('matmul');
   const byMatMul = time(filterGrad);
+  setFilterGradStrategy('heap');
+  const onHeap = time(filterGrad);
   setFilterGradStrategy('auto');
   const forward = time(() => tf.conv2d(x, f, s, pad));
   const inputGrad = () => tf.conv2dTranspose(dy, f, x.shape, s, pad);
@@ -69,7 +73,7 @@ for (const [n, size, ci, co, k, s, where] of SHAPES) {
   setInputGradStrategy('auto');
   const geometry = tf.backend_util.computeConv2DInfo(x.shape, f.shape, s, 1, pad);
   console.log(
-    `${where.padEnd(28)} forward ${fmt(forward)}  dx conv ${fmt(dxConv)}  dx matmul ${fmt(dxMatMul)}  dW conv ${fmt(byConv)}  dW matmul ${fmt(byMatMul)}  auto: dx ${useMatMulForInputGrad(geometry) ? 'matmul' : 'conv'}, dW ${useConvForFilterGrad(geometry) ? 'conv' : 'matmul'}`,
+    `${where.padEnd(28)} forward ${fmt(forward)}  dx conv ${fmt(dxConv)}  dx matmul ${fmt(dxMatMul)}  dW conv ${fmt(byConv)}  dW matmul ${fmt(byMatMul)}  dW heap ${fmt(onHeap)}  auto: dx ${useMatMulForInputGrad(geometry) ? 'matmul' : 'conv'}, dW ${useHeapForFilterGrad(geometry) ? 'heap' : useConvForFilterGrad(geometry) ? 'conv' : 'matmul'}`,
   );
   tf.dispose([x, f, dy]);
 }

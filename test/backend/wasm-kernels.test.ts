@@ -63,6 +63,47 @@ const CASES: ConvCase[] = [
     ],
   },
   { name: '5x3 s1 same', x: [2, 8, 9, 2], f: [5, 3, 2, 3], strides: [1, 1], pad: 'same' },
+  // The heap filter-gradient loop: channels in blocks of 4 in and 8 out, and single-channel inputs.
+  {
+    name: '3x3 s1 same, 8->16 (heap loop)',
+    x: [2, 9, 11, 8],
+    f: [3, 3, 8, 16],
+    strides: [1, 1],
+    pad: 'same',
+  },
+  {
+    name: '3x3 s2 same odd size, 4->8 (heap loop)',
+    x: [2, 9, 7, 4],
+    f: [3, 3, 4, 8],
+    strides: [2, 2],
+    pad: 'same',
+  },
+  {
+    name: '3x3 s1 explicit, 4->8 (heap loop)',
+    x: [1, 6, 6, 4],
+    f: [3, 3, 4, 8],
+    strides: [1, 1],
+    pad: [
+      [0, 0],
+      [1, 2],
+      [2, 0],
+      [0, 0],
+    ],
+  },
+  {
+    name: '3x3 s1 same grayscale, 1->8 (heap, one channel)',
+    x: [2, 9, 11, 1],
+    f: [3, 3, 1, 8],
+    strides: [1, 1],
+    pad: 'same',
+  },
+  {
+    name: '2x2 s2 valid grayscale, 1->16 (heap, one channel)',
+    x: [2, 8, 9, 1],
+    f: [2, 2, 1, 16],
+    strides: [2, 2],
+    pad: 'valid',
+  },
   // Few positions, many channels (ResNet50V2 conv5's 3x3 at batch 8): 'auto' computes the input
   // gradient as a matrix product with the weights as they are, then adds it back per tap.
   {
@@ -166,16 +207,18 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
   for (const c of CASES) {
     it(c.name, async () => {
       const [dxCpu, dfCpu] = await gradients('cpu', c);
-      // Both formulations of each gradient, whichever 'auto' would pick for this shape; and
-      // (depthwise filter gradient) the heap SIMD loop and the fallback without it.
+      // Every formulation of each gradient, whichever 'auto' would pick for this shape ('heap'
+      // falls back to 'auto' where the heap loop does not apply); and the heap SIMD loops'
+      // JavaScript fallbacks.
       for (const [strategy, simd] of [
         ['conv', true],
         ['matmul', true],
+        ['heap', true],
         ['auto', true],
         ['auto', false],
       ] as const) {
         setFilterGradStrategy(strategy);
-        setInputGradStrategy(strategy);
+        setInputGradStrategy(strategy === 'heap' ? 'auto' : strategy);
         setHeapSimdEnabled(simd);
         try {
           await gradients('wasm', c); // the backend is active from here on

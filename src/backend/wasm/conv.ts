@@ -12,6 +12,7 @@ import {
   type TensorInfo,
 } from './common.js';
 import { convInfo, fullCorrelationInput, paddedInput, tap } from './conv-geometry.js';
+import { heapSimd } from './heap-simd.js';
 
 /**
  * dW as a forward convolution on XNNPACK, with the roles swapped: the batch of x becomes the
@@ -74,6 +75,139 @@ function filterGradByMatMul(
 }
 
 /**
+ * dW on the heap, one SIMD pass per tap (`conv_filter_grad` in heap-simd.wat): for each tap
+ * (kh, kw), the [Ci, Co] block accumulates x[n, oh*s + kh - pad, ow*s + kw - pad, :]^T dy[n, oh, ow, :]
+ * as outer products held in registers, reading x and dy where they lie: no padded copy, no
+ * transposes, no repacking of dy (which XNNPACK did for both formulations above: 8.4 GFLOP/s on
+ * SimpleCNN's 32x64x64x32 -> 64). Needs float32, Ci a multiple of 4 and Co of 8.
+ */
+function filterGradOnHeap(
+  b: Backend,
+  x: TensorInfo,
+  dy: TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+  filterShape: Shape4,
+): TensorInfo | null {
+  const simd = heapSimd(b);
+  const ci = info.inChannels;
+  const co = info.outChannels;
+  if (!simd || x.dtype !== 'float32' || dy.dtype !== 'float32' || co % 8 !== 0) return null;
+  if (ci === 1) return singleChannelFilterGrad(b, simd, x, dy, info, filterShape);
+  if (ci % 4 !== 0) return null;
+  const hb = b as unknown as HeapBackend;
+  const out = hb.makeOutput(filterShape, 'float32');
+  hb.typedArrayFromHeap(out).fill(0);
+  const [xp, dyp, outp] = [x, dy, out].map((t) => hb.getMemoryOffset(t.dataId)) as [number, number, number];
+  const { inHeight: ih, inWidth: iw, outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw } = info;
+  for (let ty = 0; ty < info.filterHeight; ty++) {
+    for (let tx = 0; tx < info.filterWidth; tx++) {
+      // Output columns whose input column lies inside the image: 0 <= q*sw - left + tx*dw < iw.
+      const shift = tx * info.dilationWidth - info.padInfo.left;
+      const first = Math.max(0, Math.ceil(-shift / sw));
+      const end = Math.min(ow, Math.floor((iw - 1 - shift) / sw) + 1);
+      if (end <= first) continue;
+      simd.conv_filter_grad(
+        xp + (first * sw + shift) * ci * 4,
+        dyp + first * co * 4,
+        outp + (ty * info.filterWidth + tx) * ci * co * 4,
+        info.batchSize,
+        ih,
+        oh,
+        ty * info.dilationHeight - info.padInfo.top,
+        sh,
+        iw * ci * 4,
+        sw * ci * 4,
+        ow * co * 4,
+        end - first,
+        ci,
+        co,
+      );
+    }
+  }
+  return out;
+}
+
+/**
+ * A single-channel input (a grayscale image's first convolution) on the same loop: the four
+ * lanes of one load from a zero-padded copy of x are four neighbouring columns, i.e. the taps
+ * kw = 0..3 of one filter row, so each pass computes a filter row's [4, Co] block (the fourth
+ * lane is dropped for 3-wide filters). SimpleCNN's 32x128x128x1 -> 32: ~98 -> ~10 ms.
+ * Column dilation 1 and filters at most 4 wide.
+ */
+function singleChannelFilterGrad(
+  b: Backend,
+  simd: NonNullable<ReturnType<typeof heapSimd>>,
+  x: TensorInfo,
+  dy: TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+  filterShape: Shape4,
+): TensorInfo | null {
+  const {
+    outHeight: oh,
+    outWidth: ow,
+    strideHeight: sh,
+    strideWidth: sw,
+    filterHeight: kh,
+    filterWidth: kw,
+  } = info;
+  const co = info.outChannels;
+  if (kw > 4 || info.dilationWidth !== 1) return null;
+  const hb = b as unknown as HeapBackend;
+  const { top, left } = info.padInfo;
+  const needH = (oh - 1) * sh + (kh - 1) * info.dilationHeight + 1;
+  // Room for a 4-wide load at the last output column.
+  const needW = (ow - 1) * sw + 4;
+  const padded = call(
+    'PadV2',
+    b,
+    { x },
+    {
+      paddings: [
+        [0, 0],
+        [top, Math.max(0, needH - info.inHeight - top)],
+        [left, Math.max(0, needW - info.inWidth - left)],
+        [0, 0],
+      ],
+      constantValue: 0,
+    },
+  );
+  const [, ph, pw] = padded.shape as Shape4;
+  const rows = hb.makeOutput([kh, 4, co], 'float32');
+  hb.typedArrayFromHeap(rows).fill(0);
+  const [xp, dyp, rowsp] = [padded, dy, rows].map((t) => hb.getMemoryOffset(t.dataId)) as [
+    number,
+    number,
+    number,
+  ];
+  for (let ty = 0; ty < kh; ty++)
+    simd.conv_filter_grad(
+      xp,
+      dyp,
+      rowsp + ty * 4 * co * 4,
+      info.batchSize,
+      ph,
+      oh,
+      ty * info.dilationHeight,
+      sh,
+      pw * 4,
+      sw * 4,
+      ow * co * 4,
+      ow,
+      4,
+      co,
+    );
+  const out = hb.makeOutput(filterShape, 'float32');
+  const dst = hb.typedArrayFromHeap(out);
+  const src = hb.typedArrayFromHeap(rows);
+  for (let ty = 0; ty < kh; ty++)
+    for (let tx = 0; tx < kw; tx++)
+      dst.set(src.subarray((ty * 4 + tx) * co, (ty * 4 + tx + 1) * co), (ty * kw + tx) * co);
+  hb.disposeData(padded.dataId);
+  hb.disposeData(rows.dataId);
+  return out;
+}
+
+/**
  * Which filter-gradient formulation is faster, measured on 2 threads (`bench/conv-grad.ts`):
  * the swapped convolution wins for strided convolutions (26 vs 834 ms for 8x56x56x64, 3x3 s2:
  * wasm's StridedSlice is slow) and for 3x3 filters over several input channels (236 vs 313 ms
@@ -87,10 +221,24 @@ export function useConvForFilterGrad(info: tf.backend_util.Conv2DInfo): boolean 
   return info.inChannels >= 8;
 }
 
-let filterGradStrategy: 'auto' | 'conv' | 'matmul' = 'auto';
+/**
+ * Whether the heap loop ({@link filterGradOnHeap}, one thread at ~30 GFLOP/s) beats XNNPACK's
+ * two formulations on 2 threads (`bench/conv-grad.ts`): for a single-channel input (16 vs 75 ms
+ * on SimpleCNN's first layer) and for small channel blocks, where the reduction over batch and
+ * positions dominates (Ci x Co <= 8192: SimpleCNN's 32->64 137 vs 183 ms and 64->128, ResNet50V2's
+ * 64->64 stride 2, MobileNetV2's 32->192); XNNPACK wins on wide blocks (ResNet50V2's 256->256:
+ * 48 vs 63 ms, 512->512, the 1x1 convolutions into 1280 or 2048 channels).
+ */
+export function useHeapForFilterGrad(info: tf.backend_util.Conv2DInfo): boolean {
+  if (info.outChannels % 8 !== 0) return false;
+  if (info.inChannels === 1) return info.filterWidth <= 4 && info.dilationWidth === 1;
+  return info.inChannels % 4 === 0 && info.inChannels * info.outChannels <= 8192;
+}
+
+let filterGradStrategy: 'auto' | 'conv' | 'matmul' | 'heap' = 'auto';
 
 /** Forces one filter-gradient formulation (for tests and benchmarks); `'auto'` restores the choice. */
-export function setFilterGradStrategy(strategy: 'auto' | 'conv' | 'matmul'): void {
+export function setFilterGradStrategy(strategy: 'auto' | 'conv' | 'matmul' | 'heap'): void {
   filterGradStrategy = strategy;
 }
 
@@ -105,6 +253,10 @@ export function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs) {
     attrs as unknown as ConvAttrs,
     false,
   );
+  if (filterGradStrategy === 'heap' || (filterGradStrategy === 'auto' && useHeapForFilterGrad(info))) {
+    const onHeap = filterGradOnHeap(b, x, dy, info, filterShape);
+    if (onHeap) return onHeap;
+  }
   return scoped(b, (keep) =>
     useConvForFilterGrad(info)
       ? filterGradByConv(b, keep, x, dy, info)

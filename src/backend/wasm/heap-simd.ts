@@ -50,6 +50,26 @@ export interface HeapSimd {
     pt: number,
     pl: number,
   ): void;
+  /**
+   * One tap of a convolution filter gradient into its [ci, co] block of `out`; see heap-simd.wat
+   * (ci a multiple of 4, co of 8).
+   */
+  conv_filter_grad(
+    x: number,
+    dy: number,
+    out: number,
+    n: number,
+    ih: number,
+    oh: number,
+    h0: number,
+    sh: number,
+    xRow: number,
+    xStep: number,
+    dyRow: number,
+    count: number,
+    ci: number,
+    co: number,
+  ): void;
   /** acc[j] += src[r, j] over a float32 [rows, cols] matrix into a zeroed float64 [cols] buffer. */
   column_sums(src: number, rows: number, cols: number, acc: number): void;
   /** dst[b, j, i] = src[b, i, j] for `batch` row-major [rows, cols] matrices of 4-byte values. */

@@ -81,6 +81,7 @@ export {
   setFilterGradStrategy,
   setInputGradStrategy,
   useConvForFilterGrad,
+  useHeapForFilterGrad,
   useMatMulForInputGrad,
 } from './conv.js';
 export { collapsePermutation } from './elementwise.js';
