@@ -40,3 +40,21 @@ export interface SeparableBlurAttrs {
   kx: number[];
   ky: number[];
 }
+
+/**
+ * Training-mode batch normalisation over every axis but the last, as a backend may register it
+ * (the wasm backend does): inputs `x`, `scale` (gamma), `offset` (beta); attribute
+ * `varianceEpsilon`; outputs y, the batch mean and the biased batch variance, with
+ *   y = (x - mean) * (gamma * rsqrt(variance + eps)) + beta.
+ * Three passes over x instead of the seven ops `batchNormTraining` composes elsewhere.
+ */
+export const BATCHNORM_TRAIN_KERNEL = 'MedimgBatchNormTrain';
+
+/**
+ * The gradient of {@link BATCHNORM_TRAIN_KERNEL}: inputs `dy`, `x`, `mean`, `variance`, `scale`;
+ * attribute `varianceEpsilon`; outputs dx, dgamma, dbeta, with a = gamma * rstd, M values per
+ * channel and xhat = (x - mean) * rstd:
+ *   dbeta = sum(dy); dgamma = sum(dy * xhat)
+ *   dx = dy * a - (a / M) * dbeta - (a * rstd / M) * dgamma * (x - mean)
+ */
+export const BATCHNORM_TRAIN_GRAD_KERNEL = 'MedimgBatchNormTrainGrad';

@@ -4,9 +4,14 @@
  * instantiated (a browser without SIMD, a backend that hides its memory), `heapSimd` returns
  * null and callers keep their JavaScript loops.
  */
-import { HEAP_SIMD_SHARED, HEAP_SIMD_UNSHARED } from './heap-simd.generated.js';
+import {
+  HEAP_SIMD_NORM_SHARED,
+  HEAP_SIMD_NORM_UNSHARED,
+  HEAP_SIMD_SHARED,
+  HEAP_SIMD_UNSHARED,
+} from './heap-simd.generated.js';
 
-/** The module's exports; pointers are byte offsets into the backend's heap. */
+/** The modules' exports (heap-simd.wat, heap-simd-norm.wat); pointers are byte offsets into the backend's heap. */
 export interface HeapSimd {
   /** dst[r, j] = src[r, j] * a[j] + b[j], for `rows` rows of `c` values. */
   affine_channels(src: number, dst: number, a: number, b: number, rows: number, c: number): void;
@@ -92,6 +97,16 @@ export interface HeapSimd {
   ): void;
   /** dst[i] = src[i] * w (init 1) or dst[i] += src[i] * w (init 0), for `n` float32 values. */
   axpy(dst: number, src: number, n: number, w: number, init: number): void;
+  /**
+   * acc[j] += e * (b[r, j] - mean[j]) over `rows` rows of `c` values into a float64 [c] buffer,
+   * e = b[r, j] - mean[j] (sq = 1) or a[r, j] (sq = 0); see heap-simd-norm.wat.
+   */
+  column_dev_sums(a: number, b: number, mean: number, rows: number, c: number, acc: number, sq: number): void;
+  /**
+   * dst[r, j] = g[r, j] * p[j] + ((x[r, j] - mean[j]) * q[j] + s[j]), with mean, p, q, s the four
+   * consecutive [c] vectors at `f`; see heap-simd-norm.wat.
+   */
+  centered_affine(x: number, g: number, dst: number, f: number, rows: number, c: number): void;
   /** out[i] = lo <= x[i] <= hi ? dy[i] : 0, for `n` values. */
   clip_grad(x: number, dy: number, out: number, n: number, lo: number, hi: number): void;
 }
@@ -127,9 +142,15 @@ export function heapSimd(backend: unknown): HeapSimd | null {
   let simd: HeapSimd | null = null;
   try {
     const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-    // Under 4 KB, so synchronous compilation is allowed on a browser's main thread too.
-    const module = new WebAssembly.Module(decode(shared ? HEAP_SIMD_SHARED : HEAP_SIMD_UNSHARED));
-    simd = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as HeapSimd;
+    // Each under 4 KB, so synchronous compilation is allowed on a browser's main thread too.
+    const exports = [
+      shared ? HEAP_SIMD_SHARED : HEAP_SIMD_UNSHARED,
+      shared ? HEAP_SIMD_NORM_SHARED : HEAP_SIMD_NORM_UNSHARED,
+    ].map(
+      (base64) =>
+        new WebAssembly.Instance(new WebAssembly.Module(decode(base64)), { env: { memory } }).exports,
+    );
+    simd = Object.assign({}, ...exports) as HeapSimd;
   } catch {
     simd = null;
   }

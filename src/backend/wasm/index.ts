@@ -20,9 +20,16 @@
  * Gradient *definitions* this library replaces live in `../patches/`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { ADABELIEF_UPDATE_KERNEL, CLIP_GRAD_KERNEL, SEPARABLE_BLUR_KERNEL } from '../kernel-names.js';
+import {
+  ADABELIEF_UPDATE_KERNEL,
+  BATCHNORM_TRAIN_GRAD_KERNEL,
+  BATCHNORM_TRAIN_KERNEL,
+  CLIP_GRAD_KERNEL,
+  SEPARABLE_BLUR_KERNEL,
+} from '../kernel-names.js';
 import { adaBeliefUpdate } from './adabelief.js';
 import { fusedBatchNorm } from './batchnorm.js';
+import { batchNormTrain, batchNormTrainGrad } from './batchnorm-train.js';
 import { separableBlur } from './blur.js';
 import { type KernelArgs, shipped, type TensorInfo } from './common.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv.js';
@@ -33,11 +40,13 @@ import { batchMatMul } from './matmul.js';
 import { maxPoolGrad } from './max-pool.js';
 import { leadingReduction } from './reductions.js';
 
-const KERNELS: [string, (args: KernelArgs) => TensorInfo][] = [
+const KERNELS: [string, (args: KernelArgs) => TensorInfo | TensorInfo[]][] = [
   ['Identity', identity],
   [ADABELIEF_UPDATE_KERNEL, adaBeliefUpdate as unknown as (args: KernelArgs) => TensorInfo],
   [CLIP_GRAD_KERNEL, clipByValueGrad],
   [SEPARABLE_BLUR_KERNEL, separableBlur],
+  [BATCHNORM_TRAIN_KERNEL, batchNormTrain],
+  [BATCHNORM_TRAIN_GRAD_KERNEL, batchNormTrainGrad],
   ['Transpose', transpose],
   ['Reverse', reverse],
   ['GatherV2', gatherV2],

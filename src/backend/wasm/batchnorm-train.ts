@@ -1,0 +1,169 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { BATCHNORM_TRAIN_GRAD_KERNEL, BATCHNORM_TRAIN_KERNEL } from '../kernel-names.js';
+import type { HeapBackend, KernelArgs, TensorInfo } from './common.js';
+import { heapSimd } from './heap-simd.js';
+
+/**
+ * Training-mode batch normalisation and its gradient on the heap (see the kernel names' docs):
+ * three passes each, SIMD where heap-simd loads, with per-channel sums in float64. The ops they
+ * replace made about ten passes forward and ten backward, each a kernel call: on SimpleCNN's
+ * 32x128x128x32 activations a pass is ~67 MB, and MobileNetV2's trainable blocks ran ~300 small
+ * kernels per step for their 13 BatchNormalization layers.
+ */
+function rows(x: TensorInfo, kernel: string): { c: number; m: number } {
+  const c = x.shape[x.shape.length - 1] as number;
+  const size = tf.util.sizeFromShape(x.shape);
+  if (x.shape.length < 2 || c === 0 || size === 0)
+    throw new Error(`medimg-classify: ${kernel} needs a non-empty [..., channels] input; got [${x.shape}]`);
+  return { c, m: size / c };
+}
+
+function checkFloat(kernel: string, tensors: Record<string, TensorInfo>, c: number): void {
+  for (const [name, t] of Object.entries(tensors)) {
+    if (t.dtype !== 'float32')
+      throw new Error(`medimg-classify: ${kernel} needs float32 ${name}; got ${t.dtype}`);
+    if (t.shape.length === 1 && t.shape[0] !== c)
+      throw new Error(`medimg-classify: ${kernel}: ${name} has ${t.shape[0]} values for ${c} channels`);
+  }
+}
+
+/** float64 per-channel sums on the heap: column_sums (sq < 0) or column_dev_sums, else JavaScript. */
+function channelSums(
+  b: HeapBackend,
+  a: TensorInfo,
+  x: TensorInfo | null,
+  mean: Float32Array | null,
+  sq: boolean,
+  m: number,
+  c: number,
+): Float64Array {
+  const simd = heapSimd(b);
+  if (simd) {
+    const scratch = b.makeOutput([2 * c + (mean ? c : 0)], 'float32');
+    const view = b.typedArrayFromHeap(scratch);
+    view.fill(0);
+    const at = b.getMemoryOffset(scratch.dataId);
+    const ptr = (t: TensorInfo) => b.getMemoryOffset(t.dataId);
+    if (!mean || !x) simd.column_sums(ptr(a), m, c, at);
+    else {
+      view.set(mean, 2 * c);
+      simd.column_dev_sums(ptr(a), ptr(x), at + 8 * c, m, c, at, sq ? 1 : 0);
+    }
+    const out = new Float64Array(b.typedArrayFromHeap(scratch).buffer, at, c).slice();
+    b.disposeData(scratch.dataId);
+    return out;
+  }
+  const av = b.typedArrayFromHeap(a);
+  const xv = x ? b.typedArrayFromHeap(x) : null;
+  const acc = new Float64Array(c);
+  for (let r = 0, o = 0; r < m; r++, o += c) {
+    for (let j = 0; j < c; j++) {
+      if (!mean || !xv) acc[j] = (acc[j] as number) + (av[o + j] as number);
+      else {
+        const d = Math.fround((xv[o + j] as number) - (mean[j] as number));
+        acc[j] = (acc[j] as number) + Math.fround(d * (sq ? d : (av[o + j] as number)));
+      }
+    }
+  }
+  return acc;
+}
+
+/** dst = g * p + ((x - mean) * q + s) per channel (g = null: p = 0), on the heap. */
+function centeredAffine(
+  b: HeapBackend,
+  x: TensorInfo,
+  g: TensorInfo | null,
+  dst: TensorInfo,
+  vectors: [Float32Array, Float32Array, Float32Array, Float32Array],
+  m: number,
+  c: number,
+): void {
+  const simd = heapSimd(b);
+  if (simd) {
+    const f = b.makeOutput([4 * c], 'float32');
+    const fv = b.typedArrayFromHeap(f);
+    vectors.forEach((v, i) => fv.set(v, i * c));
+    const ptr = (t: TensorInfo) => b.getMemoryOffset(t.dataId);
+    simd.centered_affine(ptr(x), ptr(g ?? x), ptr(dst), ptr(f), m, c);
+    b.disposeData(f.dataId);
+    return;
+  }
+  const [mean, p, q, s] = vectors;
+  const xv = b.typedArrayFromHeap(x);
+  const gv = g ? b.typedArrayFromHeap(g) : null;
+  const out = b.typedArrayFromHeap(dst);
+  for (let r = 0, o = 0; r < m; r++, o += c) {
+    for (let j = 0; j < c; j++) {
+      const centered = Math.fround(
+        Math.fround(((xv[o + j] as number) - (mean[j] as number)) * (q[j] as number)) + (s[j] as number),
+      );
+      out[o + j] = gv ? Math.fround((gv[o + j] as number) * (p[j] as number)) + centered : centered;
+    }
+  }
+}
+
+/** rsqrt(variance + eps) in float32, as tfjs's rsqrt(add(variance, eps)). */
+function rstdOf(variance: Float32Array, eps: number): Float32Array {
+  return variance.map((v) => Math.fround(1 / Math.sqrt(Math.fround(v + eps))));
+}
+
+export function batchNormTrain({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
+  const b = backend as HeapBackend;
+  const { x, scale, offset } = inputs as Record<'x' | 'scale' | 'offset', TensorInfo>;
+  const eps = (attrs as { varianceEpsilon: number }).varianceEpsilon;
+  const { c, m } = rows(x, BATCHNORM_TRAIN_KERNEL);
+  checkFloat(BATCHNORM_TRAIN_KERNEL, { x, scale, offset }, c);
+  const sums = channelSums(b, x, null, null, false, m, c);
+  const mean = Float32Array.from(sums, (v) => v / m);
+  const dev = channelSums(b, x, x, mean, true, m, c);
+  const variance = Float32Array.from(dev, (v) => v / m);
+  const gamma = b.typedArrayFromHeap(scale).slice();
+  const beta = b.typedArrayFromHeap(offset).slice();
+  const rstd = rstdOf(variance, eps);
+  const a = gamma.map((g, j) => g * (rstd[j] as number));
+  const y = b.makeOutput(x.shape, 'float32');
+  centeredAffine(b, x, null, y, [mean, new Float32Array(c), a, beta], m, c);
+  const meanOut = b.makeOutput([c], 'float32');
+  b.typedArrayFromHeap(meanOut).set(mean);
+  const varianceOut = b.makeOutput([c], 'float32');
+  b.typedArrayFromHeap(varianceOut).set(variance);
+  return [y, meanOut, varianceOut];
+}
+
+export function batchNormTrainGrad({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
+  const b = backend as HeapBackend;
+  const { dy, x, mean, variance, scale } = inputs as Record<
+    'dy' | 'x' | 'mean' | 'variance' | 'scale',
+    TensorInfo
+  >;
+  const eps = (attrs as { varianceEpsilon: number }).varianceEpsilon;
+  const { c, m } = rows(x, BATCHNORM_TRAIN_GRAD_KERNEL);
+  checkFloat(BATCHNORM_TRAIN_GRAD_KERNEL, { dy, x, mean, variance, scale }, c);
+  if (!tf.util.arraysEqual(dy.shape, x.shape))
+    throw new Error(
+      `medimg-classify: ${BATCHNORM_TRAIN_GRAD_KERNEL}: dy [${dy.shape}] and x [${x.shape}] differ`,
+    );
+  const mu = b.typedArrayFromHeap(mean).slice();
+  const rstd = rstdOf(b.typedArrayFromHeap(variance), eps);
+  const gamma = b.typedArrayFromHeap(scale).slice();
+  const dbeta = channelSums(b, dy, null, null, false, m, c);
+  const dgammaRaw = channelSums(b, dy, x, mu, false, m, c);
+  const a = new Float32Array(c);
+  const slope = new Float32Array(c);
+  const shift = new Float32Array(c);
+  const dgamma = new Float32Array(c);
+  for (let j = 0; j < c; j++) {
+    const r = rstd[j] as number;
+    dgamma[j] = (dgammaRaw[j] as number) * r;
+    a[j] = (gamma[j] as number) * r;
+    shift[j] = -((a[j] as number) * (dbeta[j] as number)) / m;
+    slope[j] = -((a[j] as number) * r * (dgamma[j] as number)) / m;
+  }
+  const dx = b.makeOutput(x.shape, 'float32');
+  centeredAffine(b, x, dy, dx, [mu, a, slope, shift], m, c);
+  const dgammaOut = b.makeOutput([c], 'float32');
+  b.typedArrayFromHeap(dgammaOut).set(dgamma);
+  const dbetaOut = b.makeOutput([c], 'float32');
+  b.typedArrayFromHeap(dbetaOut).set(Float32Array.from(dbeta));
+  return [dx, dgammaOut, dbetaOut];
+}
