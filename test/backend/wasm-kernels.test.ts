@@ -3,8 +3,9 @@ import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
 import { SEPARABLE_BLUR_KERNEL } from '../../src/backend/kernel-names.js';
+import { installPatches } from '../../src/backend/patches/index.js';
 import { separableBlur } from '../../src/backend/wasm/blur.js';
-import { gatherV2, padV2, reverse, slice } from '../../src/backend/wasm/copy.js';
+import { gatherV2, padV2, reverse, slice, tile } from '../../src/backend/wasm/copy.js';
 import { heapSimd, setHeapSimdEnabled } from '../../src/backend/wasm/heap-simd.js';
 import {
   collapsePermutation,
@@ -427,7 +428,7 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     expect(collapsePermutation([2, 3, 4, 5], [2, 0, 1, 3])).toEqual({ shape: [6, 4, 5], perm: [1, 0, 2] });
   });
 
-  it('Reverse, GatherV2, Slice and PadV2 on the heap match cpu exactly (flips, rotations, filter taps, crops, padding, every dtype) and free what they make', async () => {
+  it('Reverse, GatherV2, Slice, PadV2 and Tile on the heap match cpu exactly (flips, rotations, filter taps, crops, padding, broadcasts, every dtype) and free what they make', async () => {
     const run = async (backend: 'cpu' | 'wasm') => {
       await useBackend(backend);
       if (backend === 'wasm') registerWasmTrainingKernels();
@@ -546,6 +547,16 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
         ];
         for (const [shape, paddings, value, dtype] of pads)
           keep(tf.pad(values(shape, dtype), paddings, value));
+        const tiles: [number[], number[], 'float32' | 'int32' | 'bool'][] = [
+          [[2, 1, 1, 5], [1, 3, 4, 1], 'float32'], // average pooling's gradient: runs of 5
+          [[2, 1, 1, 70], [1, 2, 3, 1], 'int32'], // runs of 70 (the set() path)
+          [[2, 3], [3, 2], 'bool'], // both axes, the last one repeated
+          [[1, 2, 2], [2, 1, 1], 'float32'], // the first axis only: whole copies
+          [[3, 1], [1, 1], 'float32'], // nothing repeated
+          [[2, 0, 3], [1, 2, 1], 'float32'], // empty
+        ];
+        for (const [shape, reps, dtype] of tiles) keep(tf.tile(values(shape, dtype), reps));
+        keep(tf.broadcastTo(values([3, 1, 2], 'float32'), [2, 3, 4, 2]));
         return out;
       });
     };
@@ -558,6 +569,7 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     expect(tf.getKernel('GatherV2', 'wasm')?.kernelFunc).toBe(gatherV2);
     expect(tf.getKernel('Slice', 'wasm')?.kernelFunc).toBe(slice);
     expect(tf.getKernel('PadV2', 'wasm')?.kernelFunc).toBe(padV2);
+    expect(tf.getKernel('Tile', 'wasm')?.kernelFunc).toBe(tile);
     expect(tf.memory().numTensors).toBe(before);
     expect(backendDataIds()).toBe(ids);
     expect(wasm).toEqual(cpu);
@@ -746,5 +758,35 @@ describe('a whole SimpleCNN training step: wasm with these kernels vs cpu', () =
     wasm.forEach((w, i) => {
       expect(relativeError(w, cpu[i]!), `weight ${i}`).toBeLessThan(1e-4);
     });
+  });
+});
+
+describe('Mean gradient (patches/mean-gradient.ts)', () => {
+  it('is dy / N broadcast over the reduced axes, exactly, on cpu and wasm, leak-free', async () => {
+    for (const backend of ['cpu', 'wasm'] as const) {
+      await useBackend(backend);
+      installPatches({ wasm: true });
+      if (backend === 'wasm') registerWasmTrainingKernels();
+      const x = tf.randomNormal([2, 3, 4, 5], 0, 1, 'float32', 3);
+      const dy = tf.randomNormal([2, 5], 0, 1, 'float32', 4);
+      const grad = () => tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.mean(a, [1, 2]), dy)))(x);
+      tf.dispose(grad());
+      const before = tf.memory().numTensors;
+      const g = grad();
+      const d = dy.dataSync();
+      const values = g.dataSync();
+      for (let i = 0; i < values.length; i++) {
+        const n = Math.floor(i / 60);
+        const c = i % 5;
+        expect(values[i], `${backend} ${i}`).toBe(Math.fround((d[n * 5 + c] as number) / 12));
+      }
+      g.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+      // keepDims and a negative axis
+      const k = tf.grad((a: tf.Tensor) => tf.sum(tf.mean(a, -1, true)))(x);
+      expect(k.shape).toEqual([2, 3, 4, 5]);
+      k.dataSync().forEach((v) => expect(v).toBe(Math.fround(1 / 5)));
+      tf.dispose([x, dy, k]);
+    }
   });
 });

@@ -8,9 +8,12 @@
  *   the backward pass (`setEarlyGradientRelease(false)` switches it off);
  * - `unused-input-gradient.ts`: no input gradient for a first convolution whose input no
  *   variable depends on (`setSkipUnusedInputGradients(false)` switches it off);
- * - `batchnorm-gradient.ts`, `clip-gradient.ts`: FusedBatchNorm and ClipByValue gradients
- *   without the full-size `Tile` and the five-op select (wasm only).
+ * - `batchnorm-gradient.ts`, `clip-gradient.ts`, `mean-gradient.ts`: FusedBatchNorm, ClipByValue
+ *   and Mean gradients without the full-size `Tile`, the five-op select and the tensor of ones
+ *   (wasm only).
  * Per model or per call, applied where they are needed:
+ * - `fold-batchnorm.ts`: BatchNormalization in inference mode folded into the convolution before
+ *   it, by `finalizeModel`;
  * - `keras-batchnorm.ts` (+ `compile-guard.ts`): Keras semantics of frozen BatchNormalization,
  *   by `finalizeModel` in every builder and by `loadKerasModel`;
  * - `relu-max.ts`: ReLU6 layers in one pass, by `finalizeModel`;
@@ -23,6 +26,7 @@
 import { registerBatchNormGradient } from './batchnorm-gradient.js';
 import { registerClipByValueGradient } from './clip-gradient.js';
 import { installEarlyGradientRelease } from './early-gradient-release.js';
+import { registerMeanGradient } from './mean-gradient.js';
 import { installSkipUnusedInputGradients } from './unused-input-gradient.js';
 
 /** Installs the global patches (idempotent). `wasm`: the backend being set up is wasm. */
@@ -30,6 +34,7 @@ export function installPatches(options: { wasm: boolean }): void {
   if (options.wasm) {
     registerBatchNormGradient();
     registerClipByValueGradient();
+    registerMeanGradient();
   }
   installSkipUnusedInputGradients();
   // Last, so that the gradients registered above are wrapped too.

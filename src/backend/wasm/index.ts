@@ -33,7 +33,7 @@ import { batchNormTrain, batchNormTrainGrad } from './batchnorm-train.js';
 import { separableBlur } from './blur.js';
 import { type KernelArgs, shipped, type TensorInfo } from './common.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv.js';
-import { gatherV2, padV2, reverse, slice } from './copy.js';
+import { gatherV2, padV2, reverse, slice, tile } from './copy.js';
 import { depthwiseBackpropFilter, depthwiseBackpropInput } from './depthwise.js';
 import { clipByValueGrad, identity, transpose } from './elementwise.js';
 import { batchMatMul } from './matmul.js';
@@ -52,6 +52,7 @@ const KERNELS: [string, (args: KernelArgs) => TensorInfo | TensorInfo[]][] = [
   ['GatherV2', gatherV2],
   ['Slice', slice],
   ['PadV2', padV2],
+  ['Tile', tile],
   ['FusedBatchNorm', fusedBatchNorm],
   ['MaxPoolGrad', maxPoolGrad],
   ['BatchMatMul', batchMatMul],
