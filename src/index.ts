@@ -6,6 +6,7 @@
  * @packageDocumentation
  */
 
+export { setFusedAdam } from './backend/patches/adam-update.js';
 // --- Backends ---
 export { setEarlyGradientRelease } from './backend/patches/early-gradient-release.js';
 export { setBatchNormFolding } from './backend/patches/fold-batchnorm.js';

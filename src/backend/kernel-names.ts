@@ -58,3 +58,22 @@ export const BATCHNORM_TRAIN_KERNEL = 'MedimgBatchNormTrain';
  *   dx = dy * a - (a / M) * dbeta - (a * rstd / M) * dgamma * (x - mean)
  */
 export const BATCHNORM_TRAIN_GRAD_KERNEL = 'MedimgBatchNormTrainGrad';
+
+/**
+ * One step of tfjs's `AdamOptimizer` for one variable, as a backend may register it (the wasm
+ * backend does): inputs `p`, `g`, `m`, `v`; attributes {@link AdamUpdateAttrs}; outputs the new
+ * p, m and v, the same float32 numbers as tfjs's op-by-op update:
+ *   m' = m * beta1 + g * (1 - beta1); v' = v * beta2 + g^2 * (1 - beta2)
+ *   p' = ((m' / c1) / (sqrt(v' / c2) + epsilon)) * -learningRate + p
+ */
+export const ADAM_UPDATE_KERNEL = 'MedimgAdamUpdate';
+
+/** Attributes of {@link ADAM_UPDATE_KERNEL}; c1 and c2 are tfjs's float32 `1 - accBeta1`, `1 - accBeta2`. */
+export interface AdamUpdateAttrs {
+  beta1: number;
+  beta2: number;
+  c1: number;
+  c2: number;
+  epsilon: number;
+  learningRate: number;
+}

@@ -2,9 +2,9 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
-  HEAP_SIMD_NORM_SHARED,
-  HEAP_SIMD_NORM_UNSHARED,
   HEAP_SIMD_SHARED,
+  HEAP_SIMD_TRAIN_SHARED,
+  HEAP_SIMD_TRAIN_UNSHARED,
   HEAP_SIMD_UNSHARED,
 } from '../../src/backend/wasm/heap-simd.generated.js';
 import { heapSimd, setHeapSimdEnabled } from '../../src/backend/wasm/heap-simd.js';
@@ -21,8 +21,8 @@ describe('heap SIMD module', () => {
     for (const base64 of [
       HEAP_SIMD_SHARED,
       HEAP_SIMD_UNSHARED,
-      HEAP_SIMD_NORM_SHARED,
-      HEAP_SIMD_NORM_UNSHARED,
+      HEAP_SIMD_TRAIN_SHARED,
+      HEAP_SIMD_TRAIN_UNSHARED,
     ]) {
       expect(Buffer.from(base64, 'base64').length).toBeLessThan(4096);
     }

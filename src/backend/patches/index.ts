@@ -6,6 +6,8 @@
  * Global, installed by {@link installPatches} from `setupBackend`:
  * - `early-gradient-release.ts`: frees each node's gradient inputs and saved tensors during
  *   the backward pass (`setEarlyGradientRelease(false)` switches it off);
+ * - `adam-update.ts`: `tf.train.adam` updates each variable with one kernel where the backend
+ *   has one (wasm), with tfjs's numbers (`setFusedAdam(false)` switches it off);
  * - `unused-input-gradient.ts`: no input gradient for a first convolution whose input no
  *   variable depends on (`setSkipUnusedInputGradients(false)` switches it off);
  * - `batchnorm-gradient.ts`, `clip-gradient.ts`, `mean-gradient.ts`: FusedBatchNorm, ClipByValue
@@ -23,6 +25,7 @@
  * The wasm kernels this library registers (`../wasm/`) add or replace kernels; they change
  * speed, not results, and are parity-tested against the cpu backend.
  */
+import { installFusedAdam } from './adam-update.js';
 import { registerBatchNormGradient } from './batchnorm-gradient.js';
 import { registerClipByValueGradient } from './clip-gradient.js';
 import { installEarlyGradientRelease } from './early-gradient-release.js';
@@ -35,6 +38,7 @@ export function installPatches(options: { wasm: boolean }): void {
     registerBatchNormGradient();
     registerClipByValueGradient();
     registerMeanGradient();
+    installFusedAdam();
   }
   installSkipUnusedInputGradients();
   // Last, so that the gradients registered above are wrapped too.

@@ -5,13 +5,13 @@
  * null and callers keep their JavaScript loops.
  */
 import {
-  HEAP_SIMD_NORM_SHARED,
-  HEAP_SIMD_NORM_UNSHARED,
   HEAP_SIMD_SHARED,
+  HEAP_SIMD_TRAIN_SHARED,
+  HEAP_SIMD_TRAIN_UNSHARED,
   HEAP_SIMD_UNSHARED,
 } from './heap-simd.generated.js';
 
-/** The modules' exports (heap-simd.wat, heap-simd-norm.wat); pointers are byte offsets into the backend's heap. */
+/** The modules' exports (heap-simd.wat, heap-simd-train.wat); pointers are byte offsets into the backend's heap. */
 export interface HeapSimd {
   /** dst[r, j] = src[r, j] * a[j] + b[j], for `rows` rows of `c` values. */
   affine_channels(src: number, dst: number, a: number, b: number, rows: number, c: number): void;
@@ -99,14 +99,33 @@ export interface HeapSimd {
   axpy(dst: number, src: number, n: number, w: number, init: number): void;
   /**
    * acc[j] += e * (b[r, j] - mean[j]) over `rows` rows of `c` values into a float64 [c] buffer,
-   * e = b[r, j] - mean[j] (sq = 1) or a[r, j] (sq = 0); see heap-simd-norm.wat.
+   * e = b[r, j] - mean[j] (sq = 1) or a[r, j] (sq = 0); see heap-simd-train.wat.
    */
   column_dev_sums(a: number, b: number, mean: number, rows: number, c: number, acc: number, sq: number): void;
   /**
    * dst[r, j] = g[r, j] * p[j] + ((x[r, j] - mean[j]) * q[j] + s[j]), with mean, p, q, s the four
-   * consecutive [c] vectors at `f`; see heap-simd-norm.wat.
+   * consecutive [c] vectors at `f`; see heap-simd-train.wat.
    */
   centered_affine(x: number, g: number, dst: number, f: number, rows: number, c: number): void;
+  /** One step of tfjs's Adam over `n` values; see heap-simd-train.wat. */
+  adam(
+    p: number,
+    g: number,
+    m: number,
+    v: number,
+    pOut: number,
+    mOut: number,
+    vOut: number,
+    n: number,
+    beta1: number,
+    oneMinusBeta1: number,
+    beta2: number,
+    oneMinusBeta2: number,
+    c1: number,
+    c2: number,
+    eps: number,
+    negLearningRate: number,
+  ): void;
   /** out[i] = lo <= x[i] <= hi ? dy[i] : 0, for `n` values. */
   clip_grad(x: number, dy: number, out: number, n: number, lo: number, hi: number): void;
 }
@@ -145,7 +164,7 @@ export function heapSimd(backend: unknown): HeapSimd | null {
     // Each under 4 KB, so synchronous compilation is allowed on a browser's main thread too.
     const exports = [
       shared ? HEAP_SIMD_SHARED : HEAP_SIMD_UNSHARED,
-      shared ? HEAP_SIMD_NORM_SHARED : HEAP_SIMD_NORM_UNSHARED,
+      shared ? HEAP_SIMD_TRAIN_SHARED : HEAP_SIMD_TRAIN_UNSHARED,
     ].map(
       (base64) =>
         new WebAssembly.Instance(new WebAssembly.Module(decode(base64)), { env: { memory } }).exports,

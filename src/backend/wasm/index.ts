@@ -22,12 +22,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import {
   ADABELIEF_UPDATE_KERNEL,
+  ADAM_UPDATE_KERNEL,
   BATCHNORM_TRAIN_GRAD_KERNEL,
   BATCHNORM_TRAIN_KERNEL,
   CLIP_GRAD_KERNEL,
   SEPARABLE_BLUR_KERNEL,
 } from '../kernel-names.js';
 import { adaBeliefUpdate } from './adabelief.js';
+import { adamUpdate } from './adam.js';
 import { fusedBatchNorm } from './batchnorm.js';
 import { batchNormTrain, batchNormTrainGrad } from './batchnorm-train.js';
 import { separableBlur } from './blur.js';
@@ -45,6 +47,7 @@ const KERNELS: [string, (args: KernelArgs) => TensorInfo | TensorInfo[]][] = [
   [ADABELIEF_UPDATE_KERNEL, adaBeliefUpdate as unknown as (args: KernelArgs) => TensorInfo],
   [CLIP_GRAD_KERNEL, clipByValueGrad],
   [SEPARABLE_BLUR_KERNEL, separableBlur],
+  [ADAM_UPDATE_KERNEL, adamUpdate],
   [BATCHNORM_TRAIN_KERNEL, batchNormTrain],
   [BATCHNORM_TRAIN_GRAD_KERNEL, batchNormTrainGrad],
   ['Transpose', transpose],

@@ -1,6 +1,7 @@
-;; SIMD loops for training-mode batch normalisation over the wasm backend's heap, a second module
-;; beside heap-simd.wat (each stays under the 4 KB a browser compiles synchronously). Tensors are
-;; row-major [rows, c] float32 with per-channel vectors of c values; pointers are byte offsets.
+;; SIMD training loops over the wasm backend's heap, a second module beside heap-simd.wat (each
+;; stays under the 4 KB a browser compiles synchronously): training-mode batch normalisation, on
+;; row-major [rows, c] float32 tensors with per-channel vectors of c values, and tfjs's Adam
+;; update. Pointers are byte offsets.
 ;; Assembled into heap-simd.generated.ts by scripts/build-heap-simd.mjs.
 (module
   (import "env" "memory" (memory 1 65536 shared))
@@ -111,4 +112,66 @@
         (local.set $dst (i32.add (local.get $dst) (local.get $cb)))
         (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
         (br_if $row (local.get $rows)))))
+
+  ;; One step of tfjs's AdamOptimizer over n values, in the order of its ops, so the same float32
+  ;; numbers (c1 = 1 - accBeta1 and c2 = 1 - accBeta2 as tfjs computes them, lr negated):
+  ;;   m' = m * beta1 + g * omb1;  v' = v * beta2 + (g * g) * omb2
+  ;;   p' = ((m' / c1) / (sqrt(v' / c2) + eps)) * nlr + p
+  (func (export "adam")
+    (param $p i32) (param $g i32) (param $m i32) (param $v i32) (param $pOut i32) (param $mOut i32)
+    (param $vOut i32) (param $n i32) (param $beta1 f32) (param $omb1 f32) (param $beta2 f32)
+    (param $omb2 f32) (param $c1 f32) (param $c2 f32) (param $eps f32) (param $nlr f32)
+    (local $i i32) (local $nv i32) (local $o i32) (local $gv v128) (local $mv v128) (local $vv v128)
+    (local $gs f32) (local $ms f32) (local $vs f32)
+    (local.set $nv (i32.and (local.get $n) (i32.const -4)))
+    (block $vDone (loop $vLoop
+      (br_if $vDone (i32.ge_u (local.get $i) (local.get $nv)))
+      (local.set $o (i32.shl (local.get $i) (i32.const 2)))
+      (local.set $gv (v128.load (i32.add (local.get $g) (local.get $o))))
+      (local.set $mv
+        (f32x4.add
+          (f32x4.mul (v128.load (i32.add (local.get $m) (local.get $o))) (f32x4.splat (local.get $beta1)))
+          (f32x4.mul (local.get $gv) (f32x4.splat (local.get $omb1)))))
+      (local.set $vv
+        (f32x4.add
+          (f32x4.mul (v128.load (i32.add (local.get $v) (local.get $o))) (f32x4.splat (local.get $beta2)))
+          (f32x4.mul (f32x4.mul (local.get $gv) (local.get $gv)) (f32x4.splat (local.get $omb2)))))
+      (v128.store (i32.add (local.get $mOut) (local.get $o)) (local.get $mv))
+      (v128.store (i32.add (local.get $vOut) (local.get $o)) (local.get $vv))
+      (v128.store (i32.add (local.get $pOut) (local.get $o))
+        (f32x4.add
+          (f32x4.mul
+            (f32x4.div
+              (f32x4.div (local.get $mv) (f32x4.splat (local.get $c1)))
+              (f32x4.add
+                (f32x4.sqrt (f32x4.div (local.get $vv) (f32x4.splat (local.get $c2))))
+                (f32x4.splat (local.get $eps))))
+            (f32x4.splat (local.get $nlr)))
+          (v128.load (i32.add (local.get $p) (local.get $o)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $vLoop)))
+    (block $sDone (loop $sLoop
+      (br_if $sDone (i32.ge_u (local.get $i) (local.get $n)))
+      (local.set $o (i32.shl (local.get $i) (i32.const 2)))
+      (local.set $gs (f32.load (i32.add (local.get $g) (local.get $o))))
+      (local.set $ms
+        (f32.add
+          (f32.mul (f32.load (i32.add (local.get $m) (local.get $o))) (local.get $beta1))
+          (f32.mul (local.get $gs) (local.get $omb1))))
+      (local.set $vs
+        (f32.add
+          (f32.mul (f32.load (i32.add (local.get $v) (local.get $o))) (local.get $beta2))
+          (f32.mul (f32.mul (local.get $gs) (local.get $gs)) (local.get $omb2))))
+      (f32.store (i32.add (local.get $mOut) (local.get $o)) (local.get $ms))
+      (f32.store (i32.add (local.get $vOut) (local.get $o)) (local.get $vs))
+      (f32.store (i32.add (local.get $pOut) (local.get $o))
+        (f32.add
+          (f32.mul
+            (f32.div
+              (f32.div (local.get $ms) (local.get $c1))
+              (f32.add (f32.sqrt (f32.div (local.get $vs) (local.get $c2))) (local.get $eps)))
+            (local.get $nlr))
+          (f32.load (i32.add (local.get $p) (local.get $o)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $sLoop))))
 )
