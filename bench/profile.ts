@@ -19,6 +19,8 @@ console.log(`wasm threads: ${backend.threads}`);
 const channels = name === 'simple-cnn' || name === 'user-cnn' ? 1 : 3;
 const model = benchModel(name as BenchModel, trainMode, size, channels);
 const step = benchStep(model, trainMode, batch, size, channels);
+// Two warm-up steps: the first grows the heap, the second still touches some of it for the first time.
+await step();
 await step();
 const info = await tf.profile(async () => {
   await step();

@@ -29,7 +29,9 @@ import { join } from 'node:path';
 import { setThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import { writeFileAtomicSync } from '../util/atomic-write.node.js';
+import { startHeapPool } from './heap-pool.node.js';
 import type { WasmThreading } from './threading.js';
+import { setHeapParallel } from './wasm/heap-parallel.js';
 
 const requireCjs = createRequire(import.meta.url);
 /** The mutable CommonJS `os` object, which Emscripten's Node code reads. */
@@ -153,6 +155,11 @@ export function nodeWasmThreading(options: NodeWasmThreadingOptions = {}): WasmT
       const pthread = (backend as { wasm?: { PThread?: { runningWorkers?: { unref?(): void }[] } } }).wasm
         ?.PThread;
       for (const worker of pthread?.runningWorkers ?? []) worker.unref?.();
+      // As many threads again for the heap-SIMD loops, which XNNPACK's pool does not run.
+      const memory = (backend as { wasm?: { wasmMemory?: unknown } }).wasm?.wasmMemory;
+      const workers = pthread?.runningWorkers?.length ?? 0;
+      if (memory instanceof WebAssembly.Memory && memory.buffer instanceof SharedArrayBuffer && workers > 0)
+        setHeapParallel(memory, startHeapPool(memory, workers));
     },
   };
 }

@@ -11,6 +11,7 @@ const child = join(import.meta.dirname, 'scripts', 'wasm-threads-child.ts');
 
 interface ChildResult {
   threads: number;
+  heapThreads: number;
   note?: string;
   conv: number[];
   weights: number[];
@@ -42,13 +43,16 @@ describe('wasm threads in Node', () => {
     expect(prelude).toContain('URL.createObjectURL = () => "/tmp/x/main.js";');
   });
 
-  it('runs the threaded build on every core by default, and gives bit-identical results to 1 thread', () => {
+  it('runs the threaded build and the heap pool on every core by default, and gives bit-identical results to 1 thread', () => {
     const one = run('1');
     const all = run('default');
     const two = run('2');
     expect(one.threads).toBe(1);
     expect(all.threads).toBe(Math.min(8, availableParallelism()));
     expect(two.threads).toBe(2);
+    // The heap loops' pool (heap-pool.node.ts) has as many threads, and splits by output rows too.
+    expect(one.heapThreads).toBe(1);
+    expect(two.heapThreads).toBe(2);
     // XNNPACK splits work by output tiles, never the reduction: the sums are the same.
     expect(two.conv).toEqual(one.conv);
     expect(two.weights).toEqual(one.weights);

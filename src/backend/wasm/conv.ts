@@ -12,6 +12,7 @@ import {
   type TensorInfo,
 } from './common.js';
 import { convInfo, fullCorrelationInput, paddedInput, tap } from './conv-geometry.js';
+import { heapParallel, runSpread } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
 
 /**
@@ -99,6 +100,11 @@ function filterGradOnHeap(
   hb.typedArrayFromHeap(out).fill(0);
   const [xp, dyp, outp] = [x, dy, out].map((t) => hb.getMemoryOffset(t.dataId)) as [number, number, number];
   const { inHeight: ih, inWidth: iw, outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw } = info;
+  // With a pool, each thread takes a share of the input channels of every tap: disjoint rows of
+  // the output, each summed in the same order as on one thread.
+  const pool = heapParallel(b);
+  const threads = Math.min(pool?.threads ?? 1, ci / 4);
+  const calls: number[][][] = Array.from({ length: threads }, () => []);
   for (let ty = 0; ty < info.filterHeight; ty++) {
     for (let tx = 0; tx < info.filterWidth; tx++) {
       // Output columns whose input column lies inside the image: 0 <= q*sw - left + tx*dw < iw.
@@ -106,24 +112,29 @@ function filterGradOnHeap(
       const first = Math.max(0, Math.ceil(-shift / sw));
       const end = Math.min(ow, Math.floor((iw - 1 - shift) / sw) + 1);
       if (end <= first) continue;
-      simd.conv_filter_grad(
-        xp + (first * sw + shift) * ci * 4,
-        dyp + first * co * 4,
-        outp + (ty * info.filterWidth + tx) * ci * co * 4,
-        info.batchSize,
-        ih,
-        oh,
-        ty * info.dilationHeight - info.padInfo.top,
-        sh,
-        iw * ci * 4,
-        sw * ci * 4,
-        ow * co * 4,
-        end - first,
-        ci,
-        co,
-      );
+      for (let t = 0; t < threads; t++) {
+        const from = 4 * Math.floor((t * ci) / 4 / threads);
+        const to = 4 * Math.floor(((t + 1) * ci) / 4 / threads);
+        (calls[t] as number[][]).push([
+          xp + ((first * sw + shift) * ci + from) * 4,
+          dyp + first * co * 4,
+          outp + ((ty * info.filterWidth + tx) * ci + from) * co * 4,
+          info.batchSize,
+          ih,
+          oh,
+          ty * info.dilationHeight - info.padInfo.top,
+          sh,
+          iw * ci * 4,
+          sw * ci * 4,
+          ow * co * 4,
+          end - first,
+          to - from,
+          co,
+        ]);
+      }
     }
   }
+  runSpread(threads > 1 ? pool : null, 'conv_filter_grad', simd, calls);
   return out;
 }
 
@@ -179,8 +190,11 @@ function singleChannelFilterGrad(
     number,
     number,
   ];
+  const pool = heapParallel(b);
+  const threads = Math.min(pool?.threads ?? 1, kh);
+  const calls: number[][][] = Array.from({ length: threads }, () => []);
   for (let ty = 0; ty < kh; ty++)
-    simd.conv_filter_grad(
+    (calls[ty % threads] as number[][]).push([
       xp,
       dyp,
       rowsp + ty * 4 * co * 4,
@@ -195,7 +209,8 @@ function singleChannelFilterGrad(
       ow,
       4,
       co,
-    );
+    ]);
+  runSpread(threads > 1 ? pool : null, 'conv_filter_grad', simd, calls);
   const out = hb.makeOutput(filterShape, 'float32');
   const dst = hb.typedArrayFromHeap(out);
   const src = hb.typedArrayFromHeap(rows);

@@ -150,6 +150,13 @@ function decode(base64: string): Uint8Array<ArrayBuffer> {
   return bytes;
 }
 
+/** The modules' bytes, for a shared memory (tfjs's threaded build) or an unshared one. */
+export function heapSimdModules(shared: boolean): Uint8Array<ArrayBuffer>[] {
+  return (
+    shared ? [HEAP_SIMD_SHARED, HEAP_SIMD_TRAIN_SHARED] : [HEAP_SIMD_UNSHARED, HEAP_SIMD_TRAIN_UNSHARED]
+  ).map(decode);
+}
+
 /** The SIMD loops bound to `backend`'s heap, or null where they are not available. */
 export function heapSimd(backend: unknown): HeapSimd | null {
   if (!enabled) return null;

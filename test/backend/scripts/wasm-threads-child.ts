@@ -1,11 +1,13 @@
 /**
  * Run by wasm-threads.test.ts in a child process (the wasm backend initialises once per
  * process): node --import tsx wasm-threads-child.ts <threads|default>
- * Prints one JSON line: the threads in use, a convolution's output and the weights after a
- * seeded SimpleCNN training step, so that runs with different thread counts can be compared.
+ * Prints one JSON line: the threads in use (XNNPACK's and the heap loops' pool), a convolution's
+ * output and the weights after a seeded SimpleCNN training step (its filter gradients run on the
+ * heap pool), so that runs with different thread counts can be compared.
  */
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { heapParallel } from '../../../src/backend/wasm/heap-parallel.js';
 import {
   adaBelief,
   nodeWasmThreading,
@@ -44,4 +46,5 @@ for (let i = 0; i < 2; i++) {
   );
 }
 const weights = vars.flatMap((v) => Array.from(v.dataSync()));
-console.log(JSON.stringify({ threads: info.threads, note: info.threadsNote, conv, weights }));
+const heapThreads = heapParallel(tf.backend())?.threads ?? 1;
+console.log(JSON.stringify({ threads: info.threads, heapThreads, note: info.threadsNote, conv, weights }));

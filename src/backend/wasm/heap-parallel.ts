@@ -1,0 +1,54 @@
+/**
+ * Heap-SIMD loops on more than one thread. XNNPACK's kernels use tfjs's own thread pool; the loops
+ * of heap-simd.wat run on the calling thread unless an environment installs a pool of its own on
+ * the same shared memory (the Node entry does, with worker threads: `heap-pool.node.ts`). Callers
+ * split their work into calls that write disjoint outputs, so that the numbers are the same on
+ * any number of threads.
+ */
+import type { HeapSimd } from './heap-simd.js';
+
+/** Functions of the heap-SIMD modules that a pool runs; all their parameters are i32. */
+export type ParallelFunction = 'conv_filter_grad';
+
+export interface HeapParallel {
+  /** Threads, the caller's included. */
+  readonly threads: number;
+  /**
+   * Runs `calls[t]` on thread t (t = 0 is the caller's, with `simd`) and returns once every
+   * thread has finished; each call is `fn(...args)`, at most 16 arguments.
+   */
+  run(fn: ParallelFunction, simd: HeapSimd, calls: number[][][]): void;
+}
+
+const pools = new WeakMap<WebAssembly.Memory, HeapParallel>();
+let enabled = true;
+
+/** Installs (or, with null, removes) the pool for the heap `memory`. */
+export function setHeapParallel(memory: WebAssembly.Memory, pool: HeapParallel | null): void {
+  if (pool) pools.set(memory, pool);
+  else pools.delete(memory);
+}
+
+/** Turns the pools off or on (tests compare the numbers on one thread and on several). */
+export function setHeapParallelEnabled(on: boolean): void {
+  enabled = on;
+}
+
+/** The pool on `backend`'s heap, or null (none installed, or switched off). */
+export function heapParallel(backend: unknown): HeapParallel | null {
+  if (!enabled) return null;
+  const wasm = (backend as { wasm?: { wasmMemory?: unknown } }).wasm;
+  const memory = wasm?.wasmMemory;
+  return memory instanceof WebAssembly.Memory ? (pools.get(memory) ?? null) : null;
+}
+
+/** Runs `calls` spread over the pool's threads, or all on this thread without a pool. */
+export function runSpread(
+  pool: HeapParallel | null,
+  fn: ParallelFunction,
+  simd: HeapSimd,
+  calls: number[][][],
+): void {
+  if (pool) pool.run(fn, simd, calls);
+  else for (const list of calls) for (const args of list) (simd[fn] as (...a: number[]) => void)(...args);
+}
