@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { BATCHNORM_TRAIN_GRAD_KERNEL, BATCHNORM_TRAIN_KERNEL } from '../backend/kernel-names.js';
 
-interface BatchNormLayer {
+/** The fields of a tfjs-layers BatchNormalization layer that this library reads. */
+export interface BatchNormLayer {
   axis: number;
   epsilon: number;
   momentum: number;

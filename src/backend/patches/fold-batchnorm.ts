@@ -26,7 +26,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { batchNormMeasured } from '../../models/batchnorm.js';
+import { type BatchNormLayer as BatchNormFields, batchNormMeasured } from '../../models/batchnorm.js';
 import { independentOfGradientSources, untaped } from './unused-input-gradient.js';
 
 type Layer = tfl.layers.Layer;
@@ -46,15 +46,7 @@ interface ConvLayer {
   rank: number;
 }
 
-interface BatchNormLayer {
-  axis: number;
-  epsilon: number;
-  trainable: boolean;
-  gamma: tfl.LayerVariable | null;
-  beta: tfl.LayerVariable | null;
-  movingMean: tfl.LayerVariable;
-  movingVariance: tfl.LayerVariable;
-}
+type BatchNormLayer = BatchNormFields & { trainable: boolean };
 
 /**
  * One fold: a convolution, the BatchNormalization after it, the activation after that and the
@@ -244,17 +236,24 @@ function single(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor | undefined {
   return Array.isArray(inputs) ? (inputs.length === 1 ? inputs[0] : undefined) : inputs;
 }
 
-function patchConv(layer: Layer): void {
-  const target = layer as unknown as { call: Call; dispose: () => unknown; [PATCHED]?: true };
+/** Replaces `layer`'s `call` with `make(original)`, once. */
+function replaceCall(layer: Layer, make: (original: Call) => Call): void {
+  const target = layer as unknown as { call: Call; [PATCHED]?: true };
   if (target[PATCHED]) return;
   target[PATCHED] = true;
-  const dispose = target.dispose.bind(layer);
-  target.dispose = () => {
-    dropFolded(layer);
-    return dispose();
-  };
-  const original = target.call.bind(layer);
-  target.call = (inputs, kwargs) => {
+  target.call = make(target.call.bind(layer));
+}
+
+function patchConv(layer: Layer): void {
+  const target = layer as unknown as { dispose: () => unknown; [PATCHED]?: true };
+  if (!target[PATCHED]) {
+    const dispose = target.dispose.bind(layer);
+    target.dispose = () => {
+      dropFolded(layer);
+      return dispose();
+    };
+  }
+  replaceCall(layer, (original) => (inputs, kwargs) => {
     let x = single(inputs);
     const fold = plans.at(-1)?.convs.get(layer);
     if (!x || !fold || x.rank !== 4 || x.dtype !== 'float32') return original(inputs, kwargs);
@@ -276,16 +275,12 @@ function patchConv(layer: Layer): void {
     const y = mode === 'untaped' ? untaped(run) : run();
     ahead.set(y, act ? [fold.bn, act.layer] : [fold.bn]);
     return y;
-  };
+  });
 }
 
 /** A ZeroPadding2D before a fold passes its input on unpadded; the folded convolution pads. */
 function patchPad(layer: Layer): void {
-  const target = layer as unknown as { call: Call; [PATCHED]?: true };
-  if (target[PATCHED]) return;
-  target[PATCHED] = true;
-  const original = target.call.bind(layer);
-  target.call = (inputs, kwargs) => {
+  replaceCall(layer, (original) => (inputs, kwargs) => {
     const x = single(inputs);
     const fold = plans.at(-1)?.pads.get(layer);
     if (!x || !fold || x.rank !== 4 || x.dtype !== 'float32') return original(inputs, kwargs);
@@ -294,15 +289,11 @@ function patchPad(layer: Layer): void {
     const y = mode === 'untaped' ? untaped(() => tf.reshape(x, x.shape)) : tf.reshape(x, x.shape);
     unpadded.set(y, fold);
     return y;
-  };
+  });
 }
 
 function patchPassThrough(layer: Layer): void {
-  const target = layer as unknown as { call: Call; [PATCHED]?: true };
-  if (target[PATCHED]) return;
-  target[PATCHED] = true;
-  const original = target.call.bind(layer);
-  target.call = (inputs, kwargs) => {
+  replaceCall(layer, (original) => (inputs, kwargs) => {
     const x = single(inputs);
     const pending = x ? ahead.get(x) : undefined;
     if (!x || pending?.[0] !== layer) return original(inputs, kwargs);
@@ -310,7 +301,7 @@ function patchPassThrough(layer: Layer): void {
     const y = tf.reshape(x, x.shape);
     if (pending.length > 1) ahead.set(y, pending.slice(1));
     return y;
-  };
+  });
 }
 
 /** The variables a fold reads: the convolution's and the BatchNormalization's. */
@@ -394,28 +385,11 @@ function foldedConv(
     const strides = conv.strides as [number, number];
     // An absorbed ZeroPadding2D: explicit padding, which tfjs's convolutions take at run time.
     const pad = (explicitPads ?? conv.padding) as 'same' | 'valid';
-    if (conv.depthwiseKernel)
-      return tf.fused.depthwiseConv2d({
-        x: x as tf.Tensor4D,
-        filter,
-        strides,
-        pad,
-        dataFormat: 'NHWC',
-        bias,
-        activation,
-      });
+    const args = { x: x as tf.Tensor4D, filter, strides, pad, dataFormat: 'NHWC' as const, bias, activation };
+    if (conv.depthwiseKernel) return tf.fused.depthwiseConv2d(args);
     const dilations = (
       Array.isArray(conv.dilationRate) ? conv.dilationRate : [conv.dilationRate, conv.dilationRate]
     ) as [number, number];
-    return tf.fused.conv2d({
-      x: x as tf.Tensor4D,
-      filter,
-      strides,
-      pad,
-      dataFormat: 'NHWC',
-      dilations,
-      bias,
-      activation,
-    });
+    return tf.fused.conv2d({ ...args, dilations });
   });
 }
