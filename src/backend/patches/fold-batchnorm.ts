@@ -12,8 +12,8 @@
  * How: `finalizeModel` finds, in each functional model's graph, the chains conv -> BN (-> ReLU)
  * where each link has exactly one consumer and is not an output of the model. While that model
  * runs (its `call`, `predict`, `predictOnBatch`, `evaluate`), the convolution computes the
- * folded result and marks the tensor; the
- * BatchNormalization (and ReLU) that receive the marked tensor pass it on without computing.
+ * folded result and marks the tensor; the BatchNormalization (and ReLU) that receive the marked
+ * tensor pass it on without computing.
  * A sub-model that outputs the convolution itself (`tf.model({outputs: conv.output})`) runs
  * without the fold, because the fold is planned per model and only for the model's own graph.
  * While a gradient is recorded, a fold on which no differentiated variable depends (a frozen
