@@ -3,7 +3,8 @@
  * (tfjs's threaded build), beside XNNPACK's own pool: see `wasm/heap-parallel.ts`. Each worker
  * instantiates the modules on the same memory and sleeps in `Atomics.wait` until the caller
  * posts its share of calls in a small shared control block; the caller runs its own share and
- * waits for the others. The workers are unref'd, so they never keep the process alive.
+ * waits for the others. Until every worker is ready (or if one never starts), the caller runs all
+ * of the work itself. The workers are unref'd, so they never keep the process alive.
  */
 import { Worker } from 'node:worker_threads';
 import type { HeapParallel, ParallelFunction } from './wasm/heap-parallel.js';
@@ -13,9 +14,9 @@ const FUNCTIONS: ParallelFunction[] = ['conv_filter_grad'];
 const ARGS = 16;
 const CALLS = 64;
 const SLOT = 1 + CALLS * ARGS;
-// Control block: [0] job number, [1] workers done, [2] a worker failed, [3] function index, then
-// one slot per worker: the number of calls and their arguments.
-const HEADER = 4;
+// Control block: [0] job number, [1] workers done, [2] a worker failed, [3] function index,
+// [4] workers ready, then one slot per worker: the number of calls and their arguments.
+const HEADER = 5;
 
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
@@ -24,6 +25,7 @@ const exports = Object.assign({}, ...modules.map((bytes) =>
   new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports));
 const ctl = new Int32Array(control);
 const base = header + index * slot;
+Atomics.add(ctl, 4, 1);
 let seen = 0;
 for (;;) {
   Atomics.wait(ctl, 0, seen);
@@ -70,10 +72,11 @@ export function startHeapPool(memory: WebAssembly.Memory, workers: number): Heap
       const theirs = calls.slice(1);
       const f = simd[fn] as (...a: number[]) => void;
       if (
+        Atomics.load(ctl, 4) < workers ||
         theirs.length > workers ||
         theirs.some((list) => list.length > CALLS || list.some((a) => a.length > ARGS))
       ) {
-        // More than one job's control block holds: all of it here, in the same order.
+        // Workers still starting, or more than one job's control block holds: all of it here.
         for (const list of calls) for (const args of list) f(...args);
         return;
       }
@@ -92,8 +95,9 @@ export function startHeapPool(memory: WebAssembly.Memory, workers: number): Heap
         if (Atomics.wait(ctl, 1, done, 60_000) === 'timed-out')
           throw new Error('medimg-classify: heap pool: a worker did not answer within 60 s');
       }
+      // The loops only fail on a bad pointer, which would fail here too: report it.
       if (Atomics.exchange(ctl, 2, 0) !== 0)
-        throw new Error(`medimg-classify: heap pool: ${fn} failed in a worker`);
+        throw new Error(`medimg-classify: heap pool: ${fn} failed in a worker (a bad argument?)`);
     },
   };
 }
