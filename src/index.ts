@@ -6,8 +6,8 @@
  * @packageDocumentation
  */
 
-export { setFusedAdam } from './backend/patches/adam-update.js';
 // --- Backends ---
+export { setFusedAdam } from './backend/patches/adam-update.js';
 export { setEarlyGradientRelease } from './backend/patches/early-gradient-release.js';
 export { setBatchNormFolding } from './backend/patches/fold-batchnorm.js';
 export { setSkipUnusedInputGradients } from './backend/patches/unused-input-gradient.js';

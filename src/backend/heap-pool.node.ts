@@ -7,7 +7,7 @@
  * of the work itself. The workers are unref'd, so they never keep the process alive.
  */
 import { Worker } from 'node:worker_threads';
-import type { HeapParallel, ParallelFunction } from './wasm/heap-parallel.js';
+import { type HeapParallel, type ParallelFunction, runHere } from './wasm/heap-parallel.js';
 import { heapSimdModules } from './wasm/heap-simd.js';
 
 const FUNCTIONS: ParallelFunction[] = ['conv_filter_grad'];
@@ -70,14 +70,13 @@ export function startHeapPool(memory: WebAssembly.Memory, workers: number): Heap
     run(fn, simd, calls) {
       const mine = calls[0] ?? [];
       const theirs = calls.slice(1);
-      const f = simd[fn] as (...a: number[]) => void;
       if (
         Atomics.load(ctl, 4) < workers ||
         theirs.length > workers ||
         theirs.some((list) => list.length > CALLS || list.some((a) => a.length > ARGS))
       ) {
         // Workers still starting, or more than one job's control block holds: all of it here.
-        for (const list of calls) for (const args of list) f(...args);
+        runHere(fn, simd, calls);
         return;
       }
       ctl[3] = FUNCTIONS.indexOf(fn);
@@ -90,7 +89,7 @@ export function startHeapPool(memory: WebAssembly.Memory, workers: number): Heap
       }
       Atomics.add(ctl, 0, 1);
       Atomics.notify(ctl, 0);
-      for (const args of mine) f(...args);
+      runHere(fn, simd, [mine]);
       for (let done = Atomics.load(ctl, 1); done < workers; done = Atomics.load(ctl, 1)) {
         if (Atomics.wait(ctl, 1, done, 60_000) === 'timed-out')
           throw new Error('medimg-classify: heap pool: a worker did not answer within 60 s');

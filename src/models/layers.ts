@@ -1,3 +1,4 @@
+import type * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
 type Layer = tfl.layers.Layer;
@@ -14,4 +15,9 @@ export function flattenLayers(model: tfl.LayersModel): Layer[] {
   };
   visit(model.layers);
   return out;
+}
+
+/** A layer call's single input: tfjs hands it either bare or as a one-element list. */
+export function singleInput(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor | undefined {
+  return Array.isArray(inputs) ? (inputs.length === 1 ? inputs[0] : undefined) : inputs;
 }

@@ -4,8 +4,8 @@
  * reading and writing the whole tensor. The optimizer's state (its moment variables, `accBeta1`,
  * `accBeta2`, `iterations`), its serialization and its numbers are unchanged: the kernel computes
  * the same float32 operations in the same order. Users' own models trained with `fit` or
- * `trainOnBatch` and this library's `train` both go through it. Elsewhere (other backends,
- * non-float32 variables) tfjs's own update runs. Global, installed by `setupBackend('wasm')`;
+ * `trainOnBatch` and this library's `train` both go through it. Elsewhere (other backends, an
+ * update with a non-float32 variable) tfjs's own update runs. Global, installed by `setupBackend('wasm')`;
  * `setFusedAdam(false)` switches it off.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -43,11 +43,26 @@ export function installFusedAdam(): void {
   if (proto[PATCHED]) return;
   const original = proto.applyGradients;
   proto.applyGradients = function (this: AdamState, variableGradients) {
-    if (!enabled || tf.getKernel(ADAM_UPDATE_KERNEL, tf.getBackend()) === undefined)
+    if (
+      !enabled ||
+      tf.getKernel(ADAM_UPDATE_KERNEL, tf.getBackend()) === undefined ||
+      !allFloat32(variableGradients)
+    )
       return original.call(this, variableGradients);
     fusedApply(this, variableGradients);
   };
   proto[PATCHED] = true;
+}
+
+/** Whether every variable and its gradient are float32 tensors of one size (the kernel's inputs). */
+function allFloat32(variableGradients: tf.NamedTensorMap | NamedTensor[]): boolean {
+  const entries = Array.isArray(variableGradients)
+    ? variableGradients.map((v) => [v.name, v.tensor] as const)
+    : Object.entries(variableGradients);
+  return entries.every(([name, g]) => {
+    const value = tf.engine().registeredVariables[name];
+    return g == null || (value?.dtype === 'float32' && g.dtype === 'float32' && g.size === value.size);
+  });
 }
 
 function fusedApply(state: AdamState, variableGradients: tf.NamedTensorMap | NamedTensor[]): void {
@@ -83,16 +98,6 @@ function fusedApply(state: AdamState, variableGradients: tf.NamedTensorMap | Nam
       if (gradient == null) return;
       const m = (state.accumulatedFirstMoment[i] as Slot).variable;
       const v = (state.accumulatedSecondMoment[i] as Slot).variable;
-      if (![value, gradient, m, v].every((t) => t.dtype === 'float32' && t.size === value.size)) {
-        // tfjs's own update, op by op.
-        const m1 = tf.add(tf.mul(m, state.beta1), tf.mul(gradient, 1 - state.beta1));
-        const v1 = tf.add(tf.mul(v, state.beta2), tf.mul(tf.square(gradient), 1 - state.beta2));
-        m.assign(m1);
-        v.assign(v1);
-        const step = tf.div(tf.div(m1, c1), tf.add(tf.sqrt(tf.div(v1, c2)), state.epsilon));
-        value.assign(tf.add(tf.mul(step, -state.learningRate), value));
-        return;
-      }
       const [p1, m1, v1] = tf
         .engine()
         .runKernel(

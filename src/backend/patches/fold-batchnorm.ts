@@ -27,6 +27,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { type BatchNormLayer as BatchNormFields, batchNormMeasured } from '../../models/batchnorm.js';
+import { singleInput } from '../../models/layers.js';
 import { independentOfGradientSources, untaped } from './unused-input-gradient.js';
 
 type Layer = tfl.layers.Layer;
@@ -232,10 +233,6 @@ function foldMode(fold: Fold, x: tf.Tensor, kwargs: Kwargs): 'plain' | 'untaped'
   return independentOfGradientSources([x, ...variablesOf(fold.conv, fold.bn)]) ? 'untaped' : 'taped';
 }
 
-function single(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor | undefined {
-  return Array.isArray(inputs) ? (inputs.length === 1 ? inputs[0] : undefined) : inputs;
-}
-
 /** Replaces `layer`'s `call` with `make(original)`, once. */
 function replaceCall(layer: Layer, make: (original: Call) => Call): void {
   const target = layer as unknown as { call: Call; [PATCHED]?: true };
@@ -254,7 +251,7 @@ function patchConv(layer: Layer): void {
     };
   }
   replaceCall(layer, (original) => (inputs, kwargs) => {
-    let x = single(inputs);
+    let x = singleInput(inputs);
     const fold = plans.at(-1)?.convs.get(layer);
     if (!x || !fold || x.rank !== 4 || x.dtype !== 'float32') return original(inputs, kwargs);
     const mode = foldMode(fold, x, kwargs);
@@ -281,7 +278,7 @@ function patchConv(layer: Layer): void {
 /** A ZeroPadding2D before a fold passes its input on unpadded; the folded convolution pads. */
 function patchPad(layer: Layer): void {
   replaceCall(layer, (original) => (inputs, kwargs) => {
-    const x = single(inputs);
+    const x = singleInput(inputs);
     const fold = plans.at(-1)?.pads.get(layer);
     if (!x || !fold || x.rank !== 4 || x.dtype !== 'float32') return original(inputs, kwargs);
     const mode = foldMode(fold, x, kwargs);
@@ -294,7 +291,7 @@ function patchPad(layer: Layer): void {
 
 function patchPassThrough(layer: Layer): void {
   replaceCall(layer, (original) => (inputs, kwargs) => {
-    const x = single(inputs);
+    const x = singleInput(inputs);
     const pending = x ? ahead.get(x) : undefined;
     if (!x || pending?.[0] !== layer) return original(inputs, kwargs);
     // A new handle on the same values: the caller may dispose its input once this returns.

@@ -10,7 +10,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { batchNormTraining, fusedBatchNormApplies, measuredBatchNorm } from '../../models/batchnorm.js';
-import { flattenLayers } from '../../models/layers.js';
+import { flattenLayers, singleInput } from '../../models/layers.js';
 import { guardCompile } from './compile-guard.js';
 
 type Kwargs = Record<string, unknown> | undefined;
@@ -35,8 +35,7 @@ export function installKerasBatchNorm(model: tfl.LayersModel): void {
     const original = target.call.bind(layer);
     target.call = (inputs, kwargs) => {
       const training = kwargs?.training === true && layer.trainable;
-      // tfjs hands a single input either bare or as a one-element list.
-      const x = Array.isArray(inputs) ? (inputs.length === 1 ? inputs[0] : undefined) : inputs;
+      const x = singleInput(inputs);
       const measured = x ? measuredBatchNorm(layer, x) : null;
       if (measured) return measured;
       if (training && x && fusedBatchNormApplies(layer, x)) return batchNormTraining(layer, x);

@@ -1,8 +1,3 @@
-import * as tf from '@tensorflow/tfjs-core';
-import { BATCHNORM_TRAIN_GRAD_KERNEL, BATCHNORM_TRAIN_KERNEL } from '../kernel-names.js';
-import type { HeapBackend, KernelArgs, TensorInfo } from './common.js';
-import { heapSimd } from './heap-simd.js';
-
 /**
  * Training-mode batch normalisation and its gradient on the heap (see the kernel names' docs):
  * three passes each, SIMD where heap-simd loads, with per-channel sums in float64. The ops they
@@ -10,6 +5,13 @@ import { heapSimd } from './heap-simd.js';
  * 32x128x128x32 activations a pass is ~67 MB, and MobileNetV2's trainable blocks ran ~300 small
  * kernels per step for their 13 BatchNormalization layers.
  */
+import * as tf from '@tensorflow/tfjs-core';
+import { BATCHNORM_TRAIN_GRAD_KERNEL, BATCHNORM_TRAIN_KERNEL } from '../kernel-names.js';
+import type { HeapBackend, KernelArgs, TensorInfo } from './common.js';
+import { heapSimd } from './heap-simd.js';
+import { columnSumsOf } from './reductions.js';
+
+/** Channels and values per channel of a [..., channels] input. */
 function rows(x: TensorInfo, kernel: string): { c: number; m: number } {
   const c = x.shape[x.shape.length - 1] as number;
   const size = tf.util.sizeFromShape(x.shape);
@@ -27,42 +29,39 @@ function checkFloat(kernel: string, tensors: Record<string, TensorInfo>, c: numb
   }
 }
 
-/** float64 per-channel sums on the heap: column_sums (sq < 0) or column_dev_sums, else JavaScript. */
-function channelSums(
+/**
+ * float64 per-channel sums of e * (x - mean) over the rows, e = x - mean (`sq`) or a: the
+ * heap-simd-train loop, else JavaScript.
+ */
+function deviationSums(
   b: HeapBackend,
   a: TensorInfo,
-  x: TensorInfo | null,
-  mean: Float32Array | null,
+  x: TensorInfo,
+  mean: Float32Array,
   sq: boolean,
   m: number,
   c: number,
 ): Float64Array {
   const simd = heapSimd(b);
   if (simd) {
-    const scratch = b.makeOutput([2 * c + (mean ? c : 0)], 'float32');
+    const scratch = b.makeOutput([3 * c], 'float32');
     const view = b.typedArrayFromHeap(scratch);
     view.fill(0);
+    view.set(mean, 2 * c);
     const at = b.getMemoryOffset(scratch.dataId);
     const ptr = (t: TensorInfo) => b.getMemoryOffset(t.dataId);
-    if (!mean || !x) simd.column_sums(ptr(a), m, c, at);
-    else {
-      view.set(mean, 2 * c);
-      simd.column_dev_sums(ptr(a), ptr(x), at + 8 * c, m, c, at, sq ? 1 : 0);
-    }
+    simd.column_dev_sums(ptr(a), ptr(x), at + 8 * c, m, c, at, sq ? 1 : 0);
     const out = new Float64Array(b.typedArrayFromHeap(scratch).buffer, at, c).slice();
     b.disposeData(scratch.dataId);
     return out;
   }
   const av = b.typedArrayFromHeap(a);
-  const xv = x ? b.typedArrayFromHeap(x) : null;
+  const xv = b.typedArrayFromHeap(x);
   const acc = new Float64Array(c);
   for (let r = 0, o = 0; r < m; r++, o += c) {
     for (let j = 0; j < c; j++) {
-      if (!mean || !xv) acc[j] = (acc[j] as number) + (av[o + j] as number);
-      else {
-        const d = Math.fround((xv[o + j] as number) - (mean[j] as number));
-        acc[j] = (acc[j] as number) + Math.fround(d * (sq ? d : (av[o + j] as number)));
-      }
+      const d = Math.fround((xv[o + j] as number) - (mean[j] as number));
+      acc[j] = (acc[j] as number) + Math.fround(d * (sq ? d : (av[o + j] as number)));
     }
   }
   return acc;
@@ -113,9 +112,9 @@ export function batchNormTrain({ inputs, backend, attrs }: KernelArgs): TensorIn
   const eps = (attrs as { varianceEpsilon: number }).varianceEpsilon;
   const { c, m } = rows(x, BATCHNORM_TRAIN_KERNEL);
   checkFloat(BATCHNORM_TRAIN_KERNEL, { x, scale, offset }, c);
-  const sums = channelSums(b, x, null, null, false, m, c);
+  const sums = columnSumsOf(b, x, m, c);
   const mean = Float32Array.from(sums, (v) => v / m);
-  const dev = channelSums(b, x, x, mean, true, m, c);
+  const dev = deviationSums(b, x, x, mean, true, m, c);
   const variance = Float32Array.from(dev, (v) => v / m);
   const gamma = b.typedArrayFromHeap(scale).slice();
   const beta = b.typedArrayFromHeap(offset).slice();
@@ -146,8 +145,8 @@ export function batchNormTrainGrad({ inputs, backend, attrs }: KernelArgs): Tens
   const mu = b.typedArrayFromHeap(mean).slice();
   const rstd = rstdOf(b.typedArrayFromHeap(variance), eps);
   const gamma = b.typedArrayFromHeap(scale).slice();
-  const dbeta = channelSums(b, dy, null, null, false, m, c);
-  const dgammaRaw = channelSums(b, dy, x, mu, false, m, c);
+  const dbeta = columnSumsOf(b, dy, m, c);
+  const dgammaRaw = deviationSums(b, dy, x, mu, false, m, c);
   const a = new Float32Array(c);
   const slope = new Float32Array(c);
   const shift = new Float32Array(c);

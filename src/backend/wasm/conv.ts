@@ -12,7 +12,7 @@ import {
   type TensorInfo,
 } from './common.js';
 import { convInfo, fullCorrelationInput, paddedInput, tap } from './conv-geometry.js';
-import { heapParallel, runSpread } from './heap-parallel.js';
+import { runSpread, threadsFor } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
 
 /**
@@ -102,8 +102,7 @@ function filterGradOnHeap(
   const { inHeight: ih, inWidth: iw, outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw } = info;
   // With a pool, each thread takes a share of the input channels of every tap: disjoint rows of
   // the output, each summed in the same order as on one thread.
-  const pool = heapParallel(b);
-  const threads = Math.min(pool?.threads ?? 1, ci / 4);
+  const threads = threadsFor(b, ci / 4);
   const calls: number[][][] = Array.from({ length: threads }, () => []);
   for (let ty = 0; ty < info.filterHeight; ty++) {
     for (let tx = 0; tx < info.filterWidth; tx++) {
@@ -134,7 +133,7 @@ function filterGradOnHeap(
       }
     }
   }
-  runSpread(threads > 1 ? pool : null, 'conv_filter_grad', simd, calls);
+  runSpread(b, 'conv_filter_grad', simd, calls);
   return out;
 }
 
@@ -190,8 +189,7 @@ function singleChannelFilterGrad(
     number,
     number,
   ];
-  const pool = heapParallel(b);
-  const threads = Math.min(pool?.threads ?? 1, kh);
+  const threads = threadsFor(b, kh);
   const calls: number[][][] = Array.from({ length: threads }, () => []);
   for (let ty = 0; ty < kh; ty++)
     (calls[ty % threads] as number[][]).push([
@@ -210,7 +208,7 @@ function singleChannelFilterGrad(
       4,
       co,
     ]);
-  runSpread(threads > 1 ? pool : null, 'conv_filter_grad', simd, calls);
+  runSpread(b, 'conv_filter_grad', simd, calls);
   const out = hb.makeOutput(filterShape, 'float32');
   const dst = hb.typedArrayFromHeap(out);
   const src = hb.typedArrayFromHeap(rows);

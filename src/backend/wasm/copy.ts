@@ -9,6 +9,11 @@ function copyRun(dst: tf.TypedArray, d: number, src: tf.TypedArray, s: number, n
 
 const heapDtypes = new Set<tf.DataType>(['float32', 'int32', 'bool']);
 
+/** Row-major strides of `shape`, in values (the last axis has stride 1). */
+function stridesOf(shape: readonly number[]): number[] {
+  return shape.map((_, a) => shape.slice(a + 1).reduce((p, d) => p * d, 1));
+}
+
 /** Calls `visit(o, index)` for each multi-index of an index space of shape `dims`, row-major. */
 function forEachIndex(dims: readonly number[], visit: (o: number, index: readonly number[]) => void): void {
   const count = dims.reduce((p, d) => p * d, 1);
@@ -137,7 +142,7 @@ export function slice({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   // The last axis that is cut: every axis after it is whole, so a run spans it and them.
   let cut = rank - 1;
   while (cut > 0 && begin[cut] === 0 && size[cut] === shape[cut]) cut--;
-  const strides = shape.map((_, a) => shape.slice(a + 1).reduce((p, d) => p * d, 1));
+  const strides = stridesOf(shape);
   const run = (size[cut] as number) * (strides[cut] as number);
   const first = (begin[cut] as number) * (strides[cut] as number);
   forEachIndex(size.slice(0, cut), (o, index) => {
@@ -164,8 +169,7 @@ export function padV2({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const rank = shape.length;
   let last = rank - 1;
   while (last >= 0 && paddings[last]![0] === 0 && paddings[last]![1] === 0) last--;
-  const strides = (s: readonly number[]) => s.map((_, a) => s.slice(a + 1).reduce((p, d) => p * d, 1));
-  const srcStrides = strides(shape);
+  const srcStrides = stridesOf(shape);
   // The shipped kernel is fast (about twice this loop's speed) where the last axis holds more
   // than 4 values; it is slow only for images' 1-4 channels.
   if (
@@ -182,7 +186,7 @@ export function padV2({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const src = b.typedArrayFromHeap(x);
   const dst = b.typedArrayFromHeap(out);
   dst.fill(constantValue);
-  const dstStrides = strides(outShape);
+  const dstStrides = stridesOf(outShape);
   const run = (shape[last] as number) * (srcStrides[last] as number);
   const first = paddings[last]![0] * (dstStrides[last] as number);
   forEachIndex(shape.slice(0, last), (o, index) => {
@@ -222,7 +226,7 @@ export function tile({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   // The repeated axis and the ones after it: a block of the input, laid down reps[last] times.
   const block = shape.slice(last).reduce((p, d) => p * d, 1);
   const times = reps[last] as number;
-  const strides = shape.map((_, a) => shape.slice(a + 1).reduce((p, d) => p * d, 1));
+  const strides = stridesOf(shape);
   const outer = out.shape.slice(0, last);
   let d = 0;
   forEachIndex(outer, (_, index) => {

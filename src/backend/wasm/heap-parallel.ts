@@ -42,13 +42,23 @@ export function heapParallel(backend: unknown): HeapParallel | null {
   return memory instanceof WebAssembly.Memory ? (pools.get(memory) ?? null) : null;
 }
 
-/** Runs `calls` spread over the pool's threads, or all on this thread without a pool. */
-export function runSpread(
-  pool: HeapParallel | null,
-  fn: ParallelFunction,
-  simd: HeapSimd,
-  calls: number[][][],
-): void {
+/**
+ * How many threads to split work of `units` independent parts over on `backend`'s heap: the
+ * pool's threads, at most `units`; 1 without a pool.
+ */
+export function threadsFor(backend: unknown, units: number): number {
+  return Math.max(1, Math.min(heapParallel(backend)?.threads ?? 1, units));
+}
+
+/** Runs every call of `calls` on this thread, in order. */
+export function runHere(fn: ParallelFunction, simd: HeapSimd, calls: number[][][]): void {
+  const f = simd[fn] as (...a: number[]) => void;
+  for (const list of calls) for (const args of list) f(...args);
+}
+
+/** Runs `calls[t]` on thread t of `backend`'s pool (see {@link threadsFor}), or all here. */
+export function runSpread(backend: unknown, fn: ParallelFunction, simd: HeapSimd, calls: number[][][]): void {
+  const pool = calls.length > 1 ? heapParallel(backend) : null;
   if (pool) pool.run(fn, simd, calls);
-  else for (const list of calls) for (const args of list) (simd[fn] as (...a: number[]) => void)(...args);
+  else runHere(fn, simd, calls);
 }

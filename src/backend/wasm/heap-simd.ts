@@ -169,12 +169,8 @@ export function heapSimd(backend: unknown): HeapSimd | null {
   try {
     const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
     // Each under 4 KB, so synchronous compilation is allowed on a browser's main thread too.
-    const exports = [
-      shared ? HEAP_SIMD_SHARED : HEAP_SIMD_UNSHARED,
-      shared ? HEAP_SIMD_TRAIN_SHARED : HEAP_SIMD_TRAIN_UNSHARED,
-    ].map(
-      (base64) =>
-        new WebAssembly.Instance(new WebAssembly.Module(decode(base64)), { env: { memory } }).exports,
+    const exports = heapSimdModules(shared).map(
+      (bytes) => new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports,
     );
     simd = Object.assign({}, ...exports) as HeapSimd;
   } catch {

@@ -1,22 +1,25 @@
 /**
  * Training kernels for the wasm backend, one file per kernel family, composed from its own fast
  * kernels (XNNPACK convolution and matrix multiply, pad, slice, transpose) and from the SIMD loops
- * of `heap-simd.wat`. tfjs-backend-wasm 4.22 ships no `Conv2DBackpropFilter` and no depthwise
+ * of `heap-simd.wat` and `heap-simd-train.wat` (in Node, some on a pool of worker threads:
+ * `heap-parallel.ts`). tfjs-backend-wasm 4.22 ships no `Conv2DBackpropFilter` and no depthwise
  * backprops, so a CNN cannot train on it as shipped, and its `Conv2DBackpropInput` is a slow
  * direct loop. Kernels are looked up in the registry (`tf.getKernel`) rather than imported,
  * because deep imports into tfjs's `dist/` break under Node ESM.
  *
- * - `conv.ts`, `conv-geometry.ts`: Conv2D input and filter gradients
+ * - `conv.ts`, `conv-geometry.ts`: Conv2D input and filter gradients (the filter gradient of small
+ *   channel blocks and grayscale inputs as a heap loop)
  * - `depthwise.ts`: depthwise input and filter gradients
  * - `matmul.ts`: flag-free BatchMatMul, choosing the cheaper arrangement
  * - `reductions.ts`: Sum/Mean over leading axes
  * - `max-pool.ts`: MaxPoolGrad
  * - `batchnorm.ts`: inference FusedBatchNorm
  * - `elementwise.ts`: Identity (shares the buffer), Transpose, the ClipByValue gradient
- * - `copy.ts`: Reverse, GatherV2, Slice and PadV2 as runs of contiguous copies (flips, rotations,
- *   crops, zero padding)
+ * - `copy.ts`: Reverse, GatherV2, Slice, PadV2 and Tile as runs of contiguous copies (flips,
+ *   rotations, crops, zero padding, broadcasts)
  * - `blur.ts`: the separable Gaussian blur of `GaussianBlur` (a custom kernel)
- * - `adabelief.ts`: the fused AdaBelief update
+ * - `adabelief.ts`, `adam.ts`: the fused AdaBelief and Adam updates (custom kernels)
+ * - `batchnorm-train.ts`: training-mode BatchNorm and its gradient (custom kernels)
  * Gradient *definitions* this library replaces live in `../patches/`.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -44,7 +47,7 @@ import { leadingReduction } from './reductions.js';
 
 const KERNELS: [string, (args: KernelArgs) => TensorInfo | TensorInfo[]][] = [
   ['Identity', identity],
-  [ADABELIEF_UPDATE_KERNEL, adaBeliefUpdate as unknown as (args: KernelArgs) => TensorInfo],
+  [ADABELIEF_UPDATE_KERNEL, adaBeliefUpdate],
   [CLIP_GRAD_KERNEL, clipByValueGrad],
   [SEPARABLE_BLUR_KERNEL, separableBlur],
   [ADAM_UPDATE_KERNEL, adamUpdate],

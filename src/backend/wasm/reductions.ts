@@ -23,26 +23,29 @@ export function leadingReduction(kind: 'Sum' | 'Mean') {
     const rest = x.shape.slice(axes.length);
     const cols = rest.reduce((p, d) => p * d, 1);
     const out = b.makeOutput(keepDims ? [...axes.map(() => 1), ...rest] : rest, 'float32');
-    const simd = heapSimd(b);
-    let acc: Float64Array;
-    if (simd) {
-      // A float64 accumulator on the heap: [cols] doubles in a float32 buffer of twice the length.
-      const scratch = b.makeOutput([2 * cols], 'float32');
-      const bytes = b.typedArrayFromHeap(scratch);
-      bytes.fill(0);
-      const at = b.getMemoryOffset(scratch.dataId); // malloc aligns to at least 8 bytes
-      simd.column_sums(b.getMemoryOffset(x.dataId), rows, cols, at);
-      acc = new Float64Array(b.typedArrayFromHeap(scratch).buffer, at, cols).slice();
-      b.disposeData(scratch.dataId);
-    } else {
-      // Views after makeOutput: allocating may grow (and move) the heap.
-      acc = columnSums(b.typedArrayFromHeap(x), rows, cols);
-    }
+    const acc = columnSumsOf(b, x, rows, cols);
     const dst = b.typedArrayFromHeap(out);
     const scale = kind === 'Mean' ? 1 / rows : 1;
     for (let c = 0; c < cols; c++) dst[c] = (acc[c] as number) * scale;
     return out;
   };
+}
+
+/**
+ * Column sums of `x` as a row-major [rows, cols] float32 matrix, in float64: the SIMD loop with a
+ * float64 accumulator on the heap, else a JavaScript loop adding eight rows per step.
+ */
+export function columnSumsOf(b: HeapBackend, x: TensorInfo, rows: number, cols: number): Float64Array {
+  const simd = heapSimd(b);
+  if (!simd) return columnSums(b.typedArrayFromHeap(x), rows, cols);
+  // [cols] doubles in a float32 buffer of twice the length.
+  const scratch = b.makeOutput([2 * cols], 'float32');
+  b.typedArrayFromHeap(scratch).fill(0);
+  const at = b.getMemoryOffset(scratch.dataId); // malloc aligns to at least 8 bytes
+  simd.column_sums(b.getMemoryOffset(x.dataId), rows, cols, at);
+  const acc = new Float64Array(b.typedArrayFromHeap(scratch).buffer, at, cols).slice();
+  b.disposeData(scratch.dataId);
+  return acc;
 }
 
 /** Column sums of a row-major [rows, cols] matrix, in float64. */
