@@ -31,6 +31,20 @@ interface ConvCase {
 const CASES: ConvCase[] = [
   { name: '3x3 s1 same (SimpleCNN)', x: [2, 9, 11, 3], f: [3, 3, 3, 5], strides: [1, 1], pad: 'same' },
   { name: '3x3 s1 valid', x: [2, 8, 8, 4], f: [3, 3, 4, 6], strides: [1, 1], pad: 'valid' },
+  // Winograd F(4x4, 3x3) (winograd.ts): at least 256 output tiles, explicit uneven padding
+  // (ResNet50V2's ZeroPadding2D + 'valid' is symmetric; this covers a crop on every side).
+  {
+    name: '3x3 s1 explicit uneven padding, 288 tiles (Winograd)',
+    x: [4, 33, 29, 32],
+    f: [3, 3, 32, 16],
+    strides: [1, 1],
+    pad: [
+      [0, 0],
+      [2, 0],
+      [1, 2],
+      [0, 0],
+    ],
+  },
   { name: '1x1 s1 (bottleneck)', x: [2, 7, 7, 8], f: [1, 1, 8, 16], strides: [1, 1], pad: 'valid' },
   // Few positions, many channels (ResNet50V2 conv5 at batch 8): the input gradient is computed
   // as W . dy^T with the weights as the left operand.

@@ -12,6 +12,7 @@ const child = join(import.meta.dirname, 'scripts', 'wasm-threads-child.ts');
 interface ChildResult {
   threads: number;
   heapThreads: number;
+  wino: { count: number; sha256: string };
   note?: string;
   conv: number[];
   weights: number[];
@@ -55,6 +56,9 @@ describe('wasm threads in Node', () => {
     expect(two.heapThreads).toBe(2);
     // XNNPACK splits work by output tiles, never the reduction: the sums are the same.
     expect(two.conv).toEqual(one.conv);
+    // Winograd's tiles split over threads; its filter gradient sums fixed chunks in a fixed order.
+    expect(two.wino).toEqual(one.wino);
+    expect(one.wino.count).toBe(2 * 4 * 30 * 30 * 16 + 9 * 16 * 16);
     expect(two.weights).toEqual(one.weights);
     expect(one.weights.length).toBe(17723);
     expect(two.note).toBeUndefined();

@@ -14,6 +14,7 @@ import {
 import { convInfo, fullCorrelationInput, paddedInput, tap } from './conv-geometry.js';
 import { runSpread, threadsFor } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
+import { filterTransform, useWinograd, winogradConv, winogradFilterGrad } from './winograd.js';
 
 /**
  * dW as a forward convolution on XNNPACK, with the roles swapped: the batch of x becomes the
@@ -266,6 +267,10 @@ export function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs) {
     attrs as unknown as ConvAttrs,
     false,
   );
+  if (useWinograd(info) && x.dtype === 'float32' && dy.dtype === 'float32') {
+    const dw = winogradFilterGrad(b, x, dy, info.padInfo.top, info.padInfo.left);
+    if (dw) return dw;
+  }
   if (filterGradStrategy === 'heap' || (filterGradStrategy === 'auto' && useHeapForFilterGrad(info))) {
     const onHeap = filterGradOnHeap(b, x, dy, info, filterShape);
     if (onHeap) return onHeap;
@@ -338,6 +343,14 @@ export function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs) {
     attrs as unknown as ConvAttrs,
     false,
   );
+  if (useWinograd(info) && dy.dtype === 'float32' && filter.dtype === 'float32') {
+    // The correlation of dy, padded by 2 - pad, with g'[a, b, co, ci] = g[2 - a, 2 - b, ci, co].
+    const g = (b as unknown as HeapBackend).typedArrayFromHeap(filter).slice();
+    const u = filterTransform(g, info.inChannels, info.outChannels, true);
+    const { top, left } = info.padInfo;
+    const dx = winogradConv(b, dy, u, info.inChannels, 2 - top, 2 - left, info.inHeight, info.inWidth);
+    if (dx) return dx;
+  }
   if (pointwiseByWeightsAsA(info)) return pointwiseInputGrad(b, dy, filter, info);
   if (useMatMulForInputGrad(info) && dy.dtype === 'float32' && filter.dtype === 'float32') {
     const dx = inputGradByMatMul(b, dy, filter, info);

@@ -8,7 +8,7 @@
 import type { HeapSimd } from './heap-simd.js';
 
 /** Functions of the heap-SIMD modules that a pool runs; all their parameters are i32. */
-export type ParallelFunction = 'conv_filter_grad';
+export type ParallelFunction = 'conv_filter_grad' | 'wino_forward' | 'wino_filter_grad';
 
 export interface HeapParallel {
   /** Threads, the caller's included. */

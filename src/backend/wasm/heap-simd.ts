@@ -9,9 +9,11 @@ import {
   HEAP_SIMD_TRAIN_SHARED,
   HEAP_SIMD_TRAIN_UNSHARED,
   HEAP_SIMD_UNSHARED,
+  HEAP_SIMD_WINOGRAD_SHARED,
+  HEAP_SIMD_WINOGRAD_UNSHARED,
 } from './heap-simd.generated.js';
 
-/** The modules' exports (heap-simd.wat, heap-simd-train.wat); pointers are byte offsets into the backend's heap. */
+/** The modules' exports (heap-simd.wat, heap-simd-train.wat, heap-simd-winograd.wat); pointers are byte offsets into the backend's heap. */
 export interface HeapSimd {
   /** dst[r, j] = src[r, j] * a[j] + b[j], for `rows` rows of `c` values. */
   affine_channels(src: number, dst: number, a: number, b: number, rows: number, c: number): void;
@@ -128,6 +130,45 @@ export interface HeapSimd {
   ): void;
   /** out[i] = lo <= x[i] <= hi ? dy[i] : 0, for `n` values. */
   clip_grad(x: number, dy: number, out: number, n: number, lo: number, hi: number): void;
+  /**
+   * Winograd F(4x4, 3x3) forward pass over tiles [t0, t1): input transform, 36 products with U,
+   * output transform plus a bias, then ReLU (act 1) or ReLU6 (act 2); see heap-simd-winograd.wat.
+   */
+  wino_forward(
+    x: number,
+    u: number,
+    y: number,
+    bias: number,
+    act: number,
+    th: number,
+    tw: number,
+    row: number,
+    img: number,
+    ci: number,
+    co: number,
+    oh: number,
+    ow: number,
+    scr: number,
+    t0: number,
+    t1: number,
+  ): void;
+  /** dU += V_p^T . (A dy A^T)_p over tiles [t0, t1); see heap-simd-winograd.wat. */
+  wino_filter_grad(
+    x: number,
+    dy: number,
+    du: number,
+    th: number,
+    tw: number,
+    row: number,
+    img: number,
+    rowd: number,
+    imgd: number,
+    ci: number,
+    co: number,
+    scr: number,
+    t0: number,
+    t1: number,
+  ): void;
 }
 
 interface EmscriptenModule {
@@ -153,7 +194,9 @@ function decode(base64: string): Uint8Array<ArrayBuffer> {
 /** The modules' bytes, for a shared memory (tfjs's threaded build) or an unshared one. */
 export function heapSimdModules(shared: boolean): Uint8Array<ArrayBuffer>[] {
   return (
-    shared ? [HEAP_SIMD_SHARED, HEAP_SIMD_TRAIN_SHARED] : [HEAP_SIMD_UNSHARED, HEAP_SIMD_TRAIN_UNSHARED]
+    shared
+      ? [HEAP_SIMD_SHARED, HEAP_SIMD_TRAIN_SHARED, HEAP_SIMD_WINOGRAD_SHARED]
+      : [HEAP_SIMD_UNSHARED, HEAP_SIMD_TRAIN_UNSHARED, HEAP_SIMD_WINOGRAD_UNSHARED]
   ).map(decode);
 }
 

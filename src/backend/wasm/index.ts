@@ -9,6 +9,8 @@
  *
  * - `conv.ts`, `conv-geometry.ts`: Conv2D input and filter gradients (the filter gradient of small
  *   channel blocks and grayscale inputs as a heap loop)
+ * - `winograd.ts`: 3x3 stride-1 convolutions, their input and filter gradients as Winograd
+ *   F(4x4, 3x3) (`heap-simd-winograd.wat`)
  * - `depthwise.ts`: depthwise input and filter gradients
  * - `matmul.ts`: flag-free BatchMatMul, choosing the cheaper arrangement
  * - `reductions.ts`: Sum/Mean over leading axes
@@ -44,6 +46,7 @@ import { clipByValueGrad, identity, transpose } from './elementwise.js';
 import { batchMatMul } from './matmul.js';
 import { maxPoolGrad } from './max-pool.js';
 import { leadingReduction } from './reductions.js';
+import { conv2D, fusedConv2D } from './winograd.js';
 
 const KERNELS: [string, (args: KernelArgs) => TensorInfo | TensorInfo[]][] = [
   ['Identity', identity],
@@ -64,6 +67,8 @@ const KERNELS: [string, (args: KernelArgs) => TensorInfo | TensorInfo[]][] = [
   ['BatchMatMul', batchMatMul],
   ['Sum', leadingReduction('Sum')],
   ['Mean', leadingReduction('Mean')],
+  ['Conv2D', conv2D],
+  ['FusedConv2D', fusedConv2D],
   ['Conv2DBackpropFilter', conv2DBackpropFilter],
   ['Conv2DBackpropInput', conv2DBackpropInput],
   ['DepthwiseConv2dNativeBackpropFilter', depthwiseBackpropFilter],
@@ -101,3 +106,4 @@ export {
   useMatMulForInputGrad,
 } from './conv.js';
 export { collapsePermutation } from './elementwise.js';
+export { setWinograd, useWinograd } from './winograd.js';

@@ -3,8 +3,10 @@
  * process): node --import tsx wasm-threads-child.ts <threads|default>
  * Prints one JSON line: the threads in use (XNNPACK's and the heap loops' pool), a convolution's
  * output and the weights after a seeded SimpleCNN training step (its filter gradients run on the
- * heap pool), so that runs with different thread counts can be compared.
+ * heap pool), and a Winograd convolution's output and gradients (its tile loops run on the heap
+ * pool too), so that runs with different thread counts can be compared.
  */
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { heapParallel } from '../../../src/backend/wasm/heap-parallel.js';
@@ -25,6 +27,20 @@ const conv = tf.tidy(() => {
   const x = tf.randomNormal([2, 20, 20, 8], 0, 1, 'float32', 1) as tf.Tensor4D;
   const w = tf.randomNormal([3, 3, 8, 16], 0, 1, 'float32', 2) as tf.Tensor4D;
   return Array.from(tf.conv2d(x, w, 1, 'same').dataSync());
+});
+// 4 x 8 x 8 = 256 tiles of 16 -> 16 channels: Winograd F(4x4, 3x3) (winograd.ts).
+const wino = tf.tidy(() => {
+  const x = tf.randomNormal([4, 30, 30, 16], 0, 1, 'float32', 3) as tf.Tensor4D;
+  const w = tf.randomNormal([3, 3, 16, 16], 0, 1, 'float32', 4) as tf.Tensor4D;
+  const probe = tf.randomNormal([4, 30, 30, 16], 0, 1, 'float32', 5);
+  const conv = (a: tf.Tensor, f: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, 1, 'same');
+  const [dx, dw] = tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.sum(tf.mul(conv(a, f), probe)))([x, w]);
+  const values = Float32Array.from([conv(x, w), dx, dw].flatMap((t) => Array.from(t!.dataSync())));
+  // Its bits, hashed (the values would overflow the parent's output buffer).
+  return {
+    count: values.length,
+    sha256: createHash('sha256').update(new Uint8Array(values.buffer)).digest('hex'),
+  };
 });
 const model = simpleCnn({
   inputShape: [32, 32, 1],
@@ -47,4 +63,6 @@ for (let i = 0; i < 2; i++) {
 }
 const weights = vars.flatMap((v) => Array.from(v.dataSync()));
 const heapThreads = heapParallel(tf.backend())?.threads ?? 1;
-console.log(JSON.stringify({ threads: info.threads, heapThreads, note: info.threadsNote, conv, weights }));
+console.log(
+  JSON.stringify({ threads: info.threads, heapThreads, note: info.threadsNote, conv, wino, weights }),
+);

@@ -1,0 +1,398 @@
+/**
+ * 3x3 stride-1 convolutions by Winograd's minimal filtering, F(4x4, 3x3) (Lavin & Gray 2016): per
+ * 4x4 output tile, 36 multiplies per input/output channel pair instead of 144. XNNPACK's direct
+ * convolutions already run near the wasm SIMD128 peak (no FMA, 4 lanes), so fewer multiplies is
+ * the way past it. The forward pass, the input gradient (the same convolution of dy with the
+ * flipped, transposed filter) and the filter gradient are two heap loops
+ * (`heap-simd-winograd.wat`) that take 32 tiles at a time through every step while they are in
+ * cache:
+ *   forward: V = B^T d B per 6x6 input tile, M_p = V_p . U_p for the 36 positions p (U = G g G^T,
+ *   computed here once per call), y = A^T M A per 4x4 output tile with the bias and ReLU/ReLU6;
+ *   filter gradient: dU_p += V_p^T . (A dy A^T)_p, then dW = G^T dU G here.
+ * Written through whole-tensor buffers instead (V and M for all tiles, XNNPACK for the products),
+ * the transforms cost more than the products saved: at ~3-4 GB/s they moved 100-150 MB per
+ * convolution. The forward pass splits by tiles; the filter gradient sums four fixed chunks of
+ * tiles in a fixed order; so the numbers are the same on any thread count.
+ * The rounding differs from a direct convolution (relative error ~1e-6 for typical activations);
+ * `setWinograd(false)` restores XNNPACK's direct path.
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+import * as tfc from '@tensorflow/tfjs-core';
+import {
+  type Attrs,
+  type Backend,
+  type ConvAttrs,
+  call,
+  type HeapBackend,
+  type KernelArgs,
+  original,
+  type Shape4,
+  type TensorInfo,
+} from './common.js';
+import { runSpread, threadsFor } from './heap-parallel.js';
+import { heapSimd } from './heap-simd.js';
+
+/** G, the filter transform of F(4x4, 3x3) (6x3). */
+const G = [
+  [1 / 4, 0, 0],
+  [-1 / 6, -1 / 6, -1 / 6],
+  [-1 / 6, 1 / 6, -1 / 6],
+  [1 / 24, 1 / 12, 1 / 6],
+  [1 / 24, -1 / 12, 1 / 6],
+  [0, 0, 1],
+] as const;
+
+let enabled = true;
+
+/**
+ * Turns Winograd convolutions off (XNNPACK's direct convolutions everywhere, exactly as tfjs
+ * rounds) or back on. On by default on wasm.
+ */
+export function setWinograd(on: boolean): void {
+  enabled = on;
+}
+
+/**
+ * Whether a convolution runs as Winograd F(4x4, 3x3): a 3x3 filter at stride 1 and dilation 1,
+ * float32, input channels a multiple of 4 and output channels of 8 (the heap loops' vector
+ * widths), padding of at most 2 on each side, and enough work to pay for the transforms: at least
+ * 16 input and 16 output channels and 64 output tiles. Measured on 2 threads
+ * (`bench/conv-grad.ts`): SimpleCNN's 32x64x64x32 -> 64 forward 73 -> ~40 ms.
+ */
+export function useWinograd(info: tf.backend_util.Conv2DInfo): boolean {
+  const { top, bottom, left, right } = info.padInfo;
+  return (
+    enabled &&
+    info.filterHeight === 3 &&
+    info.filterWidth === 3 &&
+    info.strideHeight === 1 &&
+    info.strideWidth === 1 &&
+    info.dilationHeight === 1 &&
+    info.dilationWidth === 1 &&
+    info.inChannels % 4 === 0 &&
+    info.outChannels % 8 === 0 &&
+    info.inChannels >= 16 &&
+    info.outChannels >= 16 &&
+    Math.max(top, bottom, left, right) <= 2 &&
+    info.batchSize * Math.ceil(info.outHeight / 4) * Math.ceil(info.outWidth / 4) >= 256
+  );
+}
+
+/** Tiles of 4x4 outputs: per image th x tw, t of them in all. */
+interface Tiles {
+  n: number;
+  th: number;
+  tw: number;
+  t: number;
+}
+
+const tilesOf = (n: number, oh: number, ow: number): Tiles => {
+  const th = Math.ceil(oh / 4);
+  const tw = Math.ceil(ow / 4);
+  return { n, th, tw, t: n * th * tw };
+};
+
+/** `x` [n, h, w, c] zero-padded by `top` and `left` to [n, 4 th + extra, 4 tw + extra, c]. */
+function padToTiles(b: Backend, x: TensorInfo, top: number, left: number, tiles: Tiles, extra: number) {
+  const [, h, w] = x.shape as Shape4;
+  return call(
+    'PadV2',
+    b,
+    { x },
+    {
+      paddings: [
+        [0, 0],
+        [top, 4 * tiles.th + extra - h - top],
+        [left, 4 * tiles.tw + extra - w - left],
+        [0, 0],
+      ],
+      constantValue: 0,
+    },
+  );
+}
+
+/**
+ * Bytes of scratch per thread of the heap loops: 1152, 36 pointers, then V and M of 32 tiles per
+ * position, 64 bytes apart (see heap-simd-winograd.wat).
+ */
+const scratchBytes = (ci: number, co: number) => 1296 + 36 * (32 * (ci + co) * 4 + 128);
+
+/**
+ * U [36, ci, co] = G g G^T of a [3, 3, ci, co] filter; with `flip`, of the input gradient's filter
+ * g'[a, b, co, ci] = g[2 - a, 2 - b, ci, co] (giving [36, co, ci]).
+ */
+export function filterTransform(g: Float32Array, ci: number, co: number, flip: boolean): Float32Array {
+  const k = ci * co;
+  let src = g;
+  if (flip) {
+    src = new Float32Array(9 * k);
+    for (let tap = 0; tap < 9; tap++) {
+      const from = (8 - tap) * k;
+      const to = tap * k;
+      for (let i = 0; i < ci; i++)
+        for (let o = 0; o < co; o++) src[to + o * ci + i] = g[from + i * co + o] as number;
+    }
+  }
+  // t[i, b] = sum_a G[i, a] g[a, b]; then u[i, j] = sum_b G[j, b] t[i, b]; each over k values.
+  const t = new Float32Array(18 * k);
+  for (let i = 0; i < 6; i++)
+    for (let col = 0; col < 3; col++)
+      axpy3(t, (i * 3 + col) * k, G[i] as readonly number[], src, col * k, 3 * k, k);
+  const u = new Float32Array(36 * k);
+  for (let i = 0; i < 6; i++)
+    for (let j = 0; j < 6; j++) axpy3(u, (i * 6 + j) * k, G[j] as readonly number[], t, i * 3 * k, k, k);
+  return u;
+}
+
+/** out[o + e] = sum_r w[r] * src[s + r * step + e], e < k. */
+function axpy3(
+  out: Float32Array,
+  o: number,
+  w: readonly number[],
+  src: Float32Array,
+  s: number,
+  step: number,
+  k: number,
+): void {
+  const [w0, w1, w2] = w as [number, number, number];
+  for (let e = 0; e < k; e++)
+    out[o + e] =
+      w0 * (src[s + e] as number) +
+      w1 * (src[s + step + e] as number) +
+      w2 * (src[s + 2 * step + e] as number);
+}
+
+/** dW [3, 3, ci, co] = G^T dU G from dU [36, ci, co]: the adjoint of {@link filterTransform}. */
+export function filterTransformGrad(du: Float32Array, ci: number, co: number): Float32Array {
+  const k = ci * co;
+  // t[i, b] = sum_j G[j, b] dU[i, j]; then dW[a, b] = sum_i G[i, a] t[i, b].
+  const t = new Float32Array(18 * k);
+  const column = (c: number) => G.map((r) => r[c] as number);
+  for (let i = 0; i < 6; i++)
+    for (let col = 0; col < 3; col++) axpy6(t, (i * 3 + col) * k, column(col), du, i * 6 * k, k, k);
+  const dw = new Float32Array(9 * k);
+  for (let a = 0; a < 3; a++)
+    for (let col = 0; col < 3; col++) axpy6(dw, (a * 3 + col) * k, column(a), t, col * k, 3 * k, k);
+  return dw;
+}
+
+/** out[o + e] = sum_r w[r] * src[s + r * step + e] over 6 rows, e < k. */
+function axpy6(
+  out: Float32Array,
+  o: number,
+  w: readonly number[],
+  src: Float32Array,
+  s: number,
+  step: number,
+  k: number,
+): void {
+  for (let e = 0; e < k; e++) {
+    let acc = 0;
+    for (let r = 0; r < 6; r++) acc += (w[r] as number) * (src[s + r * step + e] as number);
+    out[o + e] = acc;
+  }
+}
+
+export type Activation = 'linear' | 'relu' | 'relu6';
+const ACTIVATION: Record<Activation, number> = { linear: 0, relu: 1, relu6: 2 };
+
+/**
+ * y [n, oh, ow, co] = the correlation of x [n, h, w, ci], zero-padded by `top` and `left`, with a
+ * 3x3 filter given by its transform `u` [36, ci, co]; plus `bias` [co], then `activation`.
+ * Null where the heap loops are not available.
+ */
+export function winogradConv(
+  backend: Backend,
+  x: TensorInfo,
+  u: Float32Array,
+  co: number,
+  top: number,
+  left: number,
+  oh: number,
+  ow: number,
+  bias: TensorInfo | null = null,
+  activation: Activation = 'linear',
+): TensorInfo | null {
+  const b = backend as HeapBackend;
+  const simd = heapSimd(b);
+  if (!simd) return null;
+  const [n, , , ci] = x.shape as Shape4;
+  const tiles = tilesOf(n, oh, ow);
+  const padded = padToTiles(b, x, top, left, tiles, 2);
+  const ut = b.makeOutput([36, ci, co], 'float32');
+  b.typedArrayFromHeap(ut).set(u);
+  const y = b.makeOutput([n, oh, ow, co], 'float32');
+  const threads = threadsFor(b, Math.ceil(tiles.t / 32));
+  const per = scratchBytes(ci, co);
+  const scratch = b.makeOutput([(threads * per) / 4], 'float32');
+  const row = (4 * tiles.tw + 2) * ci * 4;
+  const args = [
+    b.getMemoryOffset(padded.dataId),
+    b.getMemoryOffset(ut.dataId),
+    b.getMemoryOffset(y.dataId),
+    bias ? b.getMemoryOffset(bias.dataId) : 0,
+    ACTIVATION[activation],
+    tiles.th,
+    tiles.tw,
+    row,
+    (4 * tiles.th + 2) * row,
+    ci,
+    co,
+    oh,
+    ow,
+  ];
+  const base = b.getMemoryOffset(scratch.dataId);
+  const calls = Array.from({ length: threads }, (_, i) => [
+    [...args, base + i * per, Math.floor((i * tiles.t) / threads), Math.floor(((i + 1) * tiles.t) / threads)],
+  ]);
+  runSpread(b, 'wino_forward', simd, calls);
+  for (const t of [padded, ut, scratch]) b.disposeData(t.dataId);
+  return y;
+}
+
+/** Chunks of tiles whose filter gradients are summed separately, then in this order. */
+const CHUNKS = 4;
+
+/**
+ * dW [3, 3, ci, co] of the stride-1 correlation of x [n, h, w, ci], zero-padded by `top` and
+ * `left`, whose output gradient is dy [n, oh, ow, co]. Null where the heap loops are not available.
+ */
+export function winogradFilterGrad(
+  backend: Backend,
+  x: TensorInfo,
+  dy: TensorInfo,
+  top: number,
+  left: number,
+): TensorInfo | null {
+  const b = backend as HeapBackend;
+  const simd = heapSimd(b);
+  if (!simd) return null;
+  const [n, oh, ow, co] = dy.shape as Shape4;
+  const ci = x.shape[3] as number;
+  const tiles = tilesOf(n, oh, ow);
+  const xp = padToTiles(b, x, top, left, tiles, 2);
+  const dyp = padToTiles(b, dy, 0, 0, tiles, 0);
+  const k = 36 * ci * co;
+  const du = b.makeOutput([CHUNKS, k], 'float32');
+  b.typedArrayFromHeap(du).fill(0);
+  const threads = threadsFor(b, CHUNKS);
+  const per = scratchBytes(ci, co);
+  const scratch = b.makeOutput([(threads * per) / 4], 'float32');
+  const [xBase, dyBase, duBase, base] = [xp, dyp, du, scratch].map((t) => b.getMemoryOffset(t.dataId)) as [
+    number,
+    number,
+    number,
+    number,
+  ];
+  const row = (4 * tiles.tw + 2) * ci * 4;
+  const rowd = 4 * tiles.tw * co * 4;
+  const calls: number[][][] = Array.from({ length: threads }, () => []);
+  for (let c = 0; c < CHUNKS; c++)
+    (calls[c % threads] as number[][]).push([
+      xBase,
+      dyBase,
+      duBase + c * k * 4,
+      tiles.th,
+      tiles.tw,
+      row,
+      (4 * tiles.th + 2) * row,
+      rowd,
+      4 * tiles.th * rowd,
+      ci,
+      co,
+      base + (c % threads) * per,
+      Math.floor((c * tiles.t) / CHUNKS),
+      Math.floor(((c + 1) * tiles.t) / CHUNKS),
+    ]);
+  runSpread(b, 'wino_filter_grad', simd, calls);
+  for (let c = 1; c < CHUNKS; c++) simd.axpy(duBase, duBase + c * k * 4, k, 1, 0);
+  // A copy: JavaScript reads a shared heap's typed arrays several times slower.
+  const sum = b.typedArrayFromHeap(du).slice(0, k);
+  for (const t of [xp, dyp, du, scratch]) b.disposeData(t.dataId);
+  const out = b.makeOutput([3, 3, ci, co], 'float32');
+  b.typedArrayFromHeap(out).set(filterTransformGrad(sum, ci, co));
+  return out;
+}
+/** The forward geometry of a Conv2D/FusedConv2D call. */
+function forwardInfo(x: TensorInfo, filter: TensorInfo, attrs: Attrs): tf.backend_util.Conv2DInfo | null {
+  const a = attrs as unknown as ConvAttrs;
+  if (a.dataFormat === 'NCHW' || x.shape.length !== 4 || filter.shape.length !== 4) return null;
+  return tfc.backend_util.computeConv2DInfo(
+    x.shape as Shape4,
+    filter.shape as Shape4,
+    a.strides,
+    a.dilations ?? 1,
+    a.pad,
+    a.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+}
+
+/** The filter's values as U [36, ci, co] where the convolution runs as Winograd, else null. */
+function transformedFilter(
+  b: Backend,
+  x: TensorInfo,
+  filter: TensorInfo,
+  info: tf.backend_util.Conv2DInfo | null,
+): Float32Array | null {
+  if (!info || x.dtype !== 'float32' || filter.dtype !== 'float32' || !useWinograd(info)) return null;
+  const g = (b as HeapBackend).typedArrayFromHeap(filter);
+  return filterTransform(g.slice(), info.inChannels, info.outChannels, false);
+}
+
+/** Conv2D: Winograd where {@link useWinograd} says so, else the shipped XNNPACK kernel. */
+export function conv2D({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  const b = backend as Backend;
+  const { x, filter } = inputs as { x: TensorInfo; filter: TensorInfo };
+  const info = forwardInfo(x, filter, attrs);
+  const u = transformedFilter(b, x, filter, info);
+  const y =
+    u && info
+      ? winogradConv(
+          b,
+          x,
+          u,
+          info.outChannels,
+          info.padInfo.top,
+          info.padInfo.left,
+          info.outHeight,
+          info.outWidth,
+        )
+      : null;
+  return y ?? original('Conv2D', b, inputs as Record<string, TensorInfo>, attrs);
+}
+
+/**
+ * FusedConv2D: Winograd with the bias and a linear, ReLU or ReLU6 activation in the output pass,
+ * where {@link useWinograd} says so and the bias is one value per output channel; else shipped.
+ */
+export function fusedConv2D({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  const b = backend as Backend;
+  const { x, filter, bias, preluActivationWeights } = inputs as Record<string, TensorInfo | undefined>;
+  const activation = (attrs.activation ?? 'linear') as string;
+  const fits =
+    x &&
+    filter &&
+    !preluActivationWeights &&
+    activation in ACTIVATION &&
+    (!bias || (bias.dtype === 'float32' && bias.shape.reduce((s, d) => s * d, 1) === filter.shape[3]));
+  const info = fits ? forwardInfo(x, filter, attrs) : null;
+  const u = fits ? transformedFilter(b, x, filter, info) : null;
+  const y =
+    u && info && x
+      ? winogradConv(
+          b,
+          x,
+          u,
+          info.outChannels,
+          info.padInfo.top,
+          info.padInfo.left,
+          info.outHeight,
+          info.outWidth,
+          bias ?? null,
+          activation as Activation,
+        )
+      : null;
+  return y ?? original('FusedConv2D', b, inputs as Record<string, TensorInfo>, attrs);
+}
