@@ -6,6 +6,8 @@ import {
   HEAP_SIMD_TRAIN_SHARED,
   HEAP_SIMD_TRAIN_UNSHARED,
   HEAP_SIMD_UNSHARED,
+  HEAP_SIMD_WINOGRAD_SHARED,
+  HEAP_SIMD_WINOGRAD_UNSHARED,
 } from '../../src/backend/wasm/heap-simd.generated.js';
 import { heapSimd, setHeapSimdEnabled } from '../../src/backend/wasm/heap-simd.js';
 
@@ -23,6 +25,8 @@ describe('heap SIMD module', () => {
       HEAP_SIMD_UNSHARED,
       HEAP_SIMD_TRAIN_SHARED,
       HEAP_SIMD_TRAIN_UNSHARED,
+      HEAP_SIMD_WINOGRAD_SHARED,
+      HEAP_SIMD_WINOGRAD_UNSHARED,
     ]) {
       expect(Buffer.from(base64, 'base64').length).toBeLessThan(4096);
     }

@@ -5,7 +5,9 @@
 ;; per 16 outputs instead of 144. See winograd.ts. Tensors are NHWC float32 with c a multiple of
 ;; 4 (one v128 holds 4 channels); a tile's 36 positions are `stride` bytes apart, each a [tiles, c]
 ;; matrix. Every loop runs tiles [t0, t1), so calls on disjoint ranges write disjoint outputs.
-;; `scr` is 1152 bytes of scratch per call. Pointers are byte offsets.
+;; The exported loops, wino_forward and wino_filter_grad, take 32 tiles at a time through every
+;; step in their scratch `scr` (see wino_forward), so that V and M stay in cache. Pointers are
+;; byte offsets.
 ;; Assembled into heap-simd.generated.ts by scripts/build-heap-simd.mjs.
 (module
   (import "env" "memory" (memory 1 65536 shared))
