@@ -10,7 +10,15 @@ import { Worker } from 'node:worker_threads';
 import { type HeapParallel, type ParallelFunction, runHere } from './wasm/heap-parallel.js';
 import { heapSimdModules } from './wasm/heap-simd.js';
 
-const FUNCTIONS: ParallelFunction[] = ['conv_filter_grad', 'wino_forward', 'wino_filter_grad'];
+const FUNCTIONS: ParallelFunction[] = [
+  'conv_filter_grad',
+  'wino_forward',
+  'wino_filter_grad',
+  'maxpool_grad_2x2',
+  'column_sums',
+  'column_dev_sums',
+  'centered_affine',
+];
 const ARGS = 16;
 const CALLS = 64;
 const SLOT = 1 + CALLS * ARGS;

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
-import { SEPARABLE_BLUR_KERNEL } from '../../src/backend/kernel-names.js';
+import { CLIP_GRAD_KERNEL, SEPARABLE_BLUR_KERNEL } from '../../src/backend/kernel-names.js';
 import { installPatches } from '../../src/backend/patches/index.js';
 import { separableBlur } from '../../src/backend/wasm/blur.js';
 import { gatherV2, padV2, reverse, slice, tile } from '../../src/backend/wasm/copy.js';
@@ -261,11 +261,12 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
       stride: number,
       pad: 'valid' | 'same',
       channels: number,
+      height: number,
     ) => {
       await useBackend(backend);
       if (backend === 'wasm') registerWasmTrainingKernels();
       return tf.tidy(() => {
-        const x = tf.relu(tf.randomNormal([2, 9, 10, channels], 0, 1, 'float32', 5)); // many tied zeros
+        const x = tf.relu(tf.randomNormal([2, height, 10, channels], 0, 1, 'float32', 5)); // many tied zeros
         const probe = tf.randomNormal(
           tf.maxPool(x as tf.Tensor4D, size, stride, pad).shape,
           0,
@@ -278,16 +279,23 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
           .dataSync() as Float32Array;
       });
     };
-    // 8 channels: the SIMD 2x2 loop (4 lanes); 3 channels: the JavaScript one.
-    for (const [size, stride, pad, channels] of [
-      [2, 2, 'valid', 8],
-      [2, 2, 'valid', 3],
-      [3, 2, 'same', 3],
-      [3, 1, 'same', 3],
+    // 8 channels: the SIMD 2x2 loop (4 lanes), with an odd last row left to zeros and with even
+    // sizes (every value written by the loop, over a reused buffer); 3 channels: the JavaScript one.
+    for (const [size, stride, pad, channels, height] of [
+      [2, 2, 'valid', 8, 9],
+      [2, 2, 'valid', 8, 8],
+      [2, 2, 'valid', 3, 9],
+      [3, 2, 'same', 3, 9],
+      [3, 1, 'same', 3, 9],
     ] as const) {
-      const cpu = await grads('cpu', size, stride, pad, channels);
+      const cpu = await grads('cpu', size, stride, pad, channels, height);
+      // A buffer of the output's size filled with garbage and freed, for the allocator to reuse.
+      if (height === 8) {
+        await useBackend('wasm');
+        tf.fill([2, height, 10, channels], 7).dispose();
+      }
       const before = tf.memory().numTensors;
-      const wasm = await grads('wasm', size, stride, pad, channels);
+      const wasm = await grads('wasm', size, stride, pad, channels, height);
       expect(tf.memory().numTensors).toBe(before);
       // Non-overlapping windows route each gradient exactly; overlapping ones sum in another order.
       if (size === stride) expect([...wasm], `${size}/${stride} ${pad} x${channels}`).toEqual([...cpu]);
@@ -676,6 +684,42 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
       (wasm, simd) => {
         expect(wasm, `simd ${simd}`).toEqual(cpu);
         expect(wasm[0]!.slice(7).map((v, j) => (v === 0 ? 0 : j + 7))).toEqual([0, 8, 0, 0, 11, 12, 13, 14]);
+      },
+    );
+  });
+
+  it("Relu gradient (patch clip-gradient.ts) is one kernel with the composite's values, except NaN and zeros' signs", async () => {
+    installPatches({ wasm: true });
+    const run = async (backend: 'cpu' | 'wasm') => {
+      await useBackend(backend);
+      if (backend === 'wasm') registerWasmTrainingKernels();
+      return tf.tidy(() => {
+        // Three 4-lane vectors and a scalar tail of 3; the smallest denormal counts as positive.
+        const x = tf.concat([
+          tf.randomUniform([7], -2, 2, 'float32', 33),
+          tf.tensor1d([-1, 0, 2 ** -149, Number.NaN, -0, 3, -(2 ** -149), 1e30]),
+        ]);
+        const dy = tf.randomNormal([15], 0, 1, 'float32', 34);
+        return [
+          ...tf
+            .grad((a: tf.Tensor) => tf.relu(a))(x, dy)
+            .dataSync(),
+        ];
+      });
+    };
+    // tfjs's dy * step(x): NaN where x is NaN, -0 where dy < 0 and x <= 0; here 0 for both.
+    const cpu = (await run('cpu')).map((v) => (Number.isNaN(v) || v === 0 ? 0 : v));
+    const kernels = await tf.profile(() => run('wasm'));
+    expect(kernels.kernelNames).toContain(CLIP_GRAD_KERNEL);
+    expect(kernels.kernelNames).not.toContain('Step');
+    await withAndWithoutHeapSimd(
+      () => run('wasm'),
+      (wasm, simd) => {
+        expect(
+          wasm.map((v) => (v === 0 ? 0 : v)),
+          `simd ${simd}`,
+        ).toEqual(cpu);
+        expect(wasm.slice(7).map((v, j) => (v === 0 ? 0 : j + 7))).toEqual([0, 0, 9, 0, 0, 12, 0, 14]);
       },
     );
   });

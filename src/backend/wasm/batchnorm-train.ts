@@ -8,8 +8,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { BATCHNORM_TRAIN_GRAD_KERNEL, BATCHNORM_TRAIN_KERNEL } from '../kernel-names.js';
 import type { HeapBackend, KernelArgs, TensorInfo } from './common.js';
+import { runSpread, threadsFor } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
-import { columnSumsOf } from './reductions.js';
+import { chunkedColumnSums, columnSumsOf } from './reductions.js';
 
 /** Channels and values per channel of a [..., channels] input. */
 function rows(x: TensorInfo, kernel: string): { c: number; m: number } {
@@ -44,15 +45,19 @@ function deviationSums(
 ): Float64Array {
   const simd = heapSimd(b);
   if (simd) {
-    const scratch = b.makeOutput([3 * c], 'float32');
-    const view = b.typedArrayFromHeap(scratch);
-    view.fill(0);
-    view.set(mean, 2 * c);
-    const at = b.getMemoryOffset(scratch.dataId);
-    const ptr = (t: TensorInfo) => b.getMemoryOffset(t.dataId);
-    simd.column_dev_sums(ptr(a), ptr(x), at + 8 * c, m, c, at, sq ? 1 : 0);
-    const out = new Float64Array(b.typedArrayFromHeap(scratch).buffer, at, c).slice();
-    b.disposeData(scratch.dataId);
+    const means = b.makeOutput([c], 'float32');
+    b.typedArrayFromHeap(means).set(mean);
+    const [pa, px, pm] = [a, x, means].map((t) => b.getMemoryOffset(t.dataId)) as [number, number, number];
+    const out = chunkedColumnSums(b, simd, 'column_dev_sums', m, c, (r0, count, acc) => [
+      pa + r0 * c * 4,
+      px + r0 * c * 4,
+      pm,
+      count,
+      c,
+      acc,
+      sq ? 1 : 0,
+    ]);
+    b.disposeData(means.dataId);
     return out;
   }
   const av = b.typedArrayFromHeap(a);
@@ -82,8 +87,15 @@ function centeredAffine(
     const f = b.makeOutput([4 * c], 'float32');
     const fv = b.typedArrayFromHeap(f);
     vectors.forEach((v, i) => fv.set(v, i * c));
-    const ptr = (t: TensorInfo) => b.getMemoryOffset(t.dataId);
-    simd.centered_affine(ptr(x), ptr(g ?? x), ptr(dst), ptr(f), m, c);
+    const [px, pg, pd, pf] = [x, g ?? x, dst, f].map((t) => b.getMemoryOffset(t.dataId)) as number[];
+    // Rows split over the heap pool's threads: no sums, the same numbers on any count.
+    const threads = threadsFor(b, m);
+    const calls = Array.from({ length: threads }, (_, t) => {
+      const [r0, r1] = [Math.floor((t * m) / threads), Math.floor(((t + 1) * m) / threads)];
+      const o = r0 * c * 4;
+      return [[(px as number) + o, (pg as number) + o, (pd as number) + o, pf as number, r1 - r0, c]];
+    });
+    runSpread(b, 'centered_affine', simd, calls);
     b.disposeData(f.dataId);
     return;
   }

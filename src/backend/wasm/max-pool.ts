@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type HeapBackend, type KernelArgs, original, type Shape4, type TensorInfo } from './common.js';
+import { runSpread, threadsFor } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
 
 /**
@@ -33,15 +34,31 @@ export function maxPoolGrad({ inputs, backend, attrs }: KernelArgs) {
   const x = b.typedArrayFromHeap(input);
   const g = b.typedArrayFromHeap(dy);
   const dx = b.typedArrayFromHeap(out);
-  dx.fill(0);
   if (fh === 2 && fw === 2 && sh === 2 && sw === 2 && top === 0 && left === 0 && 2 * OH <= H && 2 * OW <= W) {
     const simd = heapSimd(b);
     if (simd && C % 4 === 0) {
-      const ptr = (t: TensorInfo) => b.getMemoryOffset(t.dataId);
-      simd.maxpool_grad_2x2(ptr(input), ptr(dy), ptr(out), n, H, W, C, OH, OW);
-    } else maxPoolGrad2x2(x, g, dx, n, H, W, C, OH, OW);
+      // The loop writes every value of each window; only a last odd row or column needs zeros.
+      if (2 * OH < H || 2 * OW < W) dx.fill(0);
+      // Images split over the heap pool's threads (no sums: the same numbers on any count).
+      const [px, pg, pdx] = [input, dy, out].map((t) => b.getMemoryOffset(t.dataId)) as [
+        number,
+        number,
+        number,
+      ];
+      const threads = threadsFor(b, n);
+      const calls = Array.from({ length: threads }, (_, t) => {
+        const [i0, i1] = [Math.floor((t * n) / threads), Math.floor(((t + 1) * n) / threads)];
+        const image = H * W * C * 4;
+        return [[px + i0 * image, pg + i0 * OH * OW * C * 4, pdx + i0 * image, i1 - i0, H, W, C, OH, OW]];
+      });
+      runSpread(b, 'maxpool_grad_2x2', simd, calls);
+    } else {
+      dx.fill(0);
+      maxPoolGrad2x2(x, g, dx, n, H, W, C, OH, OW);
+    }
     return out;
   }
+  dx.fill(0);
   for (let i = 0; i < n; i++) {
     for (let oh = 0; oh < OH; oh++) {
       const r0 = oh * sh - top;

@@ -1,5 +1,6 @@
 import { type HeapBackend, type KernelArgs, normAxes, original, type TensorInfo } from './common.js';
-import { heapSimd } from './heap-simd.js';
+import { alignedScratch, runSpread, threadsFor, wholeLines } from './heap-parallel.js';
+import { type HeapSimd, heapSimd } from './heap-simd.js';
 
 /**
  * Sum and Mean over the leading axes (per-channel statistics of NHWC tensors, as batch
@@ -38,12 +39,50 @@ export function leadingReduction(kind: 'Sum' | 'Mean') {
 export function columnSumsOf(b: HeapBackend, x: TensorInfo, rows: number, cols: number): Float64Array {
   const simd = heapSimd(b);
   if (!simd) return columnSums(b.typedArrayFromHeap(x), rows, cols);
-  // [cols] doubles in a float32 buffer of twice the length.
-  const scratch = b.makeOutput([2 * cols], 'float32');
+  const src = b.getMemoryOffset(x.dataId);
+  return chunkedColumnSums(b, simd, 'column_sums', rows, cols, (r0, count, acc) => [
+    src + r0 * cols * 4,
+    count,
+    cols,
+    acc,
+  ]);
+}
+
+/** Row chunks whose float64 column sums are taken separately, then added in this order. */
+const SUM_CHUNKS = 4;
+
+/**
+ * float64 column sums over `rows` rows by the heap loop `fn`, in {@link SUM_CHUNKS} fixed chunks of
+ * rows spread over the heap pool's threads: `args(r0, count, acc)` gives the call for rows
+ * [r0, r0 + count) into a zeroed [cols] float64 accumulator at `acc`. The chunks do not depend on
+ * the thread count, nor the order their sums are added in, so neither do the numbers.
+ */
+export function chunkedColumnSums(
+  b: HeapBackend,
+  simd: HeapSimd,
+  fn: 'column_sums' | 'column_dev_sums',
+  rows: number,
+  cols: number,
+  args: (r0: number, count: number, acc: number) => number[],
+): Float64Array {
+  const chunks = Math.max(1, Math.min(SUM_CHUNKS, rows));
+  // Each chunk's [cols] doubles on lines of their own.
+  const stride = wholeLines(cols * 8);
+  const { scratch, at } = alignedScratch(b, chunks * stride);
   b.typedArrayFromHeap(scratch).fill(0);
-  const at = b.getMemoryOffset(scratch.dataId); // malloc aligns to at least 8 bytes
-  simd.column_sums(b.getMemoryOffset(x.dataId), rows, cols, at);
-  const acc = new Float64Array(b.typedArrayFromHeap(scratch).buffer, at, cols).slice();
+  const threads = threadsFor(b, chunks);
+  const calls: number[][][] = Array.from({ length: threads }, () => []);
+  for (let k = 0; k < chunks; k++) {
+    const [r0, r1] = [Math.floor((k * rows) / chunks), Math.floor(((k + 1) * rows) / chunks)];
+    (calls[k % threads] as number[][]).push(args(r0, r1 - r0, at + k * stride));
+  }
+  runSpread(b, fn, simd, calls);
+  const heap = b.typedArrayFromHeap(scratch).buffer;
+  const acc = new Float64Array(heap, at, cols).slice();
+  for (let k = 1; k < chunks; k++) {
+    const part = new Float64Array(heap, at + k * stride, cols).slice();
+    for (let j = 0; j < cols; j++) acc[j] = (acc[j] as number) + (part[j] as number);
+  }
   b.disposeData(scratch.dataId);
   return acc;
 }

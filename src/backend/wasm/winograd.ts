@@ -29,7 +29,7 @@ import {
   type Shape4,
   type TensorInfo,
 } from './common.js';
-import { runSpread, threadsFor } from './heap-parallel.js';
+import { alignedScratch, runSpread, threadsFor, wholeLines } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
 
 /** G, the filter transform of F(4x4, 3x3) (6x3). */
@@ -113,9 +113,9 @@ function padToTiles(b: Backend, x: TensorInfo, top: number, left: number, tiles:
 
 /**
  * Bytes of scratch per thread of the heap loops: 1152, 36 pointers, then V and M of 32 tiles per
- * position, 64 bytes apart (see heap-simd-winograd.wat).
+ * position, 64 bytes apart (see heap-simd-winograd.wat); whole cache lines, so that threads share none.
  */
-const scratchBytes = (ci: number, co: number) => 1296 + 36 * (32 * (ci + co) * 4 + 128);
+const scratchBytes = (ci: number, co: number) => wholeLines(1296 + 36 * (32 * (ci + co) * 4 + 128));
 
 /**
  * U [36, ci, co] = G g G^T of a [3, 3, ci, co] filter; with `flip`, of the input gradient's filter
@@ -224,7 +224,7 @@ export function winogradConv(
   const y = b.makeOutput([n, oh, ow, co], 'float32');
   const threads = threadsFor(b, Math.ceil(tiles.t / 32));
   const per = scratchBytes(ci, co);
-  const scratch = b.makeOutput([(threads * per) / 4], 'float32');
+  const { scratch, at: base } = alignedScratch(b, threads * per);
   const row = (4 * tiles.tw + 2) * ci * 4;
   const args = [
     b.getMemoryOffset(padded.dataId),
@@ -241,7 +241,6 @@ export function winogradConv(
     oh,
     ow,
   ];
-  const base = b.getMemoryOffset(scratch.dataId);
   const calls = Array.from({ length: threads }, (_, i) => [
     [...args, base + i * per, Math.floor((i * tiles.t) / threads), Math.floor(((i + 1) * tiles.t) / threads)],
   ]);
@@ -273,17 +272,13 @@ export function winogradFilterGrad(
   const xp = padToTiles(b, x, top, left, tiles, 2);
   const dyp = padToTiles(b, dy, 0, 0, tiles, 0);
   const k = 36 * ci * co;
-  const du = b.makeOutput([CHUNKS, k], 'float32');
-  b.typedArrayFromHeap(du).fill(0);
+  // The chunks' dU (k floats, a multiple of 16) from a cache-line boundary, then each thread's scratch.
   const threads = threadsFor(b, CHUNKS);
   const per = scratchBytes(ci, co);
-  const scratch = b.makeOutput([(threads * per) / 4], 'float32');
-  const [xBase, dyBase, duBase, base] = [xp, dyp, du, scratch].map((t) => b.getMemoryOffset(t.dataId)) as [
-    number,
-    number,
-    number,
-    number,
-  ];
+  const { scratch, at: duBase } = alignedScratch(b, CHUNKS * k * 4 + threads * per);
+  new Float32Array(b.typedArrayFromHeap(scratch).buffer, duBase, CHUNKS * k).fill(0);
+  const base = duBase + CHUNKS * k * 4;
+  const [xBase, dyBase] = [xp, dyp].map((t) => b.getMemoryOffset(t.dataId)) as [number, number];
   const row = (4 * tiles.tw + 2) * ci * 4;
   const rowd = 4 * tiles.tw * co * 4;
   const calls: number[][][] = Array.from({ length: threads }, () => []);
@@ -307,8 +302,8 @@ export function winogradFilterGrad(
   runSpread(b, 'wino_filter_grad', simd, calls);
   for (let c = 1; c < CHUNKS; c++) simd.axpy(duBase, duBase + c * k * 4, k, 1, 0);
   // A copy: JavaScript reads a shared heap's typed arrays several times slower.
-  const sum = b.typedArrayFromHeap(du).slice(0, k);
-  for (const t of [xp, dyp, du, scratch]) b.disposeData(t.dataId);
+  const sum = new Float32Array(b.typedArrayFromHeap(scratch).buffer, duBase, k).slice();
+  for (const t of [xp, dyp, scratch]) b.disposeData(t.dataId);
   const out = b.makeOutput([3, 3, ci, co], 'float32');
   b.typedArrayFromHeap(out).set(filterTransformGrad(sum, ci, co));
   return out;
