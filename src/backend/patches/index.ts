@@ -10,9 +10,9 @@
  *   has one (wasm), with tfjs's numbers (`setFusedAdam(false)` switches it off);
  * - `unused-input-gradient.ts`: no input gradient for a first convolution whose input no
  *   variable depends on (`setSkipUnusedInputGradients(false)` switches it off);
- * - `batchnorm-gradient.ts`, `clip-gradient.ts`, `mean-gradient.ts`: FusedBatchNorm, ClipByValue
- *   and Mean gradients without the full-size `Tile`, the five-op select and the tensor of ones
- *   (wasm only).
+ * - `batchnorm-gradient.ts`, `clip-gradient.ts`, `mean-gradient.ts`: FusedBatchNorm, ClipByValue,
+ *   Relu and Mean gradients without the full-size `Tile`, the five-op select, the step-cast-multiply
+ *   and the tensor of ones (wasm only).
  * Per model or per call, applied where they are needed:
  * - `fold-batchnorm.ts`: BatchNormalization in inference mode folded into the convolution before
  *   it, by `finalizeModel`;
@@ -23,7 +23,8 @@
  * - `dropout-seeds.ts`: a seeded dropout mask per step, by `train`;
  * - `cpu-banner.ts`: no "install tfjs-node" banner, by the CLI.
  * The wasm kernels this library registers (`../wasm/`) add or replace kernels; they change
- * speed, not results, and are parity-tested against the cpu backend.
+ * speed, not results (Winograd convolutions round differently, within ~1e-6: `setWinograd`), and
+ * are parity-tested against the cpu backend.
  */
 import { installFusedAdam } from './adam-update.js';
 import { registerBatchNormGradient } from './batchnorm-gradient.js';
