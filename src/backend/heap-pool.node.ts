@@ -18,6 +18,8 @@ const FUNCTIONS: ParallelFunction[] = [
   'column_sums',
   'column_dev_sums',
   'centered_affine',
+  'gemm',
+  'gemm_tn',
 ];
 const ARGS = 16;
 const CALLS = 64;

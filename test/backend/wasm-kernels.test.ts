@@ -408,6 +408,61 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     });
   });
 
+  it('BatchMatMul: a fresh right operand past 4M multiply-adds runs on the heap loops (a.b, a^T.b, a.b^T) and matches cpu', async () => {
+    // A dense layer's step at a small scale: 32 rows against 4,100 inputs (8 panels of 512 and a
+    // ragged one) and 40 outputs; [30, ...] does not fit the loops' 4-row blocks and stays on XNNPACK.
+    const cases: [number[], number[], boolean, boolean, 'gemm' | 'gemm_tn' | null][] = [
+      [[32, 4100], [4100, 40], false, false, 'gemm'], // y = x . W
+      [[4100, 32], [4100, 40], true, false, 'gemm_tn'], // dW = x^T . dy
+      [[32, 4100], [40, 4100], false, true, 'gemm'], // dx = dy . W^T, as (W . dy^T)^T
+      [[1, 32, 4100], [4100, 40], false, false, 'gemm'], // unit batch dimension kept
+      [[30, 4100], [4100, 40], false, false, null],
+    ];
+    const product = (i: number) => {
+      const [as, bs, ta, tb] = cases[i]!;
+      return tf.tidy(() => {
+        const y = tf.matMul(
+          tf.randomNormal(as, 0, 1, 'float32', 70 + i),
+          tf.randomNormal(bs, 0, 1, 'float32', 80 + i),
+          ta,
+          tb,
+        );
+        return { shape: y.shape, y: y.dataSync() as Float32Array };
+      });
+    };
+    await useBackend('cpu');
+    const cpu = cases.map((_, i) => product(i));
+    await useBackend('wasm');
+    registerWasmTrainingKernels();
+    // Count the heap loops' calls (without a pool they run on this thread, from this object).
+    const simd = heapSimd(tf.backend()) as unknown as Record<'gemm' | 'gemm_tn', (...a: number[]) => void>;
+    const originals = { gemm: simd.gemm, gemm_tn: simd.gemm_tn };
+    const calls = { gemm: 0, gemm_tn: 0 };
+    for (const name of ['gemm', 'gemm_tn'] as const)
+      simd[name] = (...args: number[]) => {
+        calls[name]++;
+        originals[name](...args);
+      };
+    try {
+      cases.forEach(([, , , , loop], i) => {
+        product(i); // warm-up
+        const before = tf.memory().numTensors;
+        const ids = backendDataIds();
+        const counted = { ...calls };
+        const wasm = product(i);
+        expect(tf.memory().numTensors).toBe(before);
+        expect(backendDataIds()).toBe(ids);
+        expect(wasm.shape, `case ${i}`).toEqual(cpu[i]!.shape);
+        expect(relativeError(wasm.y, cpu[i]!.y), `case ${i}`).toBeLessThan(1e-5);
+        // gemm: 9 panels of the 4,100 inputs (one thread); gemm_tn: one call.
+        expect(calls.gemm - counted.gemm, `case ${i}`).toBe(loop === 'gemm' ? 9 : 0);
+        expect(calls.gemm_tn - counted.gemm_tn, `case ${i}`).toBe(loop === 'gemm_tn' ? 1 : 0);
+      });
+    } finally {
+      Object.assign(simd, originals);
+    }
+  });
+
   it('Transpose: 2D, batched 2D, outer/inner and row swaps on the heap (ragged edges), the rest shipped; exact', async () => {
     const cases: [number[], number[], 'float32' | 'int32'][] = [
       [[9, 7], [1, 0], 'float32'], // ragged rows and columns

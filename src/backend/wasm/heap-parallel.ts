@@ -16,7 +16,9 @@ export type ParallelFunction =
   | 'maxpool_grad_2x2'
   | 'column_sums'
   | 'column_dev_sums'
-  | 'centered_affine';
+  | 'centered_affine'
+  | 'gemm'
+  | 'gemm_tn';
 
 export interface HeapParallel {
   /** Threads, the caller's included. */

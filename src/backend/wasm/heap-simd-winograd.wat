@@ -226,15 +226,17 @@
         (br_if $group (i32.lt_u (local.tee $o (i32.add (local.get $o) (i32.const 16))) (local.get $cb))))
       (local.set $t0 (i32.add (local.get $t0) (i32.const 1)))
       (br $tile))))
-  ;; c[m, n] = a[m, k] . b[k, n] (row-major, n a multiple of 8), in blocks of 4 rows x 8 columns
-  ;; summed over k in order. The last block reads up to 3 rows past m (which must be readable)
-  ;; and stores only rows < m.
-  (func $gemm (param $a i32) (param $b i32) (param $c i32) (param $m i32) (param $k i32) (param $n i32)
+  ;; c[m, n] = a[m, k] . b[k, n] (init = 1) or c += a . b (init = 0): row-major, rows of a `lda`
+  ;; floats apart, n a multiple of 8; blocks of 4 rows x 8 columns summed over k in order. The last
+  ;; block reads up to 3 rows of a past m (which must be readable) and touches only c's rows < m.
+  (func $gemm (export "gemm")
+    (param $a i32) (param $b i32) (param $c i32) (param $m i32) (param $k i32) (param $n i32) (param $lda i32)
+    (param $init i32)
     (local $i i32) (local $j i32) (local $q i32) (local $ap i32) (local $bp i32) (local $ka i32) (local $nb i32)
     (local $cp i32)
     (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $a4 v128) (local $a5 v128)
     (local $a6 v128) (local $a7 v128) (local $b0 v128) (local $b1 v128) (local $s v128)
-    (local.set $ka (i32.shl (local.get $k) (i32.const 2)))
+    (local.set $ka (i32.shl (local.get $lda) (i32.const 2)))
     (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
     (block $iDone (loop $iLoop
       (br_if $iDone (i32.ge_u (local.get $i) (local.get $m)))
@@ -243,6 +245,20 @@
         (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (local.get $a0)) (local.set $a2 (local.get $a0))
         (local.set $a3 (local.get $a0)) (local.set $a4 (local.get $a0)) (local.set $a5 (local.get $a0))
         (local.set $a6 (local.get $a0)) (local.set $a7 (local.get $a0))
+        (local.set $cp (i32.add (local.get $c)
+          (i32.add (i32.mul (local.get $i) (local.get $nb)) (i32.shl (local.get $j) (i32.const 2)))))
+        (if (i32.eqz (local.get $init)) (then (block $loaded
+          (local.set $a0 (v128.load (local.get $cp)))
+          (local.set $a1 (v128.load offset=16 (local.get $cp)))
+          (br_if $loaded (i32.ge_u (i32.add (local.get $i) (i32.const 1)) (local.get $m)))
+          (local.set $a2 (v128.load (i32.add (local.get $cp) (local.get $nb))))
+          (local.set $a3 (v128.load offset=16 (i32.add (local.get $cp) (local.get $nb))))
+          (br_if $loaded (i32.ge_u (i32.add (local.get $i) (i32.const 2)) (local.get $m)))
+          (local.set $a4 (v128.load (i32.add (local.get $cp) (i32.shl (local.get $nb) (i32.const 1)))))
+          (local.set $a5 (v128.load offset=16 (i32.add (local.get $cp) (i32.shl (local.get $nb) (i32.const 1)))))
+          (br_if $loaded (i32.ge_u (i32.add (local.get $i) (i32.const 3)) (local.get $m)))
+          (local.set $a6 (v128.load (i32.add (local.get $cp) (i32.mul (local.get $nb) (i32.const 3)))))
+          (local.set $a7 (v128.load offset=16 (i32.add (local.get $cp) (i32.mul (local.get $nb) (i32.const 3))))))))
         (local.set $ap (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $ka))))
         (local.set $bp (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))))
         (local.set $q (local.get $k))
@@ -264,8 +280,6 @@
           (local.set $ap (i32.add (local.get $ap) (i32.const 4)))
           (local.set $bp (i32.add (local.get $bp) (local.get $nb)))
           (br_if $kLoop (local.tee $q (i32.sub (local.get $q) (i32.const 1)))))
-        (local.set $cp (i32.add (local.get $c)
-          (i32.add (i32.mul (local.get $i) (local.get $nb)) (i32.shl (local.get $j) (i32.const 2)))))
         (block $stored
           (v128.store (local.get $cp) (local.get $a0))
           (v128.store offset=16 (local.get $cp) (local.get $a1))
@@ -282,14 +296,17 @@
       (local.set $i (i32.add (local.get $i) (i32.const 4)))
       (br $iLoop))))
 
-  ;; c[k, n] += a[m, k]^T . b[m, n] (row-major, k a multiple of 4, n of 8): blocks of 4 x 8 held
-  ;; in registers, summed over the m rows in order.
-  (func $gemm_tn (param $a i32) (param $b i32) (param $c i32) (param $m i32) (param $k i32) (param $n i32)
+  ;; c[k, n] += a[m, k]^T . b[m, n] (init = 0) or c = a^T . b (init = 1): row-major, rows of a `lda`
+  ;; floats apart, k a multiple of 4, n of 8; blocks of 4 x 8 held in registers, summed over the
+  ;; m rows in order.
+  (func $gemm_tn (export "gemm_tn")
+    (param $a i32) (param $b i32) (param $c i32) (param $m i32) (param $k i32) (param $n i32) (param $lda i32)
+    (param $init i32)
     (local $i i32) (local $j i32) (local $q i32) (local $ap i32) (local $bp i32) (local $ka i32) (local $nb i32)
     (local $cp i32)
     (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $a4 v128) (local $a5 v128)
     (local $a6 v128) (local $a7 v128) (local $b0 v128) (local $b1 v128) (local $s v128) (local $v v128)
-    (local.set $ka (i32.shl (local.get $k) (i32.const 2)))
+    (local.set $ka (i32.shl (local.get $lda) (i32.const 2)))
     (local.set $nb (i32.shl (local.get $n) (i32.const 2)))
     (block $iDone (loop $iLoop
       (br_if $iDone (i32.ge_u (local.get $i) (local.get $k)))
@@ -297,14 +314,18 @@
       (loop $jLoop
         (local.set $cp (i32.add (local.get $c)
           (i32.add (i32.mul (local.get $i) (local.get $nb)) (i32.shl (local.get $j) (i32.const 2)))))
-        (local.set $a0 (v128.load (local.get $cp)))
-        (local.set $a1 (v128.load offset=16 (local.get $cp)))
-        (local.set $a2 (v128.load (i32.add (local.get $cp) (local.get $nb))))
-        (local.set $a3 (v128.load offset=16 (i32.add (local.get $cp) (local.get $nb))))
-        (local.set $a4 (v128.load (i32.add (local.get $cp) (i32.shl (local.get $nb) (i32.const 1)))))
-        (local.set $a5 (v128.load offset=16 (i32.add (local.get $cp) (i32.shl (local.get $nb) (i32.const 1)))))
-        (local.set $a6 (v128.load (i32.add (local.get $cp) (i32.mul (local.get $nb) (i32.const 3)))))
-        (local.set $a7 (v128.load offset=16 (i32.add (local.get $cp) (i32.mul (local.get $nb) (i32.const 3)))))
+        (local.set $a0 (v128.const i32x4 0 0 0 0)) (local.set $a1 (local.get $a0)) (local.set $a2 (local.get $a0))
+        (local.set $a3 (local.get $a0)) (local.set $a4 (local.get $a0)) (local.set $a5 (local.get $a0))
+        (local.set $a6 (local.get $a0)) (local.set $a7 (local.get $a0))
+        (if (i32.eqz (local.get $init)) (then
+          (local.set $a0 (v128.load (local.get $cp)))
+          (local.set $a1 (v128.load offset=16 (local.get $cp)))
+          (local.set $a2 (v128.load (i32.add (local.get $cp) (local.get $nb))))
+          (local.set $a3 (v128.load offset=16 (i32.add (local.get $cp) (local.get $nb))))
+          (local.set $a4 (v128.load (i32.add (local.get $cp) (i32.shl (local.get $nb) (i32.const 1)))))
+          (local.set $a5 (v128.load offset=16 (i32.add (local.get $cp) (i32.shl (local.get $nb) (i32.const 1)))))
+          (local.set $a6 (v128.load (i32.add (local.get $cp) (i32.mul (local.get $nb) (i32.const 3)))))
+          (local.set $a7 (v128.load offset=16 (i32.add (local.get $cp) (i32.mul (local.get $nb) (i32.const 3)))))))
         (local.set $ap (i32.add (local.get $a) (i32.shl (local.get $i) (i32.const 2))))
         (local.set $bp (i32.add (local.get $b) (i32.shl (local.get $j) (i32.const 2))))
         (local.set $q (local.get $m))
@@ -367,7 +388,7 @@
         (call $gemm (i32.add (local.get $v) (i32.mul (local.get $p) (local.get $vs)))
           (i32.add (local.get $u) (i32.shl (i32.mul (i32.mul (local.get $p) (local.get $ci)) (local.get $co)) (i32.const 2)))
           (i32.add (local.get $mb) (i32.mul (local.get $p) (local.get $ms)))
-          (i32.sub (local.get $e) (local.get $t0)) (local.get $ci) (local.get $co))
+          (i32.sub (local.get $e) (local.get $t0)) (local.get $ci) (local.get $co) (local.get $ci) (i32.const 1))
         (i32.store (i32.add (i32.add (local.get $scr) (i32.const 1152)) (i32.shl (local.get $p) (i32.const 2)))
           (i32.sub (i32.add (local.get $mb) (i32.mul (local.get $p) (local.get $ms)))
             (i32.mul (local.get $t0) (i32.shl (local.get $co) (i32.const 2)))))
@@ -409,7 +430,7 @@
         (call $gemm_tn (i32.add (local.get $v) (i32.mul (local.get $p) (local.get $vs)))
           (i32.add (local.get $mb) (i32.mul (local.get $p) (local.get $ms)))
           (i32.add (local.get $du) (i32.shl (i32.mul (i32.mul (local.get $p) (local.get $ci)) (local.get $co)) (i32.const 2)))
-          (i32.sub (local.get $e) (local.get $t0)) (local.get $ci) (local.get $co))
+          (i32.sub (local.get $e) (local.get $t0)) (local.get $ci) (local.get $co) (local.get $ci) (i32.const 0))
         (br_if $pos (i32.lt_u (local.tee $p (i32.add (local.get $p) (i32.const 1))) (i32.const 36))))
       (local.set $t0 (local.get $e))
       (br $block))))

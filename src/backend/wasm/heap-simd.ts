@@ -152,6 +152,16 @@ export interface HeapSimd {
     t0: number,
     t1: number,
   ): void;
+  /**
+   * c = a . b (init 1) or c += a . b (init 0), row-major [m, k] . [k, n] with rows of a `lda`
+   * floats apart, n a multiple of 8; reads up to 3 rows of a past m. See heap-simd-winograd.wat.
+   */
+  gemm(a: number, b: number, c: number, m: number, k: number, n: number, lda: number, init: number): void;
+  /**
+   * c = a^T . b (init 1) or c += a^T . b (init 0), a [m, k] with rows `lda` floats apart, b [m, n],
+   * c [k, n]; k a multiple of 4, n of 8. See heap-simd-winograd.wat.
+   */
+  gemm_tn(a: number, b: number, c: number, m: number, k: number, n: number, lda: number, init: number): void;
   /** dU += V_p^T . (A dy A^T)_p over tiles [t0, t1); see heap-simd-winograd.wat. */
   wino_filter_grad(
     x: number,

@@ -1,5 +1,16 @@
 import type * as tf from '@tensorflow/tfjs-core';
-import { type Attrs, type Backend, call, original, reshape, scoped, type TensorInfo } from './common.js';
+import {
+  type Attrs,
+  type Backend,
+  call,
+  type HeapBackend,
+  original,
+  reshape,
+  scoped,
+  type TensorInfo,
+} from './common.js';
+import { runSpread, threadsFor } from './heap-parallel.js';
+import { heapSimd } from './heap-simd.js';
 
 /** Right operands XNNPACK has packed already: it caches the packed form by the tensor's buffer. */
 const packedRight = new WeakSet<object>();
@@ -43,6 +54,15 @@ export function batchMatMul({
     const [m, k] = transposeA ? [ac, ar] : [ar, ac];
     const n = transposeB ? br : bc;
     const cached = !transposeB && packedRight.has(bb.dataId);
+    if (!cached && m * n * k >= HEAP_MIN_MACS) {
+      const outBatch = (a.shape.length >= bb.shape.length ? a : bb).shape.slice(0, -2);
+      const y = matMulOnHeap(b as HeapBackend, a, bb, transposeA, transposeB, m, k, n);
+      if (y) {
+        const shaped = reshape(b, y, [...outBatch, m, n]);
+        b.disposeData(y.dataId); // the reshape holds a reference of its own
+        return shaped;
+      }
+    }
     const direct =
       (transposeA ? m * k * TRANSPOSE_NS : 0) +
       (transposeB ? n * k * TRANSPOSE_NS : 0) +
@@ -78,4 +98,96 @@ export function batchMatMul({
       { transposeA: false, transposeB: false },
     ),
   );
+}
+
+/** Products from this many multiply-adds run on the heap when XNNPACK would have to pack. */
+const HEAP_MIN_MACS = 1 << 22;
+/** Rows of the right operand per pass over the row blocks (512 x 128 floats stay in L2). */
+const PANEL = 512;
+
+/**
+ * c [m, n] = a [m, k] . b [k, n] (rows of a `lda` floats apart) by the heap loop `gemm`: rows in
+ * blocks of 4 split over the heap pool's threads (no sums across threads: the same numbers on any
+ * count), each thread taking b in panels of {@link PANEL} rows that its row blocks reuse from cache.
+ */
+function gemmRows(
+  b: HeapBackend,
+  pa: number,
+  pb: number,
+  pc: number,
+  m: number,
+  k: number,
+  n: number,
+  lda: number,
+) {
+  const simd = heapSimd(b);
+  if (!simd) throw new Error('medimg-classify: the heap loops are not available');
+  const threads = threadsFor(b, m / 4);
+  const calls = Array.from({ length: threads }, (_, t) => {
+    const [r0, r1] = [4 * Math.floor((t * m) / 4 / threads), 4 * Math.floor(((t + 1) * m) / 4 / threads)];
+    const list: number[][] = [];
+    for (let kp = 0; kp < k; kp += PANEL)
+      list.push([
+        pa + (r0 * lda + kp) * 4,
+        pb + kp * n * 4,
+        pc + r0 * n * 4,
+        r1 - r0,
+        Math.min(PANEL, k - kp),
+        n,
+        lda,
+        kp === 0 ? 1 : 0,
+      ]);
+    return list;
+  });
+  runSpread(b, 'gemm', simd, calls);
+}
+
+/**
+ * An unbatched float32 product on the heap loops (`gemm`, `gemm_tn` in heap-simd-winograd.wat),
+ * for a right operand XNNPACK would pack first (~20 ns a value: a dense layer's fresh 32768 x 128
+ * weights, every training step): a . b as row blocks over panels of b; a^T . b as `gemm_tn` (the
+ * weight gradient x^T . dy, no transpose); a . b^T as (b . a^T)^T, transposing the small a and the
+ * result (the input gradient dy . W^T). Null where the shapes do not fit the loops' vector widths
+ * (rows a multiple of 4, columns of 8) or the loops are not available.
+ */
+function matMulOnHeap(
+  b: HeapBackend,
+  a: TensorInfo,
+  bb: TensorInfo,
+  transposeA: boolean,
+  transposeB: boolean,
+  m: number,
+  k: number,
+  n: number,
+): TensorInfo | null {
+  const simd = heapSimd(b);
+  if (!simd || (transposeA && transposeB)) return null;
+  const at = (t: TensorInfo) => b.getMemoryOffset(t.dataId);
+  if (!transposeA && !transposeB) {
+    if (m % 4 !== 0 || n % 8 !== 0) return null;
+    const out = b.makeOutput([m, n], 'float32');
+    gemmRows(b, at(a), at(bb), at(out), m, k, n, k);
+    return out;
+  }
+  if (transposeA) {
+    // a is stored [k, m]: c rows [i0, i1) are a's columns [i0, i1) against every row of b.
+    if (m % 4 !== 0 || n % 8 !== 0) return null;
+    const out = b.makeOutput([m, n], 'float32');
+    const threads = threadsFor(b, m / 4);
+    const calls = Array.from({ length: threads }, (_, t) => {
+      const [i0, i1] = [4 * Math.floor((t * m) / 4 / threads), 4 * Math.floor(((t + 1) * m) / 4 / threads)];
+      return [[at(a) + i0 * 4, at(bb), at(out) + i0 * n * 4, k, i1 - i0, n, m, 1]];
+    });
+    runSpread(b, 'gemm_tn', simd, calls);
+    return out;
+  }
+  // b is stored [n, k]: c^T [n, m] = b . a^T, then transposed.
+  if (m % 8 !== 0 || n % 4 !== 0) return null;
+  const a2 = reshape(b, a, [m, k]);
+  const aT = call('Transpose', b, { x: a2 }, { perm: [1, 0] });
+  const cT = b.makeOutput([n, m], 'float32');
+  gemmRows(b, at(bb), at(aT), at(cT), n, k, m, k);
+  const out = call('Transpose', b, { x: cT }, { perm: [1, 0] });
+  for (const t of [a2, aT, cT]) b.disposeData(t.dataId);
+  return out;
 }
