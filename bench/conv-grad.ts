@@ -1,7 +1,9 @@
 /**
  * Convolution gradient microbenchmark on wasm: the three filter-gradient formulations (swapped
  * convolution, im2col matrix multiply, the heap loop) and the input gradient, on layer shapes from
- * the model builders. `useConvForFilterGrad` picks the formulation from numbers like these.
+ * the model builders, all with Winograd off; then, where `useWinograd` applies, the forward pass
+ * and both gradients as Winograd F(4x4, 3x3). `useConvForFilterGrad`, `useHeapForFilterGrad` and
+ * `useWinograd` pick from numbers like these.
  *   node --import tsx bench/conv-grad.ts [threads]
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -9,9 +11,11 @@ import '@tensorflow/tfjs-layers';
 import {
   setFilterGradStrategy,
   setInputGradStrategy,
+  setWinograd,
   useConvForFilterGrad,
   useHeapForFilterGrad,
   useMatMulForInputGrad,
+  useWinograd,
 } from '../src/backend/wasm/index.js';
 import { setupBackend } from '../src/node.js';
 
@@ -24,7 +28,9 @@ const SHAPES: [number, number, number, number, number, number, string][] = [
   [32, 128, 1, 32, 3, 1, 'SimpleCNN block 1'],
   [32, 64, 32, 64, 3, 1, 'SimpleCNN block 2'],
   [32, 32, 64, 128, 3, 1, 'SimpleCNN block 3'],
+  [8, 56, 64, 64, 3, 1, 'ResNet50V2 conv2'],
   [8, 56, 64, 64, 3, 2, 'ResNet50V2 conv2 last block'],
+  [8, 28, 128, 128, 3, 1, 'ResNet50V2 conv3'],
   [8, 14, 256, 256, 3, 1, 'ResNet50V2 conv4'],
   [8, 7, 512, 512, 3, 1, 'ResNet50V2 conv5'],
   [8, 7, 512, 2048, 1, 1, 'ResNet50V2 conv5 1x1'],
@@ -57,6 +63,7 @@ for (const [n, size, ci, co, k, s, where] of SHAPES) {
   const gflop = (2 * n * (dy.shape[1] as number) * (dy.shape[2] as number) * co * k * k * ci) / 1e9;
   const fmt = (ms: number) =>
     `${ms.toFixed(0).padStart(5)} (${(gflop / (ms / 1000)).toFixed(1).padStart(5)})`;
+  setWinograd(false);
   setFilterGradStrategy('conv');
   const byConv = time(filterGrad);
   setFilterGradStrategy('matmul');
@@ -71,9 +78,13 @@ for (const [n, size, ci, co, k, s, where] of SHAPES) {
   setInputGradStrategy('matmul');
   const dxMatMul = time(inputGrad);
   setInputGradStrategy('auto');
+  setWinograd(true);
   const geometry = tf.backend_util.computeConv2DInfo(x.shape, f.shape, s, 1, pad);
+  const winograd = useWinograd(geometry)
+    ? `  Winograd: forward ${fmt(time(() => tf.conv2d(x, f, s, pad)))}  dx ${fmt(time(inputGrad))}  dW ${fmt(time(filterGrad))}`
+    : '';
   console.log(
-    `${where.padEnd(28)} forward ${fmt(forward)}  dx conv ${fmt(dxConv)}  dx matmul ${fmt(dxMatMul)}  dW conv ${fmt(byConv)}  dW matmul ${fmt(byMatMul)}  dW heap ${fmt(onHeap)}  auto: dx ${useMatMulForInputGrad(geometry) ? 'matmul' : 'conv'}, dW ${useHeapForFilterGrad(geometry) ? 'heap' : useConvForFilterGrad(geometry) ? 'conv' : 'matmul'}`,
+    `${where.padEnd(28)} forward ${fmt(forward)}  dx conv ${fmt(dxConv)}  dx matmul ${fmt(dxMatMul)}  dW conv ${fmt(byConv)}  dW matmul ${fmt(byMatMul)}  dW heap ${fmt(onHeap)}  auto: dx ${useMatMulForInputGrad(geometry) ? 'matmul' : 'conv'}, dW ${useHeapForFilterGrad(geometry) ? 'heap' : useConvForFilterGrad(geometry) ? 'conv' : 'matmul'}${winograd}`,
   );
   tf.dispose([x, f, dy]);
 }
