@@ -54,7 +54,11 @@ export function batchMatMul({
     const [m, k] = transposeA ? [ac, ar] : [ar, ac];
     const n = transposeB ? br : bc;
     const cached = !transposeB && packedRight.has(bb.dataId);
-    if (!cached && m * n * k >= HEAP_MIN_MACS) {
+    // A dense layer's products: a batch of at most BATCH_ROWS rows, multiplied (forward, input
+    // gradient) or contracted (weight gradient). Convolution gradients composed from matrix
+    // products have N*H*W rows and stay on XNNPACK, which streams them better.
+    const dense = (transposeA ? k : m) <= BATCH_ROWS;
+    if (!cached && dense && m * n * k >= HEAP_MIN_MACS) {
       const outBatch = (a.shape.length >= bb.shape.length ? a : bb).shape.slice(0, -2);
       const y = matMulOnHeap(b as HeapBackend, a, bb, transposeA, transposeB, m, k, n);
       if (y) {
@@ -102,6 +106,8 @@ export function batchMatMul({
 
 /** Products from this many multiply-adds run on the heap when XNNPACK would have to pack. */
 const HEAP_MIN_MACS = 1 << 22;
+/** The most batch rows a product on the heap takes (see `batchMatMul`). */
+const BATCH_ROWS = 256;
 /** Rows of the right operand per pass over the row blocks (512 x 128 floats stay in L2). */
 const PANEL = 512;
 
