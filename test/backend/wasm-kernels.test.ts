@@ -413,10 +413,12 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     // ragged one) and 40 outputs; [30, ...] does not fit the loops' 4-row blocks and stays on XNNPACK.
     const cases: [number[], number[], boolean, boolean, 'gemm' | 'gemm_tn' | null][] = [
       [[32, 4100], [4100, 40], false, false, 'gemm'], // y = x . W
-      [[4100, 32], [4100, 40], true, false, 'gemm_tn'], // dW = x^T . dy
+      [[32, 4100], [32, 40], true, false, 'gemm_tn'], // dW = x^T . dy
       [[32, 4100], [40, 4100], false, true, 'gemm'], // dx = dy . W^T, as (W . dy^T)^T
       [[1, 32, 4100], [4100, 40], false, false, 'gemm'], // unit batch dimension kept
       [[30, 4100], [4100, 40], false, false, null],
+      // 4,100 rows contracted (a convolution's filter gradient as im2col^T . dy): XNNPACK.
+      [[4100, 32], [4100, 40], true, false, null],
     ];
     const product = (i: number) => {
       const [as, bs, ta, tb] = cases[i]!;
