@@ -236,17 +236,19 @@ export function useConvForFilterGrad(info: tf.backend_util.Conv2DInfo): boolean 
 }
 
 /**
- * Whether the heap loop ({@link filterGradOnHeap}, one thread at ~30 GFLOP/s) beats XNNPACK's
- * two formulations on 2 threads (`bench/conv-grad.ts`): for a single-channel input (16 vs 75 ms
- * on SimpleCNN's first layer) and for small channel blocks, where the reduction over batch and
- * positions dominates (Ci x Co <= 8192: SimpleCNN's 32->64 137 vs 183 ms and 64->128, ResNet50V2's
- * 64->64 stride 2, MobileNetV2's 32->192); XNNPACK wins on wide blocks (ResNet50V2's 256->256:
- * 48 vs 63 ms, 512->512, the 1x1 convolutions into 1280 or 2048 channels).
+ * Whether the heap loop ({@link filterGradOnHeap}) computes the filter gradient: wherever its
+ * vector widths fit (Ci a multiple of 4, Co of 8) or the input has one channel. On the heap pool
+ * it beats or ties XNNPACK's two formulations on every layer shape `bench/conv-grad.ts` times, at
+ * 1 thread and at 2 (2 threads: SimpleCNN's first layer 13 vs 73 ms, ResNet50V2's conv4 and conv5
+ * 25 vs 42 and 24 vs 41, its 1x1 into 2048 channels 14 vs 20, MobileNetV2's Conv_1 8 vs 8; 1
+ * thread: 44 vs 74, 42 vs 75, 26 vs 26, 13 vs 12). Its first version, on one thread beside
+ * XNNPACK's two, won only for Ci x Co <= 8192. The choice does not depend on the thread count,
+ * so neither do the numbers.
  */
 export function useHeapForFilterGrad(info: tf.backend_util.Conv2DInfo): boolean {
   if (info.outChannels % 8 !== 0) return false;
   if (info.inChannels === 1) return info.filterWidth <= 4 && info.dilationWidth === 1;
-  return info.inChannels % 4 === 0 && info.inChannels * info.outChannels <= 8192;
+  return info.inChannels % 4 === 0;
 }
 
 let filterGradStrategy: 'auto' | 'conv' | 'matmul' | 'heap' = 'auto';

@@ -82,8 +82,8 @@ export const wholeLines = (bytes: number) => Math.ceil(bytes / CACHE_LINE) * CAC
 /**
  * A scratch tensor with room for `bytes` from a cache-line boundary, and that boundary's byte
  * offset: per-thread regions cut at whole lines then share none (a line written by two threads
- * moves between their cores on every write; four float64 column accumulators sharing one made
- * the column sums 3x slower on two threads than on one).
+ * moves between their cores on every write; two threads' float64 column accumulators sharing
+ * one made the pooled column sums twice as slow as one thread).
  */
 export function alignedScratch(
   b: { makeOutput(shape: number[], dtype: 'float32'): TensorInfo; getMemoryOffset(dataId: object): number },

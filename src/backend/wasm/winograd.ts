@@ -16,8 +16,7 @@
  * The rounding differs from a direct convolution (relative error ~1e-6 for typical activations);
  * `setWinograd(false)` restores XNNPACK's direct path.
  */
-import type * as tf from '@tensorflow/tfjs-core';
-import * as tfc from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import {
   type Attrs,
   type Backend,
@@ -56,8 +55,9 @@ export function setWinograd(on: boolean): void {
  * Whether a convolution runs as Winograd F(4x4, 3x3): a 3x3 filter at stride 1 and dilation 1,
  * float32, input channels a multiple of 4 and output channels of 8 (the heap loops' vector
  * widths), padding of at most 2 on each side, and enough work to pay for the transforms: at least
- * 16 input and 16 output channels and 64 output tiles. Measured on 2 threads
- * (`bench/conv-grad.ts`): SimpleCNN's 32x64x64x32 -> 64 forward 73 -> ~40 ms.
+ * 16 input and 16 output channels and 256 output tiles of 4x4 (below that, ResNet50V2's conv4 at
+ * batch 8 with 128 tiles, the fixed costs ate the gain). Measured on 2 threads
+ * (`bench/conv-grad.ts`): SimpleCNN's 32x64x64x32 -> 64 forward 70 -> 39 ms.
  */
 export function useWinograd(info: tf.backend_util.Conv2DInfo): boolean {
   const { top, bottom, left, right } = info.padInfo;
@@ -312,7 +312,7 @@ export function winogradFilterGrad(
 function forwardInfo(x: TensorInfo, filter: TensorInfo, attrs: Attrs): tf.backend_util.Conv2DInfo | null {
   const a = attrs as unknown as ConvAttrs;
   if (a.dataFormat === 'NCHW' || x.shape.length !== 4 || filter.shape.length !== 4) return null;
-  return tfc.backend_util.computeConv2DInfo(
+  return tf.backend_util.computeConv2DInfo(
     x.shape as Shape4,
     filter.shape as Shape4,
     a.strides,
