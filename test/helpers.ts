@@ -86,3 +86,14 @@ export async function withoutNetwork<T>(cacheDir: string, fn: () => Promise<T>):
     else process.env.MEDIMG_CACHE = cache;
   }
 }
+
+/** ||a - b|| / ||b||, the relative error of `a` against the reference `b`. */
+export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += b[i]! ** 2;
+  }
+  return Math.sqrt(num / den);
+}

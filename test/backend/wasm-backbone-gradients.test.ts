@@ -4,7 +4,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
 import { registerWasmTrainingKernels } from '../../src/backend/wasm/index.js';
-import { useBackend } from '../helpers.js';
+import { relativeError, useBackend } from '../helpers.js';
 
 /**
  * The gradients DenseNet121 and EfficientNetB0 need on wasm beyond the convolutions of the
@@ -105,16 +105,6 @@ async function gradients(backend: 'cpu' | 'wasm', c: Case): Promise<Float32Array
     const grads = tf.grads((...ts: tf.Tensor[]) => tf.sum(tf.mul(c.f(...ts), probe)))(xs);
     return grads.map((g) => g.dataSync() as Float32Array);
   });
-}
-
-function relativeError(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
 }
 
 /** Buffers the active backend holds (wasm: its heap allocations), to catch leaks below tfjs's count. */

@@ -14,7 +14,7 @@ import {
   setInputGradStrategy,
 } from '../../src/backend/wasm/index.js';
 import { gaussianBlur, gaussianKernel1d } from '../../src/transforms/functional/gaussian-blur.js';
-import { useBackend } from '../helpers.js';
+import { relativeError, useBackend } from '../helpers.js';
 
 interface ConvCase {
   name: string;
@@ -176,16 +176,6 @@ async function gradients(backend: 'cpu' | 'wasm', c: ConvCase): Promise<[Float32
     const [dx, df] = tf.grads((a: tf.Tensor, w: tf.Tensor) => tf.sum(tf.mul(conv(a, w), probe)))([x, f]);
     return [dx!.dataSync() as Float32Array, df!.dataSync() as Float32Array] as [Float32Array, Float32Array];
   });
-}
-
-function relativeError(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
 }
 
 /** Buffers the active backend holds (wasm: its heap allocations), to catch leaks below tfjs's count. */

@@ -4,17 +4,7 @@ import '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
 import { registerWasmTrainingKernels, setWinograd, useWinograd } from '../../src/backend/wasm/index.js';
 import { filterTransform, filterTransformGrad } from '../../src/backend/wasm/winograd.js';
-import { useBackend } from '../helpers.js';
-
-function relativeError(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
+import { relativeError, useBackend } from '../helpers.js';
 
 const info = (
   x: [number, number, number, number],

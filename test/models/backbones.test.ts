@@ -19,6 +19,7 @@ import {
   weightKey,
 } from '../../src/node.js';
 import stems from '../fixtures/keras/backbone_stems.json' with { type: 'json' };
+import { relativeError } from '../helpers.js';
 
 const config = (m: tfl.LayersModel, name: string) => m.getLayer(name).getConfig() as Record<string, unknown>;
 const outShape = (m: tfl.LayersModel, name: string) => m.getLayer(name).outputShape;
@@ -54,16 +55,6 @@ function kerasLayoutWeights(model: tfl.LayersModel, seed: number): Map<string, N
     out.set(key, { shape, data });
   }
   return out;
-}
-
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
 }
 
 /** Inference-mode output on `backend`, leak-checked. */

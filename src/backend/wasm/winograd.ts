@@ -336,26 +336,30 @@ function transformedFilter(
   return filterTransform(g.slice(), info.inChannels, info.outChannels, false);
 }
 
+/** The forward pass by Winograd where {@link useWinograd} says so, else null. */
+function winogradForward(
+  b: Backend,
+  x: TensorInfo,
+  filter: TensorInfo,
+  attrs: Attrs,
+  bias: TensorInfo | null,
+  activation: Activation,
+): TensorInfo | null {
+  const info = forwardInfo(x, filter, attrs);
+  const u = transformedFilter(b, x, filter, info);
+  if (!u || !info) return null;
+  const { top, left } = info.padInfo;
+  return winogradConv(b, x, u, info.outChannels, top, left, info.outHeight, info.outWidth, bias, activation);
+}
+
 /** Conv2D: Winograd where {@link useWinograd} says so, else the shipped XNNPACK kernel. */
 export function conv2D({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const b = backend as Backend;
   const { x, filter } = inputs as { x: TensorInfo; filter: TensorInfo };
-  const info = forwardInfo(x, filter, attrs);
-  const u = transformedFilter(b, x, filter, info);
-  const y =
-    u && info
-      ? winogradConv(
-          b,
-          x,
-          u,
-          info.outChannels,
-          info.padInfo.top,
-          info.padInfo.left,
-          info.outHeight,
-          info.outWidth,
-        )
-      : null;
-  return y ?? original('Conv2D', b, inputs as Record<string, TensorInfo>, attrs);
+  return (
+    winogradForward(b, x, filter, attrs, null, 'linear') ??
+    original('Conv2D', b, inputs as Record<string, TensorInfo>, attrs)
+  );
 }
 
 /**
@@ -372,22 +376,6 @@ export function fusedConv2D({ inputs, backend, attrs }: KernelArgs): TensorInfo 
     !preluActivationWeights &&
     activation in ACTIVATION &&
     (!bias || (bias.dtype === 'float32' && bias.shape.reduce((s, d) => s * d, 1) === filter.shape[3]));
-  const info = fits ? forwardInfo(x, filter, attrs) : null;
-  const u = fits ? transformedFilter(b, x, filter, info) : null;
-  const y =
-    u && info && x
-      ? winogradConv(
-          b,
-          x,
-          u,
-          info.outChannels,
-          info.padInfo.top,
-          info.padInfo.left,
-          info.outHeight,
-          info.outWidth,
-          bias ?? null,
-          activation as Activation,
-        )
-      : null;
+  const y = fits ? winogradForward(b, x, filter, attrs, bias ?? null, activation as Activation) : null;
   return y ?? original('FusedConv2D', b, inputs as Record<string, TensorInfo>, attrs);
 }
