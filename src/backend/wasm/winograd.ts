@@ -137,29 +137,12 @@ export function filterTransform(g: Float32Array, ci: number, co: number, flip: b
   const t = new Float32Array(18 * k);
   for (let i = 0; i < 6; i++)
     for (let col = 0; col < 3; col++)
-      axpy3(t, (i * 3 + col) * k, G[i] as readonly number[], src, col * k, 3 * k, k);
+      weightedRows(t, (i * 3 + col) * k, G[i] as readonly number[], src, col * k, 3 * k, k);
   const u = new Float32Array(36 * k);
   for (let i = 0; i < 6; i++)
-    for (let j = 0; j < 6; j++) axpy3(u, (i * 6 + j) * k, G[j] as readonly number[], t, i * 3 * k, k, k);
+    for (let j = 0; j < 6; j++)
+      weightedRows(u, (i * 6 + j) * k, G[j] as readonly number[], t, i * 3 * k, k, k);
   return u;
-}
-
-/** out[o + e] = sum_r w[r] * src[s + r * step + e], e < k. */
-function axpy3(
-  out: Float32Array,
-  o: number,
-  w: readonly number[],
-  src: Float32Array,
-  s: number,
-  step: number,
-  k: number,
-): void {
-  const [w0, w1, w2] = w as [number, number, number];
-  for (let e = 0; e < k; e++)
-    out[o + e] =
-      w0 * (src[s + e] as number) +
-      w1 * (src[s + step + e] as number) +
-      w2 * (src[s + 2 * step + e] as number);
 }
 
 /** dW [3, 3, ci, co] = G^T dU G from dU [36, ci, co]: the adjoint of {@link filterTransform}. */
@@ -169,15 +152,15 @@ export function filterTransformGrad(du: Float32Array, ci: number, co: number): F
   const t = new Float32Array(18 * k);
   const column = (c: number) => G.map((r) => r[c] as number);
   for (let i = 0; i < 6; i++)
-    for (let col = 0; col < 3; col++) axpy6(t, (i * 3 + col) * k, column(col), du, i * 6 * k, k, k);
+    for (let col = 0; col < 3; col++) weightedRows(t, (i * 3 + col) * k, column(col), du, i * 6 * k, k, k);
   const dw = new Float32Array(9 * k);
   for (let a = 0; a < 3; a++)
-    for (let col = 0; col < 3; col++) axpy6(dw, (a * 3 + col) * k, column(a), t, col * k, 3 * k, k);
+    for (let col = 0; col < 3; col++) weightedRows(dw, (a * 3 + col) * k, column(a), t, col * k, 3 * k, k);
   return dw;
 }
 
-/** out[o + e] = sum_r w[r] * src[s + r * step + e] over 6 rows, e < k. */
-function axpy6(
+/** out[o + e] = sum over rows r of w[r] * src[s + r * step + e], for e < k. */
+function weightedRows(
   out: Float32Array,
   o: number,
   w: readonly number[],
@@ -188,7 +171,7 @@ function axpy6(
 ): void {
   for (let e = 0; e < k; e++) {
     let acc = 0;
-    for (let r = 0; r < 6; r++) acc += (w[r] as number) * (src[s + r * step + e] as number);
+    for (let r = 0; r < w.length; r++) acc += (w[r] as number) * (src[s + r * step + e] as number);
     out[o + e] = acc;
   }
 }
