@@ -110,11 +110,14 @@ const HEAP_MIN_MACS = 1 << 22;
 const BATCH_ROWS = 256;
 /** Rows of the right operand per pass over the row blocks (512 x 128 floats stay in L2). */
 const PANEL = 512;
+/** The most calls the heap pool takes per thread in one job (`heap-pool.node.ts`). */
+const MAX_CALLS = 64;
 
 /**
  * c [m, n] = a [m, k] . b [k, n] (rows of a `lda` floats apart) by the heap loop `gemm`: rows in
  * blocks of 4 split over the heap pool's threads (no sums across threads: the same numbers on any
- * count), each thread taking b in panels of {@link PANEL} rows that its row blocks reuse from cache.
+ * count), each thread taking b in panels of {@link PANEL} rows (more when k needs over 64) that its
+ * row blocks reuse from cache.
  */
 function gemmRows(
   b: HeapBackend,
@@ -129,16 +132,18 @@ function gemmRows(
   const simd = heapSimd(b);
   if (!simd) throw new Error('medimg-classify: the heap loops are not available');
   const threads = threadsFor(b, m / 4);
+  // At most MAX_CALLS panels: the pool takes that many calls per thread in one job.
+  const panel = Math.max(PANEL, Math.ceil(k / MAX_CALLS));
   const calls = Array.from({ length: threads }, (_, t) => {
     const [r0, r1] = [4 * Math.floor((t * m) / 4 / threads), 4 * Math.floor(((t + 1) * m) / 4 / threads)];
     const list: number[][] = [];
-    for (let kp = 0; kp < k; kp += PANEL)
+    for (let kp = 0; kp < k; kp += panel)
       list.push([
         pa + (r0 * lda + kp) * 4,
         pb + kp * n * 4,
         pc + r0 * n * 4,
         r1 - r0,
-        Math.min(PANEL, k - kp),
+        Math.min(panel, k - kp),
         n,
         lda,
         kp === 0 ? 1 : 0,
