@@ -46,21 +46,12 @@ export function rotate<T extends Image>(image: T, options: RotateOptions): T {
     if (angle % 360 === 0) return batch.clone();
     const source = rotationSourceIndex(height, width, angle);
     const [n, , , c] = batch.shape;
-    const index = new Int32Array(source.length);
-    const inside = new Uint8Array(source.length * c);
-    for (let i = 0; i < source.length; i++) {
-      const from = source[i] as number;
-      index[i] = Math.max(from, 0);
-      if (from >= 0) inside.fill(1, i * c, (i + 1) * c);
-    }
-    const flat = tf.reshape(batch, [n, height * width, c]);
-    const gathered = tf.gather(flat, tf.tensor1d(index, 'int32'), 1);
-    const mask = tf.tensor3d(inside, [1, height * width, c], 'bool');
-    const masked = tf.where(
-      n === 1 ? mask : tf.tile(mask, [n, 1, 1]),
-      gathered,
-      tf.fill(gathered.shape, fill),
-    );
-    return tf.reshape(masked, [n, height, width, c]);
+    const pixels = height * width;
+    // One gather from the image with a fill pixel appended: outside pixels read that one.
+    const index = source.map((from) => (from >= 0 ? from : pixels));
+    const flat = tf.reshape(batch, [n, pixels, c]);
+    const withFill = tf.concat([flat, tf.fill([n, 1, c], fill, batch.dtype)], 1);
+    const gathered = tf.gather(withFill, tf.tensor1d(index, 'int32'), 1);
+    return tf.reshape(gathered, [n, height, width, c]);
   });
 }
