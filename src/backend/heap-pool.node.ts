@@ -7,20 +7,9 @@
  * of the work itself. The workers are unref'd, so they never keep the process alive.
  */
 import { Worker } from 'node:worker_threads';
-import { type HeapParallel, type ParallelFunction, runHere } from './wasm/heap-parallel.js';
+import { type HeapParallel, PARALLEL_FUNCTIONS, runHere } from './wasm/heap-parallel.js';
 import { heapSimdModules } from './wasm/heap-simd.js';
 
-const FUNCTIONS: ParallelFunction[] = [
-  'conv_filter_grad',
-  'wino_forward',
-  'wino_filter_grad',
-  'maxpool_grad_2x2',
-  'column_sums',
-  'column_dev_sums',
-  'centered_affine',
-  'gemm',
-  'gemm_tn',
-];
 const ARGS = 16;
 const CALLS = 64;
 const SLOT = 1 + CALLS * ARGS;
@@ -67,7 +56,7 @@ export function startHeapPool(memory: WebAssembly.Memory, workers: number): Heap
         modules,
         control,
         index,
-        names: FUNCTIONS,
+        names: PARALLEL_FUNCTIONS,
         header: HEADER,
         slot: SLOT,
         args: ARGS,
@@ -89,7 +78,7 @@ export function startHeapPool(memory: WebAssembly.Memory, workers: number): Heap
         runHere(fn, simd, calls);
         return;
       }
-      ctl[3] = FUNCTIONS.indexOf(fn);
+      ctl[3] = PARALLEL_FUNCTIONS.indexOf(fn);
       Atomics.store(ctl, 1, 0);
       for (let w = 0; w < workers; w++) {
         const list = theirs[w] ?? [];

@@ -280,13 +280,13 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     ] as const) {
       const cpu = await grads('cpu', size, stride, pad, channels, height);
       // A buffer of the output's size filled with garbage and freed, for the allocator to reuse.
-      if (height === 8) {
-        await useBackend('wasm');
-        tf.fill([2, height, 10, channels], 7).dispose();
-      }
+      await useBackend('wasm');
+      if (height === 8) tf.fill([2, height, 10, channels], 7).dispose();
       const before = tf.memory().numTensors;
+      const ids = backendDataIds();
       const wasm = await grads('wasm', size, stride, pad, channels, height);
       expect(tf.memory().numTensors).toBe(before);
+      expect(backendDataIds()).toBe(ids);
       // Non-overlapping windows route each gradient exactly; overlapping ones sum in another order.
       if (size === stride) expect([...wasm], `${size}/${stride} ${pad} x${channels}`).toEqual([...cpu]);
       else expect(relativeError(wasm, cpu), `${size}/${stride} ${pad}`).toBeLessThan(1e-6);

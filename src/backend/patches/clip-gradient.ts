@@ -13,6 +13,24 @@ let installed = false;
 /** The smallest positive float32: x >= it exactly where x > 0. */
 const MIN_POSITIVE = 2 ** -149;
 
+/**
+ * dy where lo <= x <= hi, else 0, through {@link CLIP_GRAD_KERNEL} where the backend has it (and
+ * x is float32), else through `composite` (tfjs's own gradient).
+ */
+function maskedGradient(
+  x: tf.Tensor,
+  dy: tf.Tensor,
+  lo: number,
+  hi: number,
+  composite: () => tf.Tensor,
+): tf.Tensor {
+  if (!tf.getKernel(CLIP_GRAD_KERNEL, tf.getBackend()) || x.dtype !== 'float32') return composite();
+  return tf
+    .engine()
+    .runKernel(CLIP_GRAD_KERNEL, { x, dy }, { clipValueMin: lo, clipValueMax: hi }) as tf.Tensor;
+}
+
+/** Registers the ClipByValue and Relu gradients above (idempotent). */
 export function registerClipByValueGradient(): void {
   if (installed) return;
   installed = true;
@@ -22,21 +40,15 @@ export function registerClipByValueGradient(): void {
     gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: tf.NamedAttrMap) => {
       const grad = dy as tf.Tensor;
       const [x] = saved as [tf.Tensor];
-      const { clipValueMin, clipValueMax } = attrs as unknown as {
+      const { clipValueMin: lo, clipValueMax: hi } = attrs as unknown as {
         clipValueMin: number;
         clipValueMax: number;
       };
       return {
         x: () =>
-          tf.getKernel(CLIP_GRAD_KERNEL, tf.getBackend()) && x.dtype === 'float32'
-            ? (tf
-                .engine()
-                .runKernel(CLIP_GRAD_KERNEL, { x, dy: grad }, { clipValueMin, clipValueMax }) as tf.Tensor)
-            : tf.where(
-                tf.logicalAnd(tf.greaterEqual(x, clipValueMin), tf.lessEqual(x, clipValueMax)),
-                grad,
-                tf.zerosLike(grad),
-              ),
+          maskedGradient(x, grad, lo, hi, () =>
+            tf.where(tf.logicalAnd(tf.greaterEqual(x, lo), tf.lessEqual(x, hi)), grad, tf.zerosLike(grad)),
+          ),
       };
     },
   });
@@ -50,15 +62,9 @@ export function registerClipByValueGradient(): void {
       const [x] = saved as [tf.Tensor];
       return {
         x: () =>
-          tf.getKernel(CLIP_GRAD_KERNEL, tf.getBackend()) && x.dtype === 'float32'
-            ? (tf
-                .engine()
-                .runKernel(
-                  CLIP_GRAD_KERNEL,
-                  { x, dy: grad },
-                  { clipValueMin: MIN_POSITIVE, clipValueMax: Number.POSITIVE_INFINITY },
-                ) as tf.Tensor)
-            : tf.mul(grad, tf.cast(tf.step(x), 'float32')),
+          maskedGradient(x, grad, MIN_POSITIVE, Number.POSITIVE_INFINITY, () =>
+            tf.mul(grad, tf.cast(tf.step(x), 'float32')),
+          ),
       };
     },
   });

@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { BATCHNORM_TRAIN_GRAD_KERNEL, BATCHNORM_TRAIN_KERNEL } from '../kernel-names.js';
 import type { HeapBackend, KernelArgs, TensorInfo } from './common.js';
-import { runSpread, threadsFor } from './heap-parallel.js';
+import { runSpread, share, threadsFor } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
 import { chunkedColumnSums, columnSumsOf } from './reductions.js';
 
@@ -91,7 +91,7 @@ function centeredAffine(
     // Rows split over the heap pool's threads: no sums, the same numbers on any count.
     const threads = threadsFor(b, m);
     const calls = Array.from({ length: threads }, (_, t) => {
-      const [r0, r1] = [Math.floor((t * m) / threads), Math.floor(((t + 1) * m) / threads)];
+      const [r0, r1] = share(m, threads, t);
       const o = r0 * c * 4;
       return [[(px as number) + o, (pg as number) + o, (pd as number) + o, pf as number, r1 - r0, c]];
     });

@@ -12,9 +12,9 @@ import {
   type TensorInfo,
 } from './common.js';
 import { convInfo, fullCorrelationInput, paddedInput, tap } from './conv-geometry.js';
-import { runSpread, threadsFor } from './heap-parallel.js';
+import { runSpread, share, threadsFor } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
-import { filterTransform, useWinograd, winogradConv, winogradFilterGrad } from './winograd.js';
+import { winogradFilterGrad, winogradInputGrad } from './winograd.js';
 
 /**
  * dW as a forward convolution on XNNPACK, with the roles swapped: the batch of x becomes the
@@ -113,8 +113,7 @@ function filterGradOnHeap(
       const end = Math.min(ow, Math.floor((iw - 1 - shift) / sw) + 1);
       if (end <= first) continue;
       for (let t = 0; t < threads; t++) {
-        const from = 4 * Math.floor((t * ci) / 4 / threads);
-        const to = 4 * Math.floor(((t + 1) * ci) / 4 / threads);
+        const [from, to] = share(ci, threads, t, 4);
         (calls[t] as number[][]).push([
           xp + ((first * sw + shift) * ci + from) * 4,
           dyp + first * co * 4,
@@ -269,10 +268,8 @@ export function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs) {
     attrs as unknown as ConvAttrs,
     false,
   );
-  if (useWinograd(info) && x.dtype === 'float32' && dy.dtype === 'float32') {
-    const dw = winogradFilterGrad(b, x, dy, info.padInfo.top, info.padInfo.left);
-    if (dw) return dw;
-  }
+  const byWinograd = winogradFilterGrad(b, x, dy, info);
+  if (byWinograd) return byWinograd;
   if (filterGradStrategy === 'heap' || (filterGradStrategy === 'auto' && useHeapForFilterGrad(info))) {
     const onHeap = filterGradOnHeap(b, x, dy, info, filterShape);
     if (onHeap) return onHeap;
@@ -345,14 +342,8 @@ export function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs) {
     attrs as unknown as ConvAttrs,
     false,
   );
-  if (useWinograd(info) && dy.dtype === 'float32' && filter.dtype === 'float32') {
-    // The correlation of dy, padded by 2 - pad, with g'[a, b, co, ci] = g[2 - a, 2 - b, ci, co].
-    const g = (b as unknown as HeapBackend).typedArrayFromHeap(filter).slice();
-    const u = filterTransform(g, info.inChannels, info.outChannels, true);
-    const { top, left } = info.padInfo;
-    const dx = winogradConv(b, dy, u, info.inChannels, 2 - top, 2 - left, info.inHeight, info.inWidth);
-    if (dx) return dx;
-  }
+  const byWinograd = winogradInputGrad(b, dy, filter, info);
+  if (byWinograd) return byWinograd;
   if (pointwiseByWeightsAsA(info)) return pointwiseInputGrad(b, dy, filter, info);
   if (useMatMulForInputGrad(info) && dy.dtype === 'float32' && filter.dtype === 'float32') {
     const dx = inputGradByMatMul(b, dy, filter, info);

@@ -8,17 +8,28 @@
 import type { TensorInfo } from './common.js';
 import type { HeapSimd } from './heap-simd.js';
 
-/** Functions of the heap-SIMD modules that a pool runs; all their parameters are i32. */
-export type ParallelFunction =
-  | 'conv_filter_grad'
-  | 'wino_forward'
-  | 'wino_filter_grad'
-  | 'maxpool_grad_2x2'
-  | 'column_sums'
-  | 'column_dev_sums'
-  | 'centered_affine'
-  | 'gemm'
-  | 'gemm_tn';
+/** Functions of the heap-SIMD modules that a pool runs (by index); all their parameters are i32. */
+export const PARALLEL_FUNCTIONS = [
+  'conv_filter_grad',
+  'wino_forward',
+  'wino_filter_grad',
+  'maxpool_grad_2x2',
+  'column_sums',
+  'column_dev_sums',
+  'centered_affine',
+  'gemm',
+  'gemm_tn',
+] as const;
+export type ParallelFunction = (typeof PARALLEL_FUNCTIONS)[number];
+
+/**
+ * Part `i` of `parts` of the range [0, total) as [from, to): contiguous, in order, boundaries
+ * on multiples of `unit` (which must divide `total`).
+ */
+export function share(total: number, parts: number, i: number, unit = 1): [number, number] {
+  const units = total / unit;
+  return [unit * Math.floor((i * units) / parts), unit * Math.floor(((i + 1) * units) / parts)];
+}
 
 export interface HeapParallel {
   /** Threads, the caller's included. */

@@ -9,7 +9,7 @@ import {
   scoped,
   type TensorInfo,
 } from './common.js';
-import { runSpread, threadsFor } from './heap-parallel.js';
+import { runSpread, share, threadsFor } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
 
 /** Right operands XNNPACK has packed already: it caches the packed form by the tensor's buffer. */
@@ -135,7 +135,7 @@ function gemmRows(
   // At most MAX_CALLS panels: the pool takes that many calls per thread in one job.
   const panel = Math.max(PANEL, Math.ceil(k / MAX_CALLS));
   const calls = Array.from({ length: threads }, (_, t) => {
-    const [r0, r1] = [4 * Math.floor((t * m) / 4 / threads), 4 * Math.floor(((t + 1) * m) / 4 / threads)];
+    const [r0, r1] = share(m, threads, t, 4);
     const list: number[][] = [];
     for (let kp = 0; kp < k; kp += panel)
       list.push([
@@ -186,7 +186,7 @@ function matMulOnHeap(
     const out = b.makeOutput([m, n], 'float32');
     const threads = threadsFor(b, m / 4);
     const calls = Array.from({ length: threads }, (_, t) => {
-      const [i0, i1] = [4 * Math.floor((t * m) / 4 / threads), 4 * Math.floor(((t + 1) * m) / 4 / threads)];
+      const [i0, i1] = share(m, threads, t, 4);
       return [[at(a) + i0 * 4, at(bb), at(out) + i0 * n * 4, k, i1 - i0, n, m, 1]];
     });
     runSpread(b, 'gemm_tn', simd, calls);

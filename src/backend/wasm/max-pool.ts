@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type HeapBackend, type KernelArgs, original, type Shape4, type TensorInfo } from './common.js';
-import { runSpread, threadsFor } from './heap-parallel.js';
+import { runSpread, share, threadsFor } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
 
 /**
@@ -47,7 +47,7 @@ export function maxPoolGrad({ inputs, backend, attrs }: KernelArgs) {
       ];
       const threads = threadsFor(b, n);
       const calls = Array.from({ length: threads }, (_, t) => {
-        const [i0, i1] = [Math.floor((t * n) / threads), Math.floor(((t + 1) * n) / threads)];
+        const [i0, i1] = share(n, threads, t);
         const image = H * W * C * 4;
         return [[px + i0 * image, pg + i0 * OH * OW * C * 4, pdx + i0 * image, i1 - i0, H, W, C, OH, OW]];
       });

@@ -1,5 +1,5 @@
 import { type HeapBackend, type KernelArgs, normAxes, original, type TensorInfo } from './common.js';
-import { alignedScratch, runSpread, threadsFor, wholeLines } from './heap-parallel.js';
+import { alignedScratch, runSpread, share, threadsFor, wholeLines } from './heap-parallel.js';
 import { type HeapSimd, heapSimd } from './heap-simd.js';
 
 /**
@@ -73,7 +73,7 @@ export function chunkedColumnSums(
   const threads = threadsFor(b, chunks);
   const calls: number[][][] = Array.from({ length: threads }, () => []);
   for (let k = 0; k < chunks; k++) {
-    const [r0, r1] = [Math.floor((k * rows) / chunks), Math.floor(((k + 1) * rows) / chunks)];
+    const [r0, r1] = share(rows, chunks, k);
     (calls[k % threads] as number[][]).push(args(r0, r1 - r0, at + k * stride));
   }
   runSpread(b, fn, simd, calls);

@@ -28,7 +28,7 @@ import {
   type Shape4,
   type TensorInfo,
 } from './common.js';
-import { alignedScratch, runSpread, threadsFor, wholeLines } from './heap-parallel.js';
+import { alignedScratch, runSpread, share, threadsFor, wholeLines } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
 
 /** G, the filter transform of F(4x4, 3x3) (6x3). */
@@ -225,7 +225,7 @@ export function winogradConv(
     ow,
   ];
   const calls = Array.from({ length: threads }, (_, i) => [
-    [...args, base + i * per, Math.floor((i * tiles.t) / threads), Math.floor(((i + 1) * tiles.t) / threads)],
+    [...args, base + i * per, ...share(tiles.t, threads, i)],
   ]);
   runSpread(b, 'wino_forward', simd, calls);
   for (const t of [padded, ut, scratch]) b.disposeData(t.dataId);
@@ -236,19 +236,35 @@ export function winogradConv(
 const CHUNKS = 4;
 
 /**
- * dW [3, 3, ci, co] of the stride-1 correlation of x [n, h, w, ci], zero-padded by `top` and
- * `left`, whose output gradient is dy [n, oh, ow, co]. Null where the heap loops are not available.
+ * dx of a convolution by Winograd where {@link useWinograd} says so (else null): the correlation
+ * of dy, padded by 2 - pad, with g'[a, b, co, ci] = g[2 - a, 2 - b, ci, co].
+ */
+export function winogradInputGrad(
+  b: Backend,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+): TensorInfo | null {
+  const u = transformedFilter(b, dy, filter, info, true);
+  if (!u) return null;
+  const { top, left } = info.padInfo;
+  return winogradConv(b, dy, u, info.inChannels, 2 - top, 2 - left, info.inHeight, info.inWidth);
+}
+
+/**
+ * dW [3, 3, ci, co] of a convolution by Winograd where {@link useWinograd} says so (else null),
+ * from x [n, h, w, ci] and the output gradient dy [n, oh, ow, co].
  */
 export function winogradFilterGrad(
   backend: Backend,
   x: TensorInfo,
   dy: TensorInfo,
-  top: number,
-  left: number,
+  info: tf.backend_util.Conv2DInfo,
 ): TensorInfo | null {
   const b = backend as HeapBackend;
   const simd = heapSimd(b);
-  if (!simd) return null;
+  if (!simd || !useWinograd(info) || x.dtype !== 'float32' || dy.dtype !== 'float32') return null;
+  const { top, left } = info.padInfo;
   const [n, oh, ow, co] = dy.shape as Shape4;
   const ci = x.shape[3] as number;
   const tiles = tilesOf(n, oh, ow);
@@ -279,8 +295,7 @@ export function winogradFilterGrad(
       ci,
       co,
       base + (c % threads) * per,
-      Math.floor((c * tiles.t) / CHUNKS),
-      Math.floor(((c + 1) * tiles.t) / CHUNKS),
+      ...share(tiles.t, CHUNKS, c),
     ]);
   runSpread(b, 'wino_filter_grad', simd, calls);
   for (let c = 1; c < CHUNKS; c++) simd.axpy(duBase, duBase + c * k * 4, k, 1, 0);
@@ -307,16 +322,20 @@ function forwardInfo(x: TensorInfo, filter: TensorInfo, attrs: Attrs): tf.backen
   );
 }
 
-/** The filter's values as U [36, ci, co] where the convolution runs as Winograd, else null. */
+/**
+ * The filter's values as U [36, ci, co] (`flip`: the input gradient's, [36, co, ci]) where the
+ * convolution runs as Winograd, else null.
+ */
 function transformedFilter(
   b: Backend,
   x: TensorInfo,
   filter: TensorInfo,
   info: tf.backend_util.Conv2DInfo | null,
+  flip = false,
 ): Float32Array | null {
   if (!info || x.dtype !== 'float32' || filter.dtype !== 'float32' || !useWinograd(info)) return null;
   const g = (b as HeapBackend).typedArrayFromHeap(filter);
-  return filterTransform(g.slice(), info.inChannels, info.outChannels, false);
+  return filterTransform(g.slice(), info.inChannels, info.outChannels, flip);
 }
 
 /** The forward pass by Winograd where {@link useWinograd} says so, else null. */
