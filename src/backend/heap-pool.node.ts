@@ -7,12 +7,11 @@
  * of the work itself. The workers are unref'd, so they never keep the process alive.
  */
 import { Worker } from 'node:worker_threads';
-import { type HeapParallel, PARALLEL_FUNCTIONS, runHere } from './wasm/heap-parallel.js';
+import { type HeapParallel, MAX_CALLS, PARALLEL_FUNCTIONS, runHere } from './wasm/heap-parallel.js';
 import { heapSimdModules } from './wasm/heap-simd.js';
 
 const ARGS = 16;
-const CALLS = 64;
-const SLOT = 1 + CALLS * ARGS;
+const SLOT = 1 + MAX_CALLS * ARGS;
 // Control block: [0] job number, [1] workers done, [2] a worker failed, [3] function index,
 // [4] workers ready, then one slot per worker: the number of calls and their arguments.
 const HEADER = 5;
@@ -72,7 +71,7 @@ export function startHeapPool(memory: WebAssembly.Memory, workers: number): Heap
       if (
         Atomics.load(ctl, 4) < workers ||
         theirs.length > workers ||
-        theirs.some((list) => list.length > CALLS || list.some((a) => a.length > ARGS))
+        theirs.some((list) => list.length > MAX_CALLS || list.some((a) => a.length > ARGS))
       ) {
         // Workers still starting, or more than one job's control block holds: all of it here.
         runHere(fn, simd, calls);

@@ -12,6 +12,7 @@ import {
   registerWasmTrainingKernels,
   setFilterGradStrategy,
   setInputGradStrategy,
+  setPointwiseGemm,
 } from '../../src/backend/wasm/index.js';
 import { gaussianBlur, gaussianKernel1d } from '../../src/transforms/functional/gaussian-blur.js';
 import { relativeError, useBackend } from '../helpers.js';
@@ -54,6 +55,22 @@ const CASES: ConvCase[] = [
     f: [1, 1, 32, 48],
     strides: [1, 1],
     pad: 'valid',
+  },
+  // Few positions and small weights: both gradients as heap GEMMs (conv.ts, `isPointwise`), the
+  // filter gradient over two panels of rows; with 12 input channels only the filter gradient.
+  {
+    name: '1x1 s1, 2304 positions, 16->24 (heap GEMMs, two panels)',
+    x: [4, 24, 24, 16],
+    f: [1, 1, 16, 24],
+    strides: [1, 1],
+    pad: 'valid',
+  },
+  {
+    name: '1x1 s1, 12->16 (heap GEMM filter gradient)',
+    x: [2, 4, 6, 12],
+    f: [1, 1, 12, 16],
+    strides: [1, 1],
+    pad: 'same',
   },
   { name: '1x1 s2 (shortcut)', x: [2, 8, 8, 8], f: [1, 1, 8, 4], strides: [2, 2], pad: 'valid' },
   {
@@ -451,6 +468,65 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
         expect(calls.gemm_tn - counted.gemm_tn, `case ${i}`).toBe(loop === 'gemm_tn' ? 1 : 0);
       });
     } finally {
+      Object.assign(simd, originals);
+    }
+  });
+
+  it('1x1 stride-1 gradients with few positions and small weights run as heap GEMMs (panels of rows), the rest on the loops; all match cpu', async () => {
+    // [x shape, Ci, Co, gemm calls for dx, gemm_tn calls for dW] on one thread.
+    const cases: [[number, number, number, number], number, number, number, number][] = [
+      [[4, 24, 24, 16], 16, 24, 1, 2], // 2304 rows: two panels of 1638 for dW
+      [[2, 4, 6, 12], 12, 16, 0, 1], // 12 input channels: dx not in the GEMM's 8-wide blocks
+      [[2, 48, 48, 8], 8, 16, 0, 0], // 4608 positions: past the row limit
+      [[1, 4, 4, 512], 512, 512, 0, 0], // 262,144 weights: past the weight limit
+    ];
+    const grads = (i: number) => {
+      const [xs, ci, co] = cases[i]!;
+      return tf.tidy(() => {
+        const x = tf.randomNormal(xs, 0, 1, 'float32', 90 + i) as tf.Tensor4D;
+        const w = tf.randomNormal([1, 1, ci, co], 0, 1, 'float32', 100 + i) as tf.Tensor4D;
+        const probe = tf.randomNormal([...xs.slice(0, 3), co], 0, 1, 'float32', 110 + i);
+        const [dx, dw] = tf.grads((a: tf.Tensor, f: tf.Tensor) =>
+          tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, 1, 'valid'), probe)),
+        )([x, w]);
+        return [dx!.dataSync() as Float32Array, dw!.dataSync() as Float32Array];
+      });
+    };
+    await useBackend('cpu');
+    const cpu = cases.map((_, i) => grads(i));
+    await useBackend('wasm');
+    registerWasmTrainingKernels();
+    const simd = heapSimd(tf.backend()) as unknown as Record<'gemm' | 'gemm_tn', (...a: number[]) => void>;
+    const originals = { gemm: simd.gemm, gemm_tn: simd.gemm_tn };
+    const calls = { gemm: 0, gemm_tn: 0 };
+    for (const name of ['gemm', 'gemm_tn'] as const)
+      simd[name] = (...args: number[]) => {
+        calls[name]++;
+        originals[name](...args);
+      };
+    try {
+      cases.forEach(([xs, , , gemm, gemmTn], i) => {
+        grads(i); // warm-up
+        const before = tf.memory().numTensors;
+        const ids = backendDataIds();
+        const counted = { ...calls };
+        const [dx, dw] = grads(i);
+        expect(tf.memory().numTensors).toBe(before);
+        expect(backendDataIds()).toBe(ids);
+        expect(calls.gemm - counted.gemm, `dx of ${xs}`).toBe(gemm);
+        expect(calls.gemm_tn - counted.gemm_tn, `dW of ${xs}`).toBe(gemmTn);
+        expect(relativeError(dx!, cpu[i]![0]!), `dx of ${xs}`).toBeLessThan(1e-5);
+        expect(relativeError(dw!, cpu[i]![1]!), `dW of ${xs}`).toBeLessThan(1e-5);
+      });
+      // Switched off, the same gradients take the loops.
+      setPointwiseGemm(false);
+      const counted = { ...calls };
+      const [dx, dw] = grads(0);
+      expect(calls).toEqual(counted);
+      expect(relativeError(dx!, cpu[0]![0]!)).toBeLessThan(1e-5);
+      expect(relativeError(dw!, cpu[0]![1]!)).toBeLessThan(1e-5);
+    } finally {
+      setPointwiseGemm(true);
       Object.assign(simd, originals);
     }
   });

@@ -13,6 +13,7 @@ interface ChildResult {
   threads: number;
   heapThreads: number;
   wino: { count: number; sha256: string };
+  pointwise: { count: number; sha256: string };
   note?: string;
   conv: number[];
   weights: number[];
@@ -59,6 +60,8 @@ describe('wasm threads in Node', () => {
     // Winograd's tiles split over threads; its filter gradient sums fixed chunks in a fixed order.
     expect(two.wino).toEqual(one.wino);
     expect(one.wino.count).toBe(2 * 4 * 30 * 30 * 16 + 9 * 16 * 16);
+    expect(two.pointwise).toEqual(one.pointwise);
+    expect(one.pointwise.count).toBe(4 * 24 * 24 * 16 + 16 * 24);
     expect(two.weights).toEqual(one.weights);
     expect(one.weights.length).toBe(17723);
     expect(two.note).toBeUndefined();

@@ -22,6 +22,9 @@ export const PARALLEL_FUNCTIONS = [
 ] as const;
 export type ParallelFunction = (typeof PARALLEL_FUNCTIONS)[number];
 
+/** The most calls a pool takes per thread in one job (`heap-pool.node.ts`). */
+export const MAX_CALLS = 64;
+
 /**
  * Part `i` of `parts` of the range [0, total) as [from, to): contiguous, in order, boundaries
  * on multiples of `unit` (which must divide `total`).

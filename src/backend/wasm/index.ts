@@ -101,6 +101,7 @@ export function registerWasmTrainingKernels(): void {
 export {
   setFilterGradStrategy,
   setInputGradStrategy,
+  setPointwiseGemm,
   useConvForFilterGrad,
   useHeapForFilterGrad,
   useMatMulForInputGrad,

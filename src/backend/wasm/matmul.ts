@@ -9,7 +9,7 @@ import {
   scoped,
   type TensorInfo,
 } from './common.js';
-import { runSpread, share, threadsFor } from './heap-parallel.js';
+import { MAX_CALLS, runSpread, share, threadsFor } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
 
 /** Right operands XNNPACK has packed already: it caches the packed form by the tensor's buffer. */
@@ -110,8 +110,6 @@ const HEAP_MIN_MACS = 1 << 22;
 const BATCH_ROWS = 256;
 /** Rows of the right operand per pass over the row blocks (512 x 128 floats stay in L2). */
 const PANEL = 512;
-/** The most calls the heap pool takes per thread in one job (`heap-pool.node.ts`). */
-const MAX_CALLS = 64;
 
 /**
  * c [m, n] = a [m, k] . b [k, n] (rows of a `lda` floats apart) by the heap loop `gemm`: rows in
@@ -119,7 +117,7 @@ const MAX_CALLS = 64;
  * count), each thread taking b in panels of {@link PANEL} rows (more when k needs over 64) that its
  * row blocks reuse from cache.
  */
-function gemmRows(
+export function gemmRows(
   b: HeapBackend,
   pa: number,
   pb: number,

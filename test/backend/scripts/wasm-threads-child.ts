@@ -3,8 +3,8 @@
  * process): node --import tsx wasm-threads-child.ts <threads|default>
  * Prints one JSON line: the threads in use (XNNPACK's and the heap loops' pool), a convolution's
  * output and the weights after a seeded SimpleCNN training step (its filter gradients run on the
- * heap pool), and a Winograd convolution's output and gradients (its tile loops run on the heap
- * pool too), so that runs with different thread counts can be compared.
+ * heap pool), a Winograd convolution's output and gradients (its tile loops run on the heap
+ * pool too) and a 1x1 convolution's gradients (heap GEMMs on the pool), so that runs with different thread counts can be compared.
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -42,6 +42,19 @@ const wino = tf.tidy(() => {
     sha256: createHash('sha256').update(new Uint8Array(values.buffer)).digest('hex'),
   };
 });
+// 1x1 gradients over 2304 positions in two panels: the heap GEMMs (conv.ts, `isPointwise`).
+const pointwise = tf.tidy(() => {
+  const x = tf.randomNormal([4, 24, 24, 16], 0, 1, 'float32', 7) as tf.Tensor4D;
+  const w = tf.randomNormal([1, 1, 16, 24], 0, 1, 'float32', 8) as tf.Tensor4D;
+  const probe = tf.randomNormal([4, 24, 24, 24], 0, 1, 'float32', 9);
+  const conv = (a: tf.Tensor, f: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, 1, 'valid');
+  const [dx, dw] = tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.sum(tf.mul(conv(a, f), probe)))([x, w]);
+  const values = Float32Array.from([dx, dw].flatMap((t) => Array.from(t!.dataSync())));
+  return {
+    count: values.length,
+    sha256: createHash('sha256').update(new Uint8Array(values.buffer)).digest('hex'),
+  };
+});
 const model = simpleCnn({
   inputShape: [32, 32, 1],
   numClasses: 3,
@@ -64,5 +77,13 @@ for (let i = 0; i < 2; i++) {
 const weights = vars.flatMap((v) => Array.from(v.dataSync()));
 const heapThreads = heapParallel(tf.backend())?.threads ?? 1;
 console.log(
-  JSON.stringify({ threads: info.threads, heapThreads, note: info.threadsNote, conv, wino, weights }),
+  JSON.stringify({
+    threads: info.threads,
+    heapThreads,
+    note: info.threadsNote,
+    conv,
+    wino,
+    pointwise,
+    weights,
+  }),
 );
