@@ -164,7 +164,7 @@ const POINTWISE_MAX_WEIGHTS = 1 << 17;
  * XNNPACK repacks for every input gradient. The brain-MRI recipe's step (`blocks-13`, 2 threads),
  * GEMMs on against off in alternating steps of one process: 3-7% faster. Larger weights
  * (ResNet50V2's conv4 and conv5) ran slower through these GEMMs than through the loops that take
- * them, as did SimpleCNN-sized maps.
+ * them, as did large maps (its conv2 1x1 layers at 56x56, 25,088 rows: 15.5 vs 12.8 ms).
  */
 function isPointwise(info: tf.backend_util.Conv2DInfo): boolean {
   const { top, bottom, left, right } = info.padInfo;
