@@ -349,7 +349,7 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     );
   });
 
-  it('Sum and Mean over leading axes match cpu (SIMD float64 column sums and the JavaScript loop)', async () => {
+  it('Sum and Mean over leading axes, and over inner runs of axes (global average pooling), match cpu (SIMD float64 column sums and the JavaScript loop)', async () => {
     const run = async (backend: 'cpu' | 'wasm') => {
       await useBackend(backend);
       if (backend === 'wasm') registerWasmTrainingKernels();
@@ -361,7 +361,11 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
           tf.mean(x, [0, 1, 2], true),
           tf.sum(m, 0),
           tf.mean(m, [0]),
-          tf.sum(x, [1, 2]), // not leading: the shipped kernel
+          tf.sum(x, [1, 2]), // an inner run: one column-sum call per batch item
+          tf.mean(x, [1, 2]), // global average pooling
+          tf.mean(x, [2], true),
+          tf.sum(x, [1, 3]), // not a run: the shipped kernel
+          tf.mean(x, [2, 3]), // ends with the last axis: the shipped kernel
         ].map((t) => ({ shape: t.shape, values: t.dataSync() as Float32Array }));
       });
     };
@@ -374,6 +378,27 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
           expect(relativeError(wasm[j]!.values, c.values), `case ${j}, simd ${simd}`).toBeLessThan(1e-6);
         }),
     );
+    // The inner runs take the SIMD loop: one call per block of [3] and of [3, 5].
+    const simd = heapSimd(tf.backend()) as unknown as Record<'column_sums', (...a: number[]) => void>;
+    const original = simd.column_sums;
+    let calls = 0;
+    simd.column_sums = (...args: number[]) => {
+      calls++;
+      original(...args);
+    };
+    try {
+      tf.tidy(() => {
+        const x = tf.randomNormal([3, 5, 7, 6], 2, 3, 'float32', 41);
+        tf.mean(x, [1, 2]).dataSync();
+        expect(calls).toBe(3);
+        tf.sum(x, [2]).dataSync();
+        expect(calls).toBe(3 + 15);
+        tf.sum(x, [1, 3]).dataSync();
+        expect(calls).toBe(18);
+      });
+    } finally {
+      simd.column_sums = original;
+    }
   });
 
   it('BatchMatMul: a large fresh right operand is multiplied transposed (b^T . a^T); every flag combination matches cpu', async () => {
