@@ -65,9 +65,8 @@ export function original(
 }
 
 /** Axes as sorted non-negative numbers. */
-export function normAxes(axis: number | number[] | undefined, rank: number): number[] {
-  const list =
-    axis === undefined ? Array.from({ length: rank }, (_, i) => i) : Array.isArray(axis) ? axis : [axis];
+export function normAxes(axis: number | number[] | null | undefined, rank: number): number[] {
+  const list = axis == null ? Array.from({ length: rank }, (_, i) => i) : Array.isArray(axis) ? axis : [axis];
   return [...new Set(list.map((a) => (a < 0 ? a + rank : a)))].sort((x, y) => x - y);
 }
 
