@@ -169,6 +169,40 @@ const CASES: ConvCase[] = [
     pad: 'valid',
     depthwise: true,
   },
+  // Strided, 4-12 channels: the heap input-gradient loop (depthwise.ts), with an uneven 'same'
+  // padding, a 5x5 filter and a 2x2 one; at stride 1, XNNPACK.
+  {
+    name: 'depthwise 3x3 s1 same, 8 channels',
+    x: [3, 7, 7, 8],
+    f: [3, 3, 8, 1],
+    strides: [1, 1],
+    pad: 'same',
+    depthwise: true,
+  },
+  {
+    name: 'depthwise 3x3 s2 same, even size, 8 channels (heap dx)',
+    x: [2, 8, 10, 8],
+    f: [3, 3, 8, 1],
+    strides: [2, 2],
+    pad: 'same',
+    depthwise: true,
+  },
+  {
+    name: 'depthwise 5x5 s2 same, 12 channels (heap dx)',
+    x: [1, 9, 6, 12],
+    f: [5, 5, 12, 1],
+    strides: [2, 2],
+    pad: 'same',
+    depthwise: true,
+  },
+  {
+    name: 'depthwise 2x2 s2 valid, odd size, 4 channels (heap dx)',
+    x: [2, 7, 7, 4],
+    f: [2, 2, 4, 1],
+    strides: [2, 2],
+    pad: 'valid',
+    depthwise: true,
+  },
   {
     name: 'depthwise 3x3 s2 same',
     x: [1, 8, 8, 3],
@@ -260,6 +294,37 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
       }
     });
   }
+
+  it('a strided depthwise input gradient takes the heap loop for channels in fours, once per call without a pool', async () => {
+    await useBackend('wasm');
+    registerWasmTrainingKernels();
+    const simd = heapSimd(tf.backend()) as unknown as Record<
+      'depthwise_input_grad',
+      (...a: number[]) => void
+    >;
+    const original = simd.depthwise_input_grad;
+    let calls = 0;
+    simd.depthwise_input_grad = (...args: number[]) => {
+      calls++;
+      original(...args);
+    };
+    const dx = (shape: [number, number, number, number], stride: 1 | 2) =>
+      tf.tidy(() => {
+        const x = tf.randomNormal(shape, 0, 1, 'float32', 3) as tf.Tensor4D;
+        const f = tf.randomNormal([3, 3, shape[3] as number, 1], 0, 1, 'float32', 4) as tf.Tensor4D;
+        return tf.grad((a: tf.Tensor) => tf.sum(tf.depthwiseConv2d(a as tf.Tensor4D, f, stride, 'same')))(x)
+          .shape;
+      });
+    try {
+      expect(dx([2, 5, 5, 8], 2)).toEqual([2, 5, 5, 8]);
+      expect(calls).toBe(1);
+      dx([2, 5, 5, 6], 2); // 6 channels
+      dx([2, 5, 5, 8], 1); // stride 1
+      expect(calls).toBe(1);
+    } finally {
+      simd.depthwise_input_grad = original;
+    }
+  });
 
   it('MaxPoolGrad matches cpu exactly (2x2/2 in SIMD and JavaScript, 3x3/2 same with padding, ties after ReLU)', async () => {
     const grads = async (
@@ -366,6 +431,8 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
           tf.mean(x, [2], true),
           tf.sum(x, [1, 3]), // not a run: the shipped kernel
           tf.mean(x, [2, 3]), // ends with the last axis: the shipped kernel
+          tf.sum(x), // every axis (a null axis attribute): the shipped kernel
+          tf.mean(m),
         ].map((t) => ({ shape: t.shape, values: t.dataSync() as Float32Array }));
       });
     };

@@ -19,6 +19,7 @@ export const PARALLEL_FUNCTIONS = [
   'centered_affine',
   'gemm',
   'gemm_tn',
+  'depthwise_input_grad',
 ] as const;
 export type ParallelFunction = (typeof PARALLEL_FUNCTIONS)[number];
 

@@ -174,4 +174,89 @@
           (f32.load (i32.add (local.get $p) (local.get $o)))))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $sLoop))))
+  ;; Depthwise convolution input gradient (channel multiplier 1, dilation 1, c a multiple of 4):
+  ;;   dx[b, h, w, j] = sum over taps (ty, tx) with h + pt - ty = r*sh, w + pl - tx = q*sw, r < oh,
+  ;;   q < ow of dy[b, r, q, j] * f[ty, tx, j]
+  ;; for every position of images [0, n) of dx (all written), taps in order (ty, then tx).
+  (func (export "depthwise_input_grad")
+    (param $dy i32) (param $f i32) (param $dx i32) (param $n i32) (param $ih i32) (param $iw i32)
+    (param $c i32) (param $oh i32) (param $ow i32) (param $kh i32) (param $kw i32) (param $sh i32)
+    (param $sw i32) (param $pt i32) (param $pl i32)
+    (local $b i32) (local $h i32) (local $w i32) (local $ty i32) (local $tx i32) (local $r i32)
+    (local $q i32) (local $j i32) (local $row i32) (local $dyrow i32) (local $frow i32) (local $cb i32)
+    (local $o i32)
+    (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $row (local.get $dx))
+    (block $bDone (loop $bLoop
+      (br_if $bDone (i32.ge_u (local.get $b) (local.get $n)))
+      (local.set $h (i32.const 0))
+      (block $hDone (loop $hLoop
+        (br_if $hDone (i32.ge_u (local.get $h) (local.get $ih)))
+        (local.set $w (i32.const 0))
+        (block $wDone (loop $wLoop
+          (br_if $wDone (i32.ge_u (local.get $w) (local.get $iw)))
+          (local.set $j (i32.const 0))
+          (block $zDone (loop $zLoop
+            (br_if $zDone (i32.ge_u (local.get $j) (local.get $cb)))
+            (v128.store (i32.add (local.get $row) (local.get $j)) (v128.const i32x4 0 0 0 0))
+            (local.set $j (i32.add (local.get $j) (i32.const 16)))
+            (br $zLoop)))
+          (local.set $ty (i32.const 0))
+          (block $tyDone (loop $tyLoop
+            (br_if $tyDone (i32.ge_u (local.get $ty) (local.get $kh)))
+            (local.set $r (i32.sub (i32.add (local.get $h) (local.get $pt)) (local.get $ty)))
+            ;; A row r*sh inside [0, oh*sh): non-negative, a multiple of the stride, in range.
+            (if (i32.and
+                  (i32.ge_s (local.get $r) (i32.const 0))
+                  (i32.eqz (i32.rem_u (local.get $r) (local.get $sh))))
+              (then
+                (local.set $r (i32.div_u (local.get $r) (local.get $sh)))
+                (if (i32.lt_u (local.get $r) (local.get $oh)) (then
+                  (local.set $tx (i32.const 0))
+                  (block $txDone (loop $txLoop
+                    (br_if $txDone (i32.ge_u (local.get $tx) (local.get $kw)))
+                    (local.set $q (i32.sub (i32.add (local.get $w) (local.get $pl)) (local.get $tx)))
+                    (if (i32.and
+                          (i32.ge_s (local.get $q) (i32.const 0))
+                          (i32.eqz (i32.rem_u (local.get $q) (local.get $sw))))
+                      (then
+                        (local.set $q (i32.div_u (local.get $q) (local.get $sw)))
+                        (if (i32.lt_u (local.get $q) (local.get $ow)) (then
+                          (local.set $dyrow
+                            (i32.add (local.get $dy)
+                              (i32.mul
+                                (i32.add
+                                  (i32.mul
+                                    (i32.add (i32.mul (local.get $b) (local.get $oh)) (local.get $r))
+                                    (local.get $ow))
+                                  (local.get $q))
+                                (local.get $cb))))
+                          (local.set $frow
+                            (i32.add (local.get $f)
+                              (i32.mul
+                                (i32.add (i32.mul (local.get $ty) (local.get $kw)) (local.get $tx))
+                                (local.get $cb))))
+                          (local.set $j (i32.const 0))
+                          (block $vDone (loop $vLoop
+                            (br_if $vDone (i32.ge_u (local.get $j) (local.get $cb)))
+                            (local.set $o (i32.add (local.get $row) (local.get $j)))
+                            (v128.store (local.get $o)
+                              (f32x4.add
+                                (v128.load (local.get $o))
+                                (f32x4.mul
+                                  (v128.load (i32.add (local.get $dyrow) (local.get $j)))
+                                  (v128.load (i32.add (local.get $frow) (local.get $j))))))
+                            (local.set $j (i32.add (local.get $j) (i32.const 16)))
+                            (br $vLoop)))))))
+                    (local.set $tx (i32.add (local.get $tx) (i32.const 1)))
+                    (br $txLoop)))))))
+            (local.set $ty (i32.add (local.get $ty) (i32.const 1)))
+            (br $tyLoop)))
+          (local.set $row (i32.add (local.get $row) (local.get $cb)))
+          (local.set $w (i32.add (local.get $w) (i32.const 1)))
+          (br $wLoop)))
+        (local.set $h (i32.add (local.get $h) (i32.const 1)))
+        (br $hLoop)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1)))
+      (br $bLoop))))
 )

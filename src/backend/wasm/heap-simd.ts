@@ -58,6 +58,27 @@ export interface HeapSimd {
     pl: number,
   ): void;
   /**
+   * Depthwise input gradient of images [0, n) (channel multiplier 1, dilation 1, c a multiple of
+   * 4); see heap-simd-train.wat.
+   */
+  depthwise_input_grad(
+    dy: number,
+    f: number,
+    dx: number,
+    n: number,
+    ih: number,
+    iw: number,
+    c: number,
+    oh: number,
+    ow: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    pt: number,
+    pl: number,
+  ): void;
+  /**
    * One tap of a convolution filter gradient into its [ci, co] block of `out`; see heap-simd.wat
    * (ci a multiple of 4, co of 8).
    */

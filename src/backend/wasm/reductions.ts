@@ -1,5 +1,13 @@
 import { type HeapBackend, type KernelArgs, normAxes, original, type TensorInfo } from './common.js';
-import { alignedScratch, MAX_CALLS, runHere, runSpread, share, threadsFor, wholeLines } from './heap-parallel.js';
+import {
+  alignedScratch,
+  MAX_CALLS,
+  runHere,
+  runSpread,
+  share,
+  threadsFor,
+  wholeLines,
+} from './heap-parallel.js';
 import { type HeapSimd, heapSimd } from './heap-simd.js';
 
 /**

@@ -43,13 +43,24 @@ const wino = tf.tidy(() => {
   };
 });
 // 1x1 gradients over 2304 positions in two panels: the heap GEMMs (conv.ts, `isPointwise`).
+// The same input's strided depthwise input gradient: the heap loop, images split (depthwise.ts).
 const pointwise = tf.tidy(() => {
   const x = tf.randomNormal([4, 24, 24, 16], 0, 1, 'float32', 7) as tf.Tensor4D;
   const w = tf.randomNormal([1, 1, 16, 24], 0, 1, 'float32', 8) as tf.Tensor4D;
   const probe = tf.randomNormal([4, 24, 24, 24], 0, 1, 'float32', 9);
   const conv = (a: tf.Tensor, f: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, 1, 'valid');
   const [dx, dw] = tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.sum(tf.mul(conv(a, f), probe)))([x, w]);
-  const values = Float32Array.from([dx, dw].flatMap((t) => Array.from(t!.dataSync())));
+  // And a strided depthwise input gradient (images split over the pool: depthwise.ts).
+  const d = tf.randomNormal([3, 3, 16, 1], 0, 1, 'float32', 10) as tf.Tensor4D;
+  const ddx = tf.grad((a: tf.Tensor) =>
+    tf.sum(
+      tf.mul(
+        tf.depthwiseConv2d(a as tf.Tensor4D, d, 2, 'valid'),
+        tf.randomNormal([4, 11, 11, 16], 0, 1, 'float32', 11),
+      ),
+    ),
+  )(tf.slice(x, [0, 0, 0, 0], [4, 23, 23, 16]));
+  const values = Float32Array.from([dx, dw, ddx].flatMap((t) => Array.from(t!.dataSync())));
   return {
     count: values.length,
     sha256: createHash('sha256').update(new Uint8Array(values.buffer)).digest('hex'),
