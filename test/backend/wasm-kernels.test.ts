@@ -810,6 +810,36 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     expect(tf.memory().numTensors).toBe(before);
     expect(backendDataIds()).toBe(ids);
     expect(wasm).toEqual(cpu);
+    // Short runs of 4-byte values go through the heap loops: a flip calls one per row, a gather
+    // one per call.
+    const simd = heapSimd(tf.backend()) as unknown as Record<
+      'reverse_runs' | 'gather_runs',
+      (...a: number[]) => void
+    >;
+    const originals = { reverse_runs: simd.reverse_runs, gather_runs: simd.gather_runs };
+    const calls = { reverse_runs: 0, gather_runs: 0 };
+    for (const name of ['reverse_runs', 'gather_runs'] as const)
+      simd[name] = (...args: number[]) => {
+        calls[name]++;
+        originals[name](...args);
+      };
+    try {
+      tf.tidy(() => {
+        tf.reverse(tf.ones([1, 5, 7, 3]), [2]);
+        tf.gather(tf.ones([1, 20, 3]), tf.tensor1d([19, 0, 0, 7, 5], 'int32'), 1);
+        tf.gather(tf.ones([6, 80]), tf.tensor1d([5, 0, 2], 'int32'), 0); // runs of 80: set()
+      });
+      expect(calls).toEqual({ reverse_runs: 5, gather_runs: 1 });
+    } finally {
+      Object.assign(simd, originals);
+    }
+    // And their JavaScript fallbacks.
+    setHeapSimdEnabled(false);
+    try {
+      expect(await run('wasm')).toEqual(cpu);
+    } finally {
+      setHeapSimdEnabled(true);
+    }
     // The flipped first row starts with the input's last pixel (values 18-20), then pixel 5 (15-17).
     const v = (i: number) => ((i * 7919) % 1000) - 500 + 0.25;
     expect(wasm[0]!.values.slice(0, 6)).toEqual([18, 19, 20, 15, 16, 17].map(v));

@@ -259,4 +259,51 @@
         (br $hLoop)))
       (local.set $b (i32.add (local.get $b) (i32.const 1)))
       (br $bLoop))))
+  ;; Copies `run` bytes (a multiple of 4) from src to dst: 16 at a time, then 4.
+  (func $copy (param $src i32) (param $dst i32) (param $run i32)
+    (local $k i32)
+    (block $vDone (loop $vLoop
+      (br_if $vDone (i32.gt_u (i32.add (local.get $k) (i32.const 16)) (local.get $run)))
+      (v128.store (i32.add (local.get $dst) (local.get $k)) (v128.load (i32.add (local.get $src) (local.get $k))))
+      (local.set $k (i32.add (local.get $k) (i32.const 16)))
+      (br $vLoop)))
+    (block $wDone (loop $wLoop
+      (br_if $wDone (i32.ge_u (local.get $k) (local.get $run)))
+      (i32.store (i32.add (local.get $dst) (local.get $k)) (i32.load (i32.add (local.get $src) (local.get $k))))
+      (local.set $k (i32.add (local.get $k) (i32.const 4)))
+      (br $wLoop))))
+
+  ;; dst gets the `len` runs of `run` bytes that start at src, last first (a flip of one row).
+  (func (export "reverse_runs") (param $src i32) (param $dst i32) (param $len i32) (param $run i32)
+    (local $s i32)
+    (local.set $s (i32.add (local.get $src) (i32.mul (local.get $len) (local.get $run))))
+    (block $done (loop $next
+      (br_if $done (i32.le_u (local.get $s) (local.get $src)))
+      (local.set $s (i32.sub (local.get $s) (local.get $run)))
+      (call $copy (local.get $s) (local.get $dst) (local.get $run))
+      (local.set $dst (i32.add (local.get $dst) (local.get $run)))
+      (br $next))))
+
+  ;; For each of `outer` blocks of `size` runs of `run` bytes at src, dst gets the runs that the
+  ;; `count` int32 indices at idx name, in order (a gather along one axis; indices in range).
+  (func (export "gather_runs")
+    (param $src i32) (param $idx i32) (param $dst i32) (param $outer i32) (param $size i32)
+    (param $count i32) (param $run i32)
+    (local $o i32) (local $j i32) (local $block i32)
+    (local.set $block (i32.mul (local.get $size) (local.get $run)))
+    (block $oDone (loop $oLoop
+      (br_if $oDone (i32.ge_u (local.get $o) (local.get $outer)))
+      (local.set $j (i32.const 0))
+      (block $jDone (loop $jLoop
+        (br_if $jDone (i32.ge_u (local.get $j) (local.get $count)))
+        (call $copy
+          (i32.add (local.get $src)
+            (i32.mul (i32.load (i32.add (local.get $idx) (i32.shl (local.get $j) (i32.const 2)))) (local.get $run)))
+          (local.get $dst) (local.get $run))
+        (local.set $dst (i32.add (local.get $dst) (local.get $run)))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $jLoop)))
+      (local.set $src (i32.add (local.get $src) (local.get $block)))
+      (local.set $o (i32.add (local.get $o) (i32.const 1)))
+      (br $oLoop))))
 )

@@ -57,6 +57,18 @@ export interface HeapSimd {
     pt: number,
     pl: number,
   ): void;
+  /** Runs of `run` bytes (a multiple of 4) copied in reverse order; see heap-simd-train.wat. */
+  reverse_runs(src: number, dst: number, len: number, run: number): void;
+  /** Runs of `run` bytes gathered by int32 indices, per outer block; see heap-simd-train.wat. */
+  gather_runs(
+    src: number,
+    idx: number,
+    dst: number,
+    outer: number,
+    size: number,
+    count: number,
+    run: number,
+  ): void;
   /**
    * Depthwise input gradient of images [0, n) (channel multiplier 1, dilation 1, c a multiple of
    * 4); see heap-simd-train.wat.
