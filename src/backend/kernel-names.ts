@@ -77,3 +77,17 @@ export interface AdamUpdateAttrs {
   epsilon: number;
   learningRate: number;
 }
+
+/**
+ * A float32 tensor from 8-bit pixels, as a backend may register it (the wasm backend does): no
+ * inputs; attributes {@link PixelsToFloatAttrs}; one output of `shape` whose values are the bytes
+ * (0-255). The bytes go to the backend as they are, a quarter of the float32 copy, and are
+ * widened there. `pixelsTensor` (data/pixels.ts) falls back to a float32 copy elsewhere.
+ */
+export const PIXELS_TO_FLOAT_KERNEL = 'MedimgPixelsToFloat';
+
+/** Attributes of {@link PIXELS_TO_FLOAT_KERNEL}. */
+export interface PixelsToFloatAttrs {
+  pixels: Uint8Array;
+  shape: number[];
+}

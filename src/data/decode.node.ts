@@ -15,6 +15,7 @@ import {
 } from '../transforms/functional/window.js';
 import { check, MedimgError } from '../util/errors.js';
 import { decodeDicomFrame, isDicom, parseDicom } from './dicom.node.js';
+import { pixelsTensor } from './pixels.js';
 
 export interface DecodeOptions {
   /** 1 (gray) or 3 (RGB). */
@@ -281,5 +282,5 @@ async function resizeDecoded<A extends Uint8Array | Float32Array>(
  */
 export async function decodeImage(input: string | Uint8Array, options: DecodeOptions): Promise<tf.Tensor3D> {
   const p = await decodePixels(input, options);
-  return tf.tensor3d(Float32Array.from(p.data), [p.height, p.width, p.channels]);
+  return pixelsTensor(p.data, [p.height, p.width, p.channels]);
 }

@@ -476,8 +476,8 @@ export function folderSource(
 ): SampleSource & { samples: readonly FolderSample[] } {
   const cache = options.cache ? new Map<number, DecodedPixels>() : null;
   const toTensor = async (p: DecodedPixels) => {
-    const tf = await import('@tensorflow/tfjs-core');
-    return tf.tensor3d(Float32Array.from(p.data), [p.height, p.width, p.channels]) as tf.Tensor3D;
+    const { pixelsTensor } = await import('./pixels.js');
+    return pixelsTensor(p.data, [p.height, p.width, p.channels]);
   };
   return {
     samples,

@@ -2,7 +2,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
-import { CLIP_GRAD_KERNEL, SEPARABLE_BLUR_KERNEL } from '../../src/backend/kernel-names.js';
+import {
+  CLIP_GRAD_KERNEL,
+  PIXELS_TO_FLOAT_KERNEL,
+  SEPARABLE_BLUR_KERNEL,
+} from '../../src/backend/kernel-names.js';
 import { installPatches } from '../../src/backend/patches/index.js';
 import { separableBlur } from '../../src/backend/wasm/blur.js';
 import { gatherV2, padV2, reverse, slice, tile } from '../../src/backend/wasm/copy.js';
@@ -14,6 +18,7 @@ import {
   setInputGradStrategy,
   setPointwiseGemm,
 } from '../../src/backend/wasm/index.js';
+import { pixelsTensor } from '../../src/data/pixels.js';
 import { gaussianBlur, gaussianKernel1d } from '../../src/transforms/functional/gaussian-blur.js';
 import { relativeError, useBackend } from '../helpers.js';
 
@@ -843,6 +848,46 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     // The flipped first row starts with the input's last pixel (values 18-20), then pixel 5 (15-17).
     const v = (i: number) => ((i * 7919) % 1000) - 500 + 0.25;
     expect(wasm[0]!.values.slice(0, 6)).toEqual([18, 19, 20, 15, 16, 17].map(v));
+  });
+
+  it('pixelsTensor: 8-bit pixels become float32 0-255 on the heap (SIMD and JavaScript), the same values as on cpu, freeing its scratch', async () => {
+    // 7x5x3 = 105 bytes: six 16-byte blocks and a tail of 9; every byte value once in the second.
+    const cases: [Uint8Array, [number, number, number]][] = [
+      [Uint8Array.from({ length: 105 }, (_, i) => (i * 37 + 11) % 256), [7, 5, 3]],
+      [Uint8Array.from({ length: 256 }, (_, i) => 255 - i), [16, 16, 1]],
+      [new Uint8Array(0), [0, 4, 1]],
+    ];
+    const run = () =>
+      cases.map(([bytes, shape]) => {
+        const t = pixelsTensor(bytes, shape);
+        const out = { shape: t.shape, dtype: t.dtype, values: Array.from(t.dataSync()) };
+        t.dispose();
+        return out;
+      });
+    await useBackend('cpu');
+    const cpu = run();
+    expect(cpu[0]!.values.slice(0, 3)).toEqual([11, 48, 85]);
+    await useBackend('wasm');
+    registerWasmTrainingKernels();
+    const simd = heapSimd(tf.backend()) as unknown as Record<'bytes_to_float', (...a: number[]) => void>;
+    const original = simd.bytes_to_float;
+    let calls = 0;
+    simd.bytes_to_float = (...args: number[]) => {
+      calls++;
+      original(...args);
+    };
+    try {
+      await withAndWithoutHeapSimd(
+        async () => run(),
+        (wasm) => expect(wasm).toEqual(cpu),
+      );
+      expect(calls).toBe(4); // two non-empty cases, a warm-up and a run, SIMD on
+    } finally {
+      simd.bytes_to_float = original;
+    }
+    expect(() =>
+      tf.engine().runKernel(PIXELS_TO_FLOAT_KERNEL, {}, { pixels: new Uint8Array(3), shape: [2, 2, 1] }),
+    ).toThrow(/needs a Uint8Array of \[2,2,1\] values; got 3/);
   });
 
   it('the separable Gaussian blur kernel matches the ops path on cpu (RGB and gray, unequal taps, reflect edges), SIMD and JavaScript bit for bit', async () => {

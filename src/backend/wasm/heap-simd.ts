@@ -57,6 +57,8 @@ export interface HeapSimd {
     pt: number,
     pl: number,
   ): void;
+  /** n unsigned bytes at src as float32 at dst; see heap-simd-train.wat. */
+  bytes_to_float(src: number, dst: number, n: number): void;
   /** Runs of `run` bytes (a multiple of 4) copied in reverse order; see heap-simd-train.wat. */
   reverse_runs(src: number, dst: number, len: number, run: number): void;
   /** Runs of `run` bytes gathered by int32 indices, per outer block; see heap-simd-train.wat. */

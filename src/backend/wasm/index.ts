@@ -18,7 +18,7 @@
  * - `batchnorm.ts`: inference FusedBatchNorm
  * - `elementwise.ts`: Identity (shares the buffer), Transpose, the ClipByValue gradient
  * - `copy.ts`: Reverse, GatherV2, Slice, PadV2 and Tile as runs of contiguous copies (flips,
- *   rotations, crops, zero padding, broadcasts)
+ *   rotations, crops, zero padding, broadcasts), and 8-bit pixels to float32 (a custom kernel)
  * - `blur.ts`: the separable Gaussian blur of `GaussianBlur` (a custom kernel)
  * - `adabelief.ts`, `adam.ts`: the fused AdaBelief and Adam updates (custom kernels)
  * - `batchnorm-train.ts`: training-mode BatchNorm and its gradient (custom kernels)
@@ -31,6 +31,7 @@ import {
   BATCHNORM_TRAIN_GRAD_KERNEL,
   BATCHNORM_TRAIN_KERNEL,
   CLIP_GRAD_KERNEL,
+  PIXELS_TO_FLOAT_KERNEL,
   SEPARABLE_BLUR_KERNEL,
 } from '../kernel-names.js';
 import { adaBeliefUpdate } from './adabelief.js';
@@ -40,7 +41,7 @@ import { batchNormTrain, batchNormTrainGrad } from './batchnorm-train.js';
 import { separableBlur } from './blur.js';
 import { type KernelArgs, shipped, type TensorInfo } from './common.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv.js';
-import { gatherV2, padV2, reverse, slice, tile } from './copy.js';
+import { gatherV2, padV2, pixelsToFloat, reverse, slice, tile } from './copy.js';
 import { depthwiseBackpropFilter, depthwiseBackpropInput } from './depthwise.js';
 import { clipByValueGrad, identity, transpose } from './elementwise.js';
 import { batchMatMul } from './matmul.js';
@@ -62,6 +63,7 @@ const KERNELS: [string, (args: KernelArgs) => TensorInfo | TensorInfo[]][] = [
   ['Slice', slice],
   ['PadV2', padV2],
   ['Tile', tile],
+  [PIXELS_TO_FLOAT_KERNEL, pixelsToFloat],
   ['FusedBatchNorm', fusedBatchNorm],
   ['MaxPoolGrad', maxPoolGrad],
   ['BatchMatMul', batchMatMul],
