@@ -1,7 +1,8 @@
 /**
  * Training-mode batch normalisation and its gradient on the heap (see the kernel names' docs):
- * three passes each, SIMD where heap-simd loads, with per-channel sums in float64. The ops they
- * replace made about ten passes forward and ten backward, each a kernel call: on SimpleCNN's
+ * two passes each, one for the per-channel sums (in float64) and one affine, SIMD where
+ * heap-simd loads. The ops they replace made about ten passes forward and ten backward, each a
+ * kernel call: on SimpleCNN's
  * 32x128x128x32 activations a pass is ~67 MB, and MobileNetV2's trainable blocks ran ~300 small
  * kernels per step for their 13 BatchNormalization layers.
  */
@@ -10,7 +11,7 @@ import { BATCHNORM_TRAIN_GRAD_KERNEL, BATCHNORM_TRAIN_KERNEL } from '../kernel-n
 import type { HeapBackend, KernelArgs, TensorInfo } from './common.js';
 import { runSpread, share, threadsFor } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
-import { chunkedColumnSums, columnSumsOf } from './reductions.js';
+import { chunkedColumnSums } from './reductions.js';
 
 /** Channels and values per channel of a [..., channels] input. */
 function rows(x: TensorInfo, kernel: string): { c: number; m: number } {
@@ -31,45 +32,42 @@ function checkFloat(kernel: string, tensors: Record<string, TensorInfo>, c: numb
 }
 
 /**
- * float64 per-channel sums of e * (x - mean) over the rows, e = x - mean (`sq`) or a: the
- * heap-simd-train loop, else JavaScript.
+ * float64 per-channel sums of a and of a * b over the rows (b = a: of its squares), the products
+ * in float64 (exact): the heap-simd-train loop `column_moments`, else JavaScript. One pass.
  */
-function deviationSums(
+function moments(
   b: HeapBackend,
   a: TensorInfo,
   x: TensorInfo,
-  mean: Float32Array,
-  sq: boolean,
   m: number,
   c: number,
-): Float64Array {
+): [Float64Array, Float64Array] {
   const simd = heapSimd(b);
+  let sums: Float64Array;
   if (simd) {
-    const means = b.makeOutput([c], 'float32');
-    b.typedArrayFromHeap(means).set(mean);
-    const [pa, px, pm] = [a, x, means].map((t) => b.getMemoryOffset(t.dataId)) as [number, number, number];
-    const out = chunkedColumnSums(b, simd, 'column_dev_sums', m, c, (r0, count, acc) => [
-      pa + r0 * c * 4,
-      px + r0 * c * 4,
-      pm,
-      count,
+    const [pa, px] = [a, x].map((t) => b.getMemoryOffset(t.dataId)) as [number, number];
+    sums = chunkedColumnSums(
+      b,
+      simd,
+      'column_moments',
+      m,
       c,
-      acc,
-      sq ? 1 : 0,
-    ]);
-    b.disposeData(means.dataId);
-    return out;
-  }
-  const av = b.typedArrayFromHeap(a);
-  const xv = b.typedArrayFromHeap(x);
-  const acc = new Float64Array(c);
-  for (let r = 0, o = 0; r < m; r++, o += c) {
-    for (let j = 0; j < c; j++) {
-      const d = Math.fround((xv[o + j] as number) - (mean[j] as number));
-      acc[j] = (acc[j] as number) + Math.fround(d * (sq ? d : (av[o + j] as number)));
+      (r0, count, acc) => [pa + r0 * c * 4, px + r0 * c * 4, count, c, acc, acc + c * 8],
+      2,
+    );
+  } else {
+    const av = b.typedArrayFromHeap(a);
+    const xv = b.typedArrayFromHeap(x);
+    sums = new Float64Array(2 * c);
+    for (let r = 0, o = 0; r < m; r++, o += c) {
+      for (let j = 0; j < c; j++) {
+        const v = av[o + j] as number;
+        sums[j] = (sums[j] as number) + v;
+        sums[c + j] = (sums[c + j] as number) + v * (xv[o + j] as number);
+      }
     }
   }
-  return acc;
+  return [sums.subarray(0, c), sums.subarray(c)];
 }
 
 /** dst = g * p + ((x - mean) * q + s) per channel (g = null: p = 0), on the heap. */
@@ -124,10 +122,11 @@ export function batchNormTrain({ inputs, backend, attrs }: KernelArgs): TensorIn
   const eps = (attrs as { varianceEpsilon: number }).varianceEpsilon;
   const { c, m } = rows(x, BATCHNORM_TRAIN_KERNEL);
   checkFloat(BATCHNORM_TRAIN_KERNEL, { x, scale, offset }, c);
-  const sums = columnSumsOf(b, x, m, c);
+  // mean = E[x], variance = E[x^2] - E[x]^2, in float64 from one pass (exact squares: the
+  // difference loses ~(mean^2 / variance) x 2^-53, far below float32's rounding).
+  const [sums, squares] = moments(b, x, x, m, c);
   const mean = Float32Array.from(sums, (v) => v / m);
-  const dev = deviationSums(b, x, x, mean, true, m, c);
-  const variance = Float32Array.from(dev, (v) => v / m);
+  const variance = Float32Array.from(sums, (v, j) => Math.max(0, (squares[j] as number) / m - (v / m) ** 2));
   const gamma = b.typedArrayFromHeap(scale).slice();
   const beta = b.typedArrayFromHeap(offset).slice();
   const rstd = rstdOf(variance, eps);
@@ -157,8 +156,9 @@ export function batchNormTrainGrad({ inputs, backend, attrs }: KernelArgs): Tens
   const mu = b.typedArrayFromHeap(mean).slice();
   const rstd = rstdOf(b.typedArrayFromHeap(variance), eps);
   const gamma = b.typedArrayFromHeap(scale).slice();
-  const dbeta = columnSumsOf(b, dy, m, c);
-  const dgammaRaw = deviationSums(b, dy, x, mu, false, m, c);
+  // dbeta = sum(dy), sum(dy * (x - mean)) = sum(dy * x) - mean * sum(dy), from one pass.
+  const [dbeta, dyx] = moments(b, dy, x, m, c);
+  const dgammaRaw = dbeta.map((v, j) => (dyx[j] as number) - (mu[j] as number) * v);
   const a = new Float32Array(c);
   const slope = new Float32Array(c);
   const shift = new Float32Array(c);

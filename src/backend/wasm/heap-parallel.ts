@@ -15,7 +15,7 @@ export const PARALLEL_FUNCTIONS = [
   'wino_filter_grad',
   'maxpool_grad_2x2',
   'column_sums',
-  'column_dev_sums',
+  'column_moments',
   'centered_affine',
   'gemm',
   'gemm_tn',

@@ -1,19 +1,20 @@
 ;; SIMD training loops over the wasm backend's heap, a second module beside heap-simd.wat (each
 ;; stays under the 4 KB a browser compiles synchronously): training-mode batch normalisation, on
-;; row-major [rows, c] float32 tensors with per-channel vectors of c values, and tfjs's Adam
-;; update. Pointers are byte offsets.
+;; row-major [rows, c] float32 tensors with per-channel vectors of c values, tfjs's Adam update,
+;; the strided depthwise input gradient, and copies (flips, gathers, bytes to float32). Pointers
+;; are byte offsets.
 ;; Assembled into heap-simd.generated.ts by scripts/build-heap-simd.mjs.
 (module
   (import "env" "memory" (memory 1 65536 shared))
 
-  ;; acc[j] += e * (b[r, j] - mean[j]) over every row r, into a float64 [c] buffer, where
-  ;; e = b[r, j] - mean[j] (sq = 1: the sum of squared deviations) or e = a[r, j] (sq = 0: the
-  ;; sum of a times the deviations). Products in float32, as tfjs's square and mul; sums in float64.
-  (func (export "column_dev_sums")
-    (param $a i32) (param $b i32) (param $mean i32) (param $rows i32) (param $c i32) (param $acc i32)
-    (param $sq i32)
-    (local $j i32) (local $cv i32) (local $o i32) (local $p i32) (local $d v128) (local $v v128)
-    (local $ds f32)
+  ;; Per-channel float64 sums over every row r of a [rows, c] float32 matrix and of its products
+  ;; with b (b = a: its squares): acc[j] += a[r, j]; acc2[j] += a[r, j] * b[r, j], the products
+  ;; in float64 (exact for float32 values). One pass gives a batch norm's mean and variance (x, x^2)
+  ;; or its gradient's dbeta and dgamma (dy, dy * x).
+  (func (export "column_moments")
+    (param $a i32) (param $b i32) (param $rows i32) (param $c i32) (param $acc i32) (param $acc2 i32)
+    (local $j i32) (local $cv i32) (local $o i32) (local $p i32) (local $q i32)
+    (local $va v128) (local $vb v128) (local $lo v128) (local $hi v128) (local $fa f64)
     (local.set $cv (i32.and (local.get $c) (i32.const -4)))
     (block $done
       (br_if $done (i32.eqz (local.get $rows)))
@@ -22,39 +23,34 @@
         (block $vDone (loop $vLoop
           (br_if $vDone (i32.ge_u (local.get $j) (local.get $cv)))
           (local.set $o (i32.shl (local.get $j) (i32.const 2)))
-          (local.set $d
-            (f32x4.sub
-              (v128.load (i32.add (local.get $b) (local.get $o)))
-              (v128.load (i32.add (local.get $mean) (local.get $o)))))
-          (local.set $v
-            (f32x4.mul
-              (local.get $d)
-              (select (result v128) (local.get $d) (v128.load (i32.add (local.get $a) (local.get $o))) (local.get $sq))))
+          (local.set $va (v128.load (i32.add (local.get $a) (local.get $o))))
+          (local.set $vb (v128.load (i32.add (local.get $b) (local.get $o))))
+          (local.set $lo (f64x2.promote_low_f32x4 (local.get $va)))
+          (local.set $hi
+            (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $va) (local.get $va))))
           (local.set $p (i32.add (local.get $acc) (i32.shl (local.get $j) (i32.const 3))))
-          (v128.store (local.get $p)
-            (f64x2.add (v128.load (local.get $p)) (f64x2.promote_low_f32x4 (local.get $v))))
-          (v128.store offset=16 (local.get $p)
-            (f64x2.add
-              (v128.load offset=16 (local.get $p))
-              (f64x2.promote_low_f32x4
-                (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v)))))
+          (v128.store (local.get $p) (f64x2.add (v128.load (local.get $p)) (local.get $lo)))
+          (v128.store offset=16 (local.get $p) (f64x2.add (v128.load offset=16 (local.get $p)) (local.get $hi)))
+          (local.set $q (i32.add (local.get $acc2) (i32.shl (local.get $j) (i32.const 3))))
+          (v128.store (local.get $q)
+            (f64x2.add (v128.load (local.get $q))
+              (f64x2.mul (local.get $lo) (f64x2.promote_low_f32x4 (local.get $vb)))))
+          (v128.store offset=16 (local.get $q)
+            (f64x2.add (v128.load offset=16 (local.get $q))
+              (f64x2.mul (local.get $hi)
+                (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $vb) (local.get $vb))))))
           (local.set $j (i32.add (local.get $j) (i32.const 4)))
           (br $vLoop)))
         (block $sDone (loop $sLoop
           (br_if $sDone (i32.ge_u (local.get $j) (local.get $c)))
           (local.set $o (i32.shl (local.get $j) (i32.const 2)))
-          (local.set $ds
-            (f32.sub
-              (f32.load (i32.add (local.get $b) (local.get $o)))
-              (f32.load (i32.add (local.get $mean) (local.get $o)))))
+          (local.set $fa (f64.promote_f32 (f32.load (i32.add (local.get $a) (local.get $o)))))
           (local.set $p (i32.add (local.get $acc) (i32.shl (local.get $j) (i32.const 3))))
-          (f64.store (local.get $p)
-            (f64.add
-              (f64.load (local.get $p))
-              (f64.promote_f32
-                (f32.mul
-                  (local.get $ds)
-                  (select (local.get $ds) (f32.load (i32.add (local.get $a) (local.get $o))) (local.get $sq))))))
+          (f64.store (local.get $p) (f64.add (f64.load (local.get $p)) (local.get $fa)))
+          (local.set $q (i32.add (local.get $acc2) (i32.shl (local.get $j) (i32.const 3))))
+          (f64.store (local.get $q)
+            (f64.add (f64.load (local.get $q))
+              (f64.mul (local.get $fa) (f64.promote_f32 (f32.load (i32.add (local.get $b) (local.get $o)))))))
           (local.set $j (i32.add (local.get $j) (i32.const 1)))
           (br $sLoop)))
         (local.set $o (i32.shl (local.get $c) (i32.const 2)))

@@ -135,10 +135,10 @@ export interface HeapSimd {
   /** dst[i] = src[i] * w (init 1) or dst[i] += src[i] * w (init 0), for `n` float32 values. */
   axpy(dst: number, src: number, n: number, w: number, init: number): void;
   /**
-   * acc[j] += e * (b[r, j] - mean[j]) over `rows` rows of `c` values into a float64 [c] buffer,
-   * e = b[r, j] - mean[j] (sq = 1) or a[r, j] (sq = 0); see heap-simd-train.wat.
+   * Per-channel float64 sums of a and of a * b over rows (b = a: squares), into acc and acc2; see
+   * heap-simd-train.wat.
    */
-  column_dev_sums(a: number, b: number, mean: number, rows: number, c: number, acc: number, sq: number): void;
+  column_moments(a: number, b: number, rows: number, c: number, acc: number, acc2: number): void;
   /**
    * dst[r, j] = g[r, j] * p[j] + ((x[r, j] - mean[j]) * q[j] + s[j]), with mean, p, q, s the four
    * consecutive [c] vectors at `f`; see heap-simd-train.wat.

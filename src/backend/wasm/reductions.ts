@@ -113,20 +113,24 @@ const SUM_CHUNKS = 4;
 /**
  * float64 column sums over `rows` rows by the heap loop `fn`, in {@link SUM_CHUNKS} fixed chunks of
  * rows spread over the heap pool's threads: `args(r0, count, acc)` gives the call for rows
- * [r0, r0 + count) into a zeroed [cols] float64 accumulator at `acc`. The chunks do not depend on
- * the thread count, nor the order their sums are added in, so neither do the numbers.
+ * [r0, r0 + count) into a zeroed float64 accumulator of `width` x [cols] at `acc` (`width` sums per
+ * column, [cols] apart, as `column_moments` keeps two). The chunks do not depend on the thread
+ * count, nor the order their sums are added in, so neither do the numbers. Returns width x cols
+ * sums.
  */
 export function chunkedColumnSums(
   b: HeapBackend,
   simd: HeapSimd,
-  fn: 'column_sums' | 'column_dev_sums',
+  fn: 'column_sums' | 'column_moments',
   rows: number,
   cols: number,
   args: (r0: number, count: number, acc: number) => number[],
+  width = 1,
 ): Float64Array {
   const chunks = Math.max(1, Math.min(SUM_CHUNKS, rows));
-  // Each chunk's [cols] doubles on lines of their own.
-  const stride = wholeLines(cols * 8);
+  const size = width * cols;
+  // Each chunk's doubles on lines of their own.
+  const stride = wholeLines(size * 8);
   const { scratch, at } = alignedScratch(b, chunks * stride);
   b.typedArrayFromHeap(scratch).fill(0);
   const threads = threadsFor(b, chunks);
@@ -137,10 +141,10 @@ export function chunkedColumnSums(
   }
   runSpread(b, fn, simd, calls);
   const heap = b.typedArrayFromHeap(scratch).buffer;
-  const acc = new Float64Array(heap, at, cols).slice();
+  const acc = new Float64Array(heap, at, size).slice();
   for (let k = 1; k < chunks; k++) {
-    const part = new Float64Array(heap, at + k * stride, cols).slice();
-    for (let j = 0; j < cols; j++) acc[j] = (acc[j] as number) + (part[j] as number);
+    const part = new Float64Array(heap, at + k * stride, size).slice();
+    for (let j = 0; j < size; j++) acc[j] = (acc[j] as number) + (part[j] as number);
   }
   b.disposeData(scratch.dataId);
   return acc;
