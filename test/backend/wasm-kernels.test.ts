@@ -631,6 +631,9 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
   it('Transpose: 2D, batched 2D, outer/inner and row swaps on the heap (ragged edges), the rest shipped; exact', async () => {
     const cases: [number[], number[], 'float32' | 'int32'][] = [
       [[9, 7], [1, 0], 'float32'], // ragged rows and columns
+      [[37, 10], [1, 0], 'float32'], // two blocks of 16 rows, one of 4 and a last row; 2 ragged columns
+      [[2, 35, 6], [0, 2, 1], 'int32'], // batched, blocks of 16 rows
+      [[20, 3, 18], [2, 1, 0], 'float32'], // strided blocks of 16 rows, then 4
       [[8, 12], [1, 0], 'int32'],
       [[3, 5, 6], [0, 2, 1], 'float32'], // batched
       [[2, 3, 4, 5], [3, 0, 1, 2], 'float32'], // collapses to [24, 5] -> [1, 0]

@@ -410,10 +410,11 @@
     (param $src i32) (param $dst i32) (param $rows i32) (param $cols i32)
     (param $srcStride i32) (param $dstStride i32)
     (local $i i32) (local $j i32) (local $rv i32) (local $cvv i32) (local $sb i32) (local $db i32)
-    (local $s i32) (local $d i32)
+    (local $s i32) (local $d i32) (local $k i32) (local $r16 i32)
     (local $r0 v128) (local $r1 v128) (local $r2 v128) (local $r3 v128)
     (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
     (local.set $rv (i32.and (local.get $rows) (i32.const -4)))
+    (local.set $r16 (i32.and (local.get $rows) (i32.const -16)))
     (local.set $cvv (i32.and (local.get $cols) (i32.const -4)))
     (local.set $sb (i32.shl (local.get $srcStride) (i32.const 2)))
     (local.set $db (i32.shl (local.get $dstStride) (i32.const 2)))
@@ -422,10 +423,15 @@
       (local.set $j (i32.const 0))
       (block $jDone (loop $jLoop
         (br_if $jDone (i32.ge_u (local.get $j) (local.get $cvv)))
-        ;; s = &src[i, j]
+        ;; Blocks of 16 rows take their 4x4 tiles down the rows before the next 4 columns: each of
+        ;; the 4 output rows gets a whole 64-byte line in consecutive stores (output rows a power
+        ;; of two apart share L1 sets, and lines written 16 bytes at a time were evicted between).
+        (local.set $k (i32.const 0))
+        (loop $kLoop
+        ;; s = &src[i + k, j]
         (local.set $s
           (i32.add (local.get $src)
-            (i32.shl (i32.add (i32.mul (local.get $i) (local.get $srcStride)) (local.get $j)) (i32.const 2))))
+            (i32.shl (i32.add (i32.mul (i32.add (local.get $i) (local.get $k)) (local.get $srcStride)) (local.get $j)) (i32.const 2))))
         (local.set $r0 (v128.load (local.get $s)))
         (local.set $r1 (v128.load (i32.add (local.get $s) (local.get $sb))))
         (local.set $r2 (v128.load (i32.add (local.get $s) (i32.shl (local.get $sb) (i32.const 1)))))
@@ -434,10 +440,10 @@
         (local.set $t1 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r0) (local.get $r1)))
         (local.set $t2 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r2) (local.get $r3)))
         (local.set $t3 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r2) (local.get $r3)))
-        ;; d = &dst[j, i]
+        ;; d = &dst[j, i + k]
         (local.set $d
           (i32.add (local.get $dst)
-            (i32.shl (i32.add (i32.mul (local.get $j) (local.get $dstStride)) (local.get $i)) (i32.const 2))))
+            (i32.shl (i32.add (i32.mul (local.get $j) (local.get $dstStride)) (i32.add (local.get $i) (local.get $k))) (i32.const 2))))
         (v128.store (local.get $d)
           (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t0) (local.get $t2)))
         (v128.store (i32.add (local.get $d) (local.get $db))
@@ -446,16 +452,21 @@
           (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t1) (local.get $t3)))
         (v128.store (i32.add (local.get $d) (i32.mul (local.get $db) (i32.const 3)))
           (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t1) (local.get $t3)))
+        (br_if $kLoop (i32.and
+          (i32.lt_u (local.get $i) (local.get $r16))
+          (i32.lt_u (local.tee $k (i32.add (local.get $k) (i32.const 4))) (i32.const 16)))))
         (local.set $j (i32.add (local.get $j) (i32.const 4)))
         (br $jLoop)))
-      ;; The last cols % 4 columns of these 4 rows.
+      ;; Rows in this block: 16 while 16 remain, then 4.
+      (local.set $k (select (i32.const 16) (i32.const 4) (i32.lt_u (local.get $i) (local.get $r16))))
+      ;; The last cols % 4 columns of these rows.
       (block $tDone (loop $tLoop
         (br_if $tDone (i32.ge_u (local.get $j) (local.get $cols)))
-        (call $copyColumn (local.get $src) (local.get $dst) (local.get $i) (i32.add (local.get $i) (i32.const 4))
+        (call $copyColumn (local.get $src) (local.get $dst) (local.get $i) (i32.add (local.get $i) (local.get $k))
           (local.get $j) (local.get $srcStride) (local.get $dstStride))
         (local.set $j (i32.add (local.get $j) (i32.const 1)))
         (br $tLoop)))
-      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (local.set $i (i32.add (local.get $i) (local.get $k)))
       (br $iLoop)))
     ;; The last rows % 4 rows, every column.
     (local.set $j (i32.const 0))
