@@ -20,6 +20,7 @@ export const PARALLEL_FUNCTIONS = [
   'gemm',
   'gemm_tn',
   'depthwise_input_grad',
+  'depthwise_filter_grad',
 ] as const;
 export type ParallelFunction = (typeof PARALLEL_FUNCTIONS)[number];
 

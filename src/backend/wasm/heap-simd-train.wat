@@ -323,4 +323,84 @@
       (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $sLoop))))
+  ;; Depthwise convolution filter gradient (channel multiplier 1, dilation 1), accumulated into
+  ;; `out` ([kh, kw, c], zeroed by the caller) over images [0, n):
+  ;;   out[ty, tx, j] += x[b, r*sh - pt + ty, q*sw - pl + tx, j] * dy[b, r, q, j]
+  ;; Output positions outside, taps inside: each dy row is read once and the x rows its taps read
+  ;; are neighbours in cache (taps outside, the x tensor was read once per tap).
+  (func (export "depthwise_filter_grad")
+    (param $x i32) (param $dy i32) (param $out i32) (param $n i32) (param $ih i32) (param $iw i32)
+    (param $c i32) (param $oh i32) (param $ow i32) (param $kh i32) (param $kw i32) (param $sh i32)
+    (param $sw i32) (param $pt i32) (param $pl i32)
+    (local $b i32) (local $r i32) (local $q i32) (local $ty i32) (local $tx i32) (local $h i32)
+    (local $w i32) (local $j i32) (local $cb i32) (local $cv i32) (local $xrow i32) (local $acc i32)
+    (local $o i32)
+    (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $cv (i32.and (local.get $cb) (i32.const -16)))
+    (block $bDone (loop $bLoop
+      (br_if $bDone (i32.ge_u (local.get $b) (local.get $n)))
+      (local.set $r (i32.const 0))
+      (block $rDone (loop $rLoop
+        (br_if $rDone (i32.ge_u (local.get $r) (local.get $oh)))
+        (local.set $q (i32.const 0))
+        (block $qDone (loop $qLoop
+          (br_if $qDone (i32.ge_u (local.get $q) (local.get $ow)))
+          (local.set $ty (i32.const 0))
+          (block $tyDone (loop $tyLoop
+            (br_if $tyDone (i32.ge_u (local.get $ty) (local.get $kh)))
+            (local.set $h
+              (i32.add (i32.sub (i32.mul (local.get $r) (local.get $sh)) (local.get $pt)) (local.get $ty)))
+            ;; Unsigned: a negative row is out of range too.
+            (if (i32.lt_u (local.get $h) (local.get $ih)) (then
+              (local.set $tx (i32.const 0))
+              (block $txDone (loop $txLoop
+                (br_if $txDone (i32.ge_u (local.get $tx) (local.get $kw)))
+                (local.set $w
+                  (i32.add (i32.sub (i32.mul (local.get $q) (local.get $sw)) (local.get $pl)) (local.get $tx)))
+                (if (i32.lt_u (local.get $w) (local.get $iw)) (then
+                  (local.set $xrow
+                    (i32.add (local.get $x)
+                      (i32.mul
+                        (i32.add
+                          (i32.mul (i32.add (i32.mul (local.get $b) (local.get $ih)) (local.get $h)) (local.get $iw))
+                          (local.get $w))
+                        (local.get $cb))))
+                  (local.set $acc
+                    (i32.add (local.get $out)
+                      (i32.mul (i32.add (i32.mul (local.get $ty) (local.get $kw)) (local.get $tx)) (local.get $cb))))
+                  (local.set $j (i32.const 0))
+                  (block $vDone (loop $vLoop
+                    (br_if $vDone (i32.ge_u (local.get $j) (local.get $cv)))
+                    (local.set $o (i32.add (local.get $acc) (local.get $j)))
+                    (v128.store (local.get $o)
+                      (f32x4.add
+                        (v128.load (local.get $o))
+                        (f32x4.mul
+                          (v128.load (i32.add (local.get $xrow) (local.get $j)))
+                          (v128.load (i32.add (local.get $dy) (local.get $j))))))
+                    (local.set $j (i32.add (local.get $j) (i32.const 16)))
+                    (br $vLoop)))
+                  (block $sDone (loop $sLoop
+                    (br_if $sDone (i32.ge_u (local.get $j) (local.get $cb)))
+                    (local.set $o (i32.add (local.get $acc) (local.get $j)))
+                    (f32.store (local.get $o)
+                      (f32.add
+                        (f32.load (local.get $o))
+                        (f32.mul
+                          (f32.load (i32.add (local.get $xrow) (local.get $j)))
+                          (f32.load (i32.add (local.get $dy) (local.get $j))))))
+                    (local.set $j (i32.add (local.get $j) (i32.const 4)))
+                    (br $sLoop)))))
+                (local.set $tx (i32.add (local.get $tx) (i32.const 1)))
+                (br $txLoop)))))
+            (local.set $ty (i32.add (local.get $ty) (i32.const 1)))
+            (br $tyLoop)))
+          ;; The next dy row.
+          (local.set $dy (i32.add (local.get $dy) (local.get $cb)))
+          (local.set $q (i32.add (local.get $q) (i32.const 1)))
+          (br $qLoop)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $rLoop)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1)))
+      (br $bLoop))))
 )

@@ -37,7 +37,10 @@ export interface HeapSimd {
     alpha: number,
     sgd: number,
   ): void;
-  /** Depthwise filter gradient into a zeroed [kh, kw, c] buffer; see heap-simd.wat. */
+  /**
+   * Depthwise filter gradient of images [0, n) accumulated into `out` (channel multiplier 1,
+   * dilation 1); see heap-simd-train.wat.
+   */
   depthwise_filter_grad(
     x: number,
     dy: number,
@@ -52,8 +55,6 @@ export interface HeapSimd {
     kw: number,
     sh: number,
     sw: number,
-    dh: number,
-    dw: number,
     pt: number,
     pl: number,
   ): void;
