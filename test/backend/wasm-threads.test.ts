@@ -14,6 +14,7 @@ interface ChildResult {
   heapThreads: number;
   wino: { count: number; sha256: string };
   pointwise: { count: number; sha256: string };
+  elementwise: { wrong: number; count: number };
   note?: string;
   conv: number[];
   weights: number[];
@@ -62,6 +63,8 @@ describe('wasm threads in Node', () => {
     expect(one.wino.count).toBe(2 * 4 * 30 * 30 * 16 + 9 * 16 * 16);
     expect(two.pointwise).toEqual(one.pointwise);
     expect(one.pointwise.count).toBe(4 * 24 * 24 * 16 + 16 * 24 + 4 * 23 * 23 * 16 + 9 * 16);
+    expect(two.elementwise).toEqual({ wrong: 0, count: 70001 });
+    expect(one.elementwise).toEqual({ wrong: 0, count: 70001 });
     expect(two.weights).toEqual(one.weights);
     expect(one.weights.length).toBe(17723);
     expect(two.note).toBeUndefined();

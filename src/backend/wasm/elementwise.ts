@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { CLIP_GRAD_KERNEL } from '../kernel-names.js';
 import { type HeapBackend, type KernelArgs, original, type TensorInfo } from './common.js';
+import { runSpread, share, threadsFor } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
 
 /**
@@ -68,7 +69,32 @@ export function transpose({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   return out;
 }
 
-/** dx = lo <= x <= hi ? dy : 0 in one pass (tfjs composes 5 ops: 2 compares, and, zeros, select). */
+/** Values from which an elementwise loop is split over the heap pool. */
+const POOLED_VALUES = 1 << 16;
+
+/**
+ * Calls of an elementwise heap loop over `n` values, one per thread of the heap pool (ranges on
+ * whole cache lines) from {@link POOLED_VALUES} values, else one: `call(i0, count)` gives each.
+ * Each value is computed alone, so any split gives the same numbers.
+ */
+function elementRanges(
+  b: HeapBackend,
+  n: number,
+  call: (i0: number, count: number) => number[],
+): number[][][] {
+  const threads = n >= POOLED_VALUES ? threadsFor(b, n) : 1;
+  const lines = Math.ceil(n / 16);
+  return Array.from({ length: threads }, (_, t) => {
+    const [l0, l1] = share(lines, threads, t);
+    const i0 = l0 * 16;
+    return [call(i0, Math.min(n, l1 * 16) - i0)];
+  });
+}
+
+/**
+ * dx = lo <= x <= hi ? dy : 0 in one pass (tfjs composes 5 ops: 2 compares, and, zeros, select),
+ * split over the heap pool from 65,536 values (SimpleCNN's [32, 128, 128, 32]: 10.4 -> 7.3 ms).
+ */
 export function clipByValueGrad({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const b = backend as HeapBackend;
   const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
@@ -81,13 +107,20 @@ export function clipByValueGrad({ inputs, backend, attrs }: KernelArgs): TensorI
   const out = b.makeOutput(x.shape, 'float32');
   const simd = heapSimd(b);
   if (simd) {
-    simd.clip_grad(
-      b.getMemoryOffset(x.dataId),
-      b.getMemoryOffset(dy.dataId),
-      b.getMemoryOffset(out.dataId),
-      n,
-      lo,
-      hi,
+    const [px, pdy, pout] = [x, dy, out].map((t) => b.getMemoryOffset(t.dataId)) as number[];
+    const [loBits, hiBits] = new Int32Array(Float32Array.of(lo, hi).buffer);
+    runSpread(
+      b,
+      'clip_grad',
+      simd,
+      elementRanges(b, n, (i0, count) => [
+        (px as number) + i0 * 4,
+        (pdy as number) + i0 * 4,
+        (pout as number) + i0 * 4,
+        count,
+        loBits as number,
+        hiBits as number,
+      ]),
     );
     return out;
   }

@@ -21,6 +21,7 @@ export const PARALLEL_FUNCTIONS = [
   'gemm_tn',
   'depthwise_input_grad',
   'depthwise_filter_grad',
+  'clip_grad',
 ] as const;
 export type ParallelFunction = (typeof PARALLEL_FUNCTIONS)[number];
 

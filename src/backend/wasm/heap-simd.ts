@@ -164,8 +164,8 @@ export interface HeapSimd {
     eps: number,
     negLearningRate: number,
   ): void;
-  /** out[i] = lo <= x[i] <= hi ? dy[i] : 0, for `n` values. */
-  clip_grad(x: number, dy: number, out: number, n: number, lo: number, hi: number): void;
+  /** out[i] = lo <= x[i] <= hi ? dy[i] : 0, for `n` values; lo and hi as their float32 bits. */
+  clip_grad(x: number, dy: number, out: number, n: number, loBits: number, hiBits: number): void;
   /**
    * Winograd F(4x4, 3x3) forward pass over tiles [t0, t1): input transform, 36 products with U,
    * output transform plus a bias, then ReLU (act 1) or ReLU6 (act 2); see heap-simd-winograd.wat.

@@ -145,9 +145,12 @@
   ;; The gradient of clipByValue(x, lo, hi): out[i] = lo <= x[i] <= hi ? dy[i] : 0 (NaN x gives 0),
   ;; as tfjs's where(logicalAnd(x >= lo, x <= hi), dy, 0).
   (func (export "clip_grad")
-    (param $x i32) (param $dy i32) (param $out i32) (param $n i32) (param $lo f32) (param $hi f32)
+    (param $x i32) (param $dy i32) (param $out i32) (param $n i32) (param $loBits i32) (param $hiBits i32)
     (local $i i32) (local $nv i32) (local $o i32) (local $vlo v128) (local $vhi v128) (local $vx v128)
-    (local $fx f32)
+    (local $fx f32) (local $lo f32) (local $hi f32)
+    ;; lo and hi come as their bits: the heap pool passes integers only.
+    (local.set $lo (f32.reinterpret_i32 (local.get $loBits)))
+    (local.set $hi (f32.reinterpret_i32 (local.get $hiBits)))
     (local.set $nv (i32.and (local.get $n) (i32.const -4)))
     (local.set $vlo (f32x4.splat (local.get $lo)))
     (local.set $vhi (f32x4.splat (local.get $hi)))

@@ -63,6 +63,27 @@ const pointwise = tf.tidy(() => {
     sha256: createHash('sha256').update(new Uint8Array(values.buffer)).digest('hex'),
   };
 });
+// The ReLU6 and ReLU gradients split over the pool (elementwise.ts): every value against the
+// definition, over 70,001 values (ranges on whole cache lines, a ragged end).
+const elementwise = tf.tidy(() => {
+  const x = tf.randomNormal([70001], 0, 3, 'float32', 12);
+  const dy = tf.randomNormal([70001], 0, 1, 'float32', 13);
+  const y = tf
+    .grad((a: tf.Tensor) => tf.relu(a))(x, dy)
+    .dataSync();
+  const g = tf
+    .grad((a: tf.Tensor) => tf.clipByValue(a, 0, 6))(x, dy)
+    .dataSync();
+  const xv = x.dataSync();
+  const dv = dy.dataSync();
+  let wrong = 0;
+  for (let i = 0; i < xv.length; i++) {
+    const v = xv[i] as number;
+    if (y[i] !== (v > 0 ? dv[i] : 0)) wrong++;
+    if (g[i] !== (v >= 0 && v <= 6 ? dv[i] : 0)) wrong++;
+  }
+  return { wrong, count: xv.length };
+});
 const model = simpleCnn({
   inputShape: [32, 32, 1],
   numClasses: 3,
@@ -92,6 +113,7 @@ console.log(
     conv,
     wino,
     pointwise,
+    elementwise,
     weights,
   }),
 );
