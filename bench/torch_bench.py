@@ -71,6 +71,7 @@ def run(job):
         m.eval()
         with torch.no_grad():
             m(x)
+            m(x)  # two warm-ups, as on the wasm side (bench/models.ts)
             t0 = time.perf_counter()
             for _ in range(job["steps"]):
                 m(x)
@@ -85,6 +86,7 @@ def run(job):
             opt.step()
 
         step()
+        step()  # two warm-ups, as on the wasm side (bench/models.ts)
         t0 = time.perf_counter()
         for _ in range(job["steps"]):
             step()
