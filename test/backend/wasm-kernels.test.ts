@@ -981,6 +981,52 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     );
   });
 
+  it('Add of a per-channel vector (a bias, either order, [C] or [1, 1, 1, C]) runs on the heap with the same sums as cpu; other Adds are the shipped kernel', async () => {
+    const run = async (backend: 'cpu' | 'wasm') => {
+      await useBackend(backend);
+      if (backend === 'wasm') registerWasmTrainingKernels();
+      return tf.tidy(() => {
+        // 7 channels: a vector of 4 and a tail of 3; NaN, infinities and signed zeros among them.
+        const x = tf.reshape(
+          tf.concat([
+            tf.randomNormal([2 * 5 * 6 * 7 - 7], 0, 3, 'float32', 36),
+            tf.tensor1d([Number.NaN, -0, 0, Infinity, -Infinity, 1e-45, -2]),
+          ]),
+          [2, 5, 6, 7],
+        );
+        const bias = tf.tensor1d([0.5, -0, 0, -Infinity, 1, -1e-45, 3]);
+        return [
+          tf.add(x, bias),
+          tf.add(bias, x),
+          tf.add(x, tf.reshape(bias, [1, 1, 1, 7])),
+          tf.add(tf.randomNormal([9, 8], 0, 1, 'float32', 37), tf.randomNormal([8], 0, 1, 'float32', 38)),
+          tf.add(x, x), // same shapes: shipped
+          tf.add(x, tf.scalar(2)), // a scalar: shipped
+          tf.add(tf.tensor2d([[1, 2]], [1, 2], 'int32'), tf.tensor1d([3, 4], 'int32')), // int32: shipped
+        ].map((t) => ({ shape: t.shape, values: [...t.dataSync()] }));
+      });
+    };
+    const cpu = await run('cpu');
+    await useBackend('wasm');
+    registerWasmTrainingKernels();
+    const simd = heapSimd(tf.backend()) as unknown as Record<'affine_channels', (...a: number[]) => void>;
+    const original = simd.affine_channels;
+    let calls = 0;
+    simd.affine_channels = (...args: number[]) => {
+      calls++;
+      original(...args);
+    };
+    try {
+      await withAndWithoutHeapSimd(
+        () => run('wasm'),
+        (wasm, on) => expect(wasm, `simd ${on}`).toEqual(cpu),
+      );
+      expect(calls).toBe(2 * 4); // four broadcast cases, a warm-up and a run with SIMD on
+    } finally {
+      simd.affine_channels = original;
+    }
+  });
+
   it("Relu gradient (patch clip-gradient.ts) is one kernel with the composite's values, except NaN and zeros' signs", async () => {
     installPatches({ wasm: true });
     const run = async (backend: 'cpu' | 'wasm') => {

@@ -22,6 +22,7 @@ export const PARALLEL_FUNCTIONS = [
   'depthwise_input_grad',
   'depthwise_filter_grad',
   'clip_grad',
+  'affine_channels',
 ] as const;
 export type ParallelFunction = (typeof PARALLEL_FUNCTIONS)[number];
 

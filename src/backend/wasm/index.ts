@@ -16,7 +16,7 @@
  * - `reductions.ts`: Sum/Mean over leading axes
  * - `max-pool.ts`: MaxPoolGrad
  * - `batchnorm.ts`: inference FusedBatchNorm
- * - `elementwise.ts`: Identity (shares the buffer), Transpose, the ClipByValue gradient
+ * - `elementwise.ts`: Identity (shares the buffer), a bias Add, Transpose, the ClipByValue gradient
  * - `copy.ts`: Reverse, GatherV2, Slice, PadV2 and Tile as runs of contiguous copies (flips,
  *   rotations, crops, zero padding, broadcasts), and 8-bit pixels to float32 (a custom kernel)
  * - `blur.ts`: the separable Gaussian blur of `GaussianBlur` (a custom kernel)
@@ -43,7 +43,7 @@ import { type KernelArgs, shipped, type TensorInfo } from './common.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv.js';
 import { gatherV2, padV2, pixelsToFloat, reverse, slice, tile } from './copy.js';
 import { depthwiseBackpropFilter, depthwiseBackpropInput } from './depthwise.js';
-import { clipByValueGrad, identity, transpose } from './elementwise.js';
+import { add, clipByValueGrad, identity, transpose } from './elementwise.js';
 import { batchMatMul } from './matmul.js';
 import { maxPoolGrad } from './max-pool.js';
 import { leadingReduction } from './reductions.js';
@@ -51,6 +51,7 @@ import { conv2D, fusedConv2D } from './winograd.js';
 
 const KERNELS: [string, (args: KernelArgs) => TensorInfo | TensorInfo[]][] = [
   ['Identity', identity],
+  ['Add', add],
   [ADABELIEF_UPDATE_KERNEL, adaBeliefUpdate],
   [CLIP_GRAD_KERNEL, clipByValueGrad],
   [SEPARABLE_BLUR_KERNEL, separableBlur],

@@ -63,8 +63,8 @@ const pointwise = tf.tidy(() => {
     sha256: createHash('sha256').update(new Uint8Array(values.buffer)).digest('hex'),
   };
 });
-// The ReLU6 and ReLU gradients split over the pool (elementwise.ts): every value against the
-// definition, over 70,001 values (ranges on whole cache lines, a ragged end).
+// The ReLU6 and ReLU gradients and a bias Add split over the pool (elementwise.ts): every value
+// against the definition, over 70,001 values (ranges on whole cache lines, a ragged end).
 const elementwise = tf.tidy(() => {
   const x = tf.randomNormal([70001], 0, 3, 'float32', 12);
   const dy = tf.randomNormal([70001], 0, 1, 'float32', 13);
@@ -76,7 +76,12 @@ const elementwise = tf.tidy(() => {
     .dataSync();
   const xv = x.dataSync();
   const dv = dy.dataSync();
+  // A bias added over rows split on the pool (elementwise.ts `add`): 10,000 rows of 7.
+  const bias = tf.tensor1d([1, -2, 3, -4, 5, -6, 7]);
+  const biased = tf.add(tf.reshape(tf.slice(x, [0], [70000]), [10000, 7]), bias).dataSync();
   let wrong = 0;
+  for (let i = 0; i < 70000; i++)
+    if (biased[i] !== Math.fround((xv[i] as number) + [1, -2, 3, -4, 5, -6, 7][i % 7]!)) wrong++;
   for (let i = 0; i < xv.length; i++) {
     const v = xv[i] as number;
     if (y[i] !== (v > 0 ? dv[i] : 0)) wrong++;
