@@ -240,6 +240,22 @@ function backendDataIds(): number {
 }
 
 /**
+ * Counts the calls of the named heap loops on the active wasm backend (without a pool they run
+ * on this thread, from this object) until `restore()`.
+ */
+function countLoopCalls<N extends string>(...names: N[]): { calls: Record<N, number>; restore(): void } {
+  const simd = heapSimd(tf.backend()) as unknown as Record<N, (...a: number[]) => void>;
+  const originals = Object.fromEntries(names.map((n) => [n, simd[n]])) as Record<N, (...a: number[]) => void>;
+  const calls = Object.fromEntries(names.map((n) => [n, 0])) as Record<N, number>;
+  for (const name of names)
+    simd[name] = (...args: number[]) => {
+      calls[name]++;
+      originals[name](...args);
+    };
+  return { calls, restore: () => Object.assign(simd, originals) };
+}
+
+/**
  * Runs `run` on wasm with the heap SIMD loops and with their JavaScript fallbacks: a warm-up, then
  * a run that must leave neither tensors nor backend buffers behind, whose result goes to `check`.
  */
@@ -303,16 +319,7 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
   it('a strided depthwise input gradient takes the heap loop for channels in fours, once per call without a pool', async () => {
     await useBackend('wasm');
     registerWasmTrainingKernels();
-    const simd = heapSimd(tf.backend()) as unknown as Record<
-      'depthwise_input_grad',
-      (...a: number[]) => void
-    >;
-    const original = simd.depthwise_input_grad;
-    let calls = 0;
-    simd.depthwise_input_grad = (...args: number[]) => {
-      calls++;
-      original(...args);
-    };
+    const counter = countLoopCalls('depthwise_input_grad');
     const dx = (shape: [number, number, number, number], stride: 1 | 2) =>
       tf.tidy(() => {
         const x = tf.randomNormal(shape, 0, 1, 'float32', 3) as tf.Tensor4D;
@@ -322,12 +329,12 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
       });
     try {
       expect(dx([2, 5, 5, 8], 2)).toEqual([2, 5, 5, 8]);
-      expect(calls).toBe(1);
+      expect(counter.calls.depthwise_input_grad).toBe(1);
       dx([2, 5, 5, 6], 2); // 6 channels
       dx([2, 5, 5, 8], 1); // stride 1
-      expect(calls).toBe(1);
+      expect(counter.calls.depthwise_input_grad).toBe(1);
     } finally {
-      simd.depthwise_input_grad = original;
+      counter.restore();
     }
   });
 
@@ -451,25 +458,19 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
         }),
     );
     // The inner runs take the SIMD loop: one call per block of [3] and of [3, 5].
-    const simd = heapSimd(tf.backend()) as unknown as Record<'column_sums', (...a: number[]) => void>;
-    const original = simd.column_sums;
-    let calls = 0;
-    simd.column_sums = (...args: number[]) => {
-      calls++;
-      original(...args);
-    };
+    const counter = countLoopCalls('column_sums');
     try {
       tf.tidy(() => {
         const x = tf.randomNormal([3, 5, 7, 6], 2, 3, 'float32', 41);
         tf.mean(x, [1, 2]).dataSync();
-        expect(calls).toBe(3);
+        expect(counter.calls.column_sums).toBe(3);
         tf.sum(x, [2]).dataSync();
-        expect(calls).toBe(3 + 15);
+        expect(counter.calls.column_sums).toBe(3 + 15);
         tf.sum(x, [1, 3]).dataSync();
-        expect(calls).toBe(18);
+        expect(counter.calls.column_sums).toBe(18);
       });
     } finally {
-      simd.column_sums = original;
+      counter.restore();
     }
   });
 
@@ -541,14 +542,7 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     await useBackend('wasm');
     registerWasmTrainingKernels();
     // Count the heap loops' calls (without a pool they run on this thread, from this object).
-    const simd = heapSimd(tf.backend()) as unknown as Record<'gemm' | 'gemm_tn', (...a: number[]) => void>;
-    const originals = { gemm: simd.gemm, gemm_tn: simd.gemm_tn };
-    const calls = { gemm: 0, gemm_tn: 0 };
-    for (const name of ['gemm', 'gemm_tn'] as const)
-      simd[name] = (...args: number[]) => {
-        calls[name]++;
-        originals[name](...args);
-      };
+    const { calls, restore } = countLoopCalls('gemm', 'gemm_tn');
     try {
       cases.forEach(([, , , , loop], i) => {
         product(i); // warm-up
@@ -565,7 +559,7 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
         expect(calls.gemm_tn - counted.gemm_tn, `case ${i}`).toBe(loop === 'gemm_tn' ? 1 : 0);
       });
     } finally {
-      Object.assign(simd, originals);
+      restore();
     }
   });
 
@@ -593,14 +587,7 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     const cpu = cases.map((_, i) => grads(i));
     await useBackend('wasm');
     registerWasmTrainingKernels();
-    const simd = heapSimd(tf.backend()) as unknown as Record<'gemm' | 'gemm_tn', (...a: number[]) => void>;
-    const originals = { gemm: simd.gemm, gemm_tn: simd.gemm_tn };
-    const calls = { gemm: 0, gemm_tn: 0 };
-    for (const name of ['gemm', 'gemm_tn'] as const)
-      simd[name] = (...args: number[]) => {
-        calls[name]++;
-        originals[name](...args);
-      };
+    const { calls, restore } = countLoopCalls('gemm', 'gemm_tn');
     try {
       cases.forEach(([xs, , , gemm, gemmTn], i) => {
         grads(i); // warm-up
@@ -624,7 +611,7 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
       expect(relativeError(dw!, cpu[0]![1]!)).toBeLessThan(1e-5);
     } finally {
       setPointwiseGemm(true);
-      Object.assign(simd, originals);
+      restore();
     }
   });
 
@@ -820,17 +807,7 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     expect(wasm).toEqual(cpu);
     // Short runs of 4-byte values go through the heap loops: a flip calls one per row, a gather
     // one per call.
-    const simd = heapSimd(tf.backend()) as unknown as Record<
-      'reverse_runs' | 'gather_runs',
-      (...a: number[]) => void
-    >;
-    const originals = { reverse_runs: simd.reverse_runs, gather_runs: simd.gather_runs };
-    const calls = { reverse_runs: 0, gather_runs: 0 };
-    for (const name of ['reverse_runs', 'gather_runs'] as const)
-      simd[name] = (...args: number[]) => {
-        calls[name]++;
-        originals[name](...args);
-      };
+    const { calls, restore } = countLoopCalls('reverse_runs', 'gather_runs');
     try {
       tf.tidy(() => {
         tf.reverse(tf.ones([1, 5, 7, 3]), [2]);
@@ -839,7 +816,7 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
       });
       expect(calls).toEqual({ reverse_runs: 5, gather_runs: 1 });
     } finally {
-      Object.assign(simd, originals);
+      restore();
     }
     // And their JavaScript fallbacks.
     setHeapSimdEnabled(false);
@@ -872,21 +849,15 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     expect(cpu[0]!.values.slice(0, 3)).toEqual([11, 48, 85]);
     await useBackend('wasm');
     registerWasmTrainingKernels();
-    const simd = heapSimd(tf.backend()) as unknown as Record<'bytes_to_float', (...a: number[]) => void>;
-    const original = simd.bytes_to_float;
-    let calls = 0;
-    simd.bytes_to_float = (...args: number[]) => {
-      calls++;
-      original(...args);
-    };
+    const counter = countLoopCalls('bytes_to_float');
     try {
       await withAndWithoutHeapSimd(
         async () => run(),
         (wasm) => expect(wasm).toEqual(cpu),
       );
-      expect(calls).toBe(4); // two non-empty cases, a warm-up and a run, SIMD on
+      expect(counter.calls.bytes_to_float).toBe(4); // two non-empty cases, a warm-up and a run, SIMD on
     } finally {
-      simd.bytes_to_float = original;
+      counter.restore();
     }
     expect(() =>
       tf.engine().runKernel(PIXELS_TO_FLOAT_KERNEL, {}, { pixels: new Uint8Array(3), shape: [2, 2, 1] }),
@@ -1009,21 +980,15 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     const cpu = await run('cpu');
     await useBackend('wasm');
     registerWasmTrainingKernels();
-    const simd = heapSimd(tf.backend()) as unknown as Record<'affine_channels', (...a: number[]) => void>;
-    const original = simd.affine_channels;
-    let calls = 0;
-    simd.affine_channels = (...args: number[]) => {
-      calls++;
-      original(...args);
-    };
+    const counter = countLoopCalls('affine_channels');
     try {
       await withAndWithoutHeapSimd(
         () => run('wasm'),
         (wasm, on) => expect(wasm, `simd ${on}`).toEqual(cpu),
       );
-      expect(calls).toBe(2 * 4); // four broadcast cases, a warm-up and a run with SIMD on
+      expect(counter.calls.affine_channels).toBe(2 * 4); // four broadcast cases, a warm-up and a run with SIMD on
     } finally {
-      simd.affine_channels = original;
+      counter.restore();
     }
   });
 

@@ -1,3 +1,4 @@
+import type * as tf from '@tensorflow/tfjs-core';
 import {
   type Backend,
   type ConvAttrs,
@@ -13,6 +14,24 @@ import { flipTaps } from './conv.js';
 import { convInfo, fullCorrelationInput, paddedInput, tap } from './conv-geometry.js';
 import { alignedScratch, runSpread, share, threadsFor, wholeLines } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
+
+/** The geometry arguments of the depthwise heap loops for `images` images (heap-simd-train.wat). */
+function depthwiseGeometry(info: tf.backend_util.Conv2DInfo, images: number): number[] {
+  return [
+    images,
+    info.inHeight,
+    info.inWidth,
+    info.inChannels,
+    info.outHeight,
+    info.outWidth,
+    info.filterHeight,
+    info.filterWidth,
+    info.strideHeight,
+    info.strideWidth,
+    info.padInfo.top,
+    info.padInfo.left,
+  ];
+}
 
 /** Image chunks whose filter gradients are summed apart, then added in this order. */
 const FILTER_GRAD_CHUNKS = 4;
@@ -60,18 +79,7 @@ export function depthwiseBackpropFilter({ inputs, backend, attrs }: KernelArgs) 
         px + b0 * ih * iw * c * 4,
         pdy + b0 * oh * ow * c * 4,
         at + k * stride,
-        b1 - b0,
-        ih,
-        iw,
-        c,
-        oh,
-        ow,
-        info.filterHeight,
-        info.filterWidth,
-        info.strideHeight,
-        info.strideWidth,
-        info.padInfo.top,
-        info.padInfo.left,
+        ...depthwiseGeometry(info, b1 - b0),
       ]);
     }
     runSpread(b, 'depthwise_filter_grad', simd, calls);
@@ -146,18 +154,7 @@ export function depthwiseBackpropInput({ inputs, backend, attrs }: KernelArgs) {
           (pdy as number) + b0 * oh * ow * c * 4,
           pf as number,
           (pdx as number) + b0 * ih * iw * c * 4,
-          b1 - b0,
-          ih,
-          iw,
-          c,
-          oh,
-          ow,
-          info.filterHeight,
-          info.filterWidth,
-          info.strideHeight,
-          info.strideWidth,
-          info.padInfo.top,
-          info.padInfo.left,
+          ...depthwiseGeometry(info, b1 - b0),
         ],
       ];
     });

@@ -13,6 +13,12 @@ import {
   HEAP_SIMD_WINOGRAD_UNSHARED,
 } from './heap-simd.generated.js';
 
+/**
+ * A depthwise gradient loop: two inputs and the output (byte offsets), then the geometry of
+ * `depthwiseGeometry` (depthwise.ts): n, ih, iw, c, oh, ow, kh, kw, sh, sw, pt, pl.
+ */
+type DepthwiseLoop = (a: number, b: number, out: number, ...geometry: number[]) => void;
+
 /** The modules' exports (heap-simd.wat, heap-simd-train.wat, heap-simd-winograd.wat); pointers are byte offsets into the backend's heap. */
 export interface HeapSimd {
   /** dst[r, j] = src[r, j] * a[j] + b[j], for `rows` rows of `c` values. */
@@ -41,23 +47,7 @@ export interface HeapSimd {
    * Depthwise filter gradient of images [0, n) accumulated into `out` (channel multiplier 1,
    * dilation 1); see heap-simd-train.wat.
    */
-  depthwise_filter_grad(
-    x: number,
-    dy: number,
-    out: number,
-    n: number,
-    ih: number,
-    iw: number,
-    c: number,
-    oh: number,
-    ow: number,
-    kh: number,
-    kw: number,
-    sh: number,
-    sw: number,
-    pt: number,
-    pl: number,
-  ): void;
+  depthwise_filter_grad: DepthwiseLoop;
   /** n unsigned bytes at src as float32 at dst; see heap-simd-train.wat. */
   bytes_to_float(src: number, dst: number, n: number): void;
   /** Runs of `run` bytes (a multiple of 4) copied in reverse order; see heap-simd-train.wat. */
@@ -76,23 +66,7 @@ export interface HeapSimd {
    * Depthwise input gradient of images [0, n) (channel multiplier 1, dilation 1, c a multiple of
    * 4); see heap-simd-train.wat.
    */
-  depthwise_input_grad(
-    dy: number,
-    f: number,
-    dx: number,
-    n: number,
-    ih: number,
-    iw: number,
-    c: number,
-    oh: number,
-    ow: number,
-    kh: number,
-    kw: number,
-    sh: number,
-    sw: number,
-    pt: number,
-    pl: number,
-  ): void;
+  depthwise_input_grad: DepthwiseLoop;
   /**
    * One tap of a convolution filter gradient into its [ci, co] block of `out`; see heap-simd.wat
    * (ci a multiple of 4, co of 8).

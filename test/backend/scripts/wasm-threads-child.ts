@@ -23,6 +23,14 @@ const arg = process.argv[2] ?? 'default';
 if (process.argv[3] === 'unwritable')
   setWasmThreading(nodeWasmThreading({ cacheDir: join(import.meta.filename, 'cache') }));
 const info = await setupBackend('wasm', arg === 'default' ? {} : { threads: Number(arg) });
+/** The bits of the tensors' values, hashed (the values would overflow the parent's output buffer). */
+function hashed(tensors: tf.Tensor[]): { count: number; sha256: string } {
+  const values = Float32Array.from(tensors.flatMap((t) => Array.from(t.dataSync())));
+  return {
+    count: values.length,
+    sha256: createHash('sha256').update(new Uint8Array(values.buffer)).digest('hex'),
+  };
+}
 const conv = tf.tidy(() => {
   const x = tf.randomNormal([2, 20, 20, 8], 0, 1, 'float32', 1) as tf.Tensor4D;
   const w = tf.randomNormal([3, 3, 8, 16], 0, 1, 'float32', 2) as tf.Tensor4D;
@@ -35,12 +43,7 @@ const wino = tf.tidy(() => {
   const probe = tf.randomNormal([4, 30, 30, 16], 0, 1, 'float32', 5);
   const conv = (a: tf.Tensor, f: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, 1, 'same');
   const [dx, dw] = tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.sum(tf.mul(conv(a, f), probe)))([x, w]);
-  const values = Float32Array.from([conv(x, w), dx, dw].flatMap((t) => Array.from(t!.dataSync())));
-  // Its bits, hashed (the values would overflow the parent's output buffer).
-  return {
-    count: values.length,
-    sha256: createHash('sha256').update(new Uint8Array(values.buffer)).digest('hex'),
-  };
+  return hashed([conv(x, w), dx!, dw!]);
 });
 // 1x1 gradients over 2304 positions in two panels: the heap GEMMs (conv.ts, `isPointwise`).
 // The same input's strided depthwise input gradient: the heap loop, images split (depthwise.ts).
@@ -57,11 +60,7 @@ const pointwise = tf.tidy(() => {
   const [ddx, ddw] = tf.grads((a: tf.Tensor, f: tf.Tensor) =>
     tf.sum(tf.mul(tf.depthwiseConv2d(a as tf.Tensor4D, f as tf.Tensor4D, 2, 'valid'), dprobe)),
   )([tf.slice(x, [0, 0, 0, 0], [4, 23, 23, 16]), d]);
-  const values = Float32Array.from([dx, dw, ddx, ddw].flatMap((t) => Array.from(t!.dataSync())));
-  return {
-    count: values.length,
-    sha256: createHash('sha256').update(new Uint8Array(values.buffer)).digest('hex'),
-  };
+  return hashed([dx!, dw!, ddx!, ddw!]);
 });
 // The ReLU6 and ReLU gradients and a bias Add split over the pool (elementwise.ts): every value
 // against the definition, over 70,001 values (ranges on whole cache lines, a ragged end).
