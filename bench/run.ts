@@ -129,7 +129,7 @@ function tfjsTiming(
     return {
       imagesPerSecond: null,
       note: r.error
-        ? `over ${timeoutS}s for ${steps + 2} steps`
+        ? `over ${timeoutS}s for ${steps + 3} steps`
         : r.stderr.split('\n').filter(Boolean).slice(-1)[0],
     };
   const line = r.stdout.trim().split('\n').at(-1) ?? '{}';

@@ -70,8 +70,8 @@ def run(job):
     if job["train"] == "inference":
         m.eval()
         with torch.no_grad():
-            m(x)
-            m(x)  # two warm-ups, as on the wasm side (bench/models.ts)
+            for _ in range(3):  # three warm-ups, as on the wasm side (bench/models.ts)
+                m(x)
             t0 = time.perf_counter()
             for _ in range(job["steps"]):
                 m(x)
@@ -85,8 +85,8 @@ def run(job):
             loss_fn(m(x), y).backward()
             opt.step()
 
-        step()
-        step()  # two warm-ups, as on the wasm side (bench/models.ts)
+        for _ in range(3):  # three warm-ups, as on the wasm side (bench/models.ts)
+            step()
         t0 = time.perf_counter()
         for _ in range(job["steps"]):
             step()
