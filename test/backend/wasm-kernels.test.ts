@@ -744,6 +744,17 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
             'float32',
           ], // gray, a constant
           [
+            [1, 5, 20, 1],
+            [
+              [0, 0],
+              [2, 1],
+              [3, 0],
+              [0, 0],
+            ],
+            -1.5,
+            'float32',
+          ], // gray, runs of 20 on the heap: a float constant fills as a float
+          [
             [2, 4, 30, 3],
             [
               [1, 0],

@@ -217,9 +217,10 @@ export function padV2({ inputs, backend, attrs }: KernelArgs): TensorInfo {
     return original('PadV2', b, { x }, attrs);
   const outShape = shape.map((d, a) => d + paddings[a]![0] + paddings[a]![1]);
   const out = b.makeOutput(outShape, x.dtype);
+  // The padding value as the output's dtype (the word views below would store its integer part).
+  b.typedArrayFromHeap(out).fill(constantValue);
   const src = words(b, x);
   const dst = words(b, out);
-  dst.fill(constantValue);
   const dstStrides = stridesOf(outShape);
   const run = (shape[last] as number) * (srcStrides[last] as number);
   const first = paddings[last]![0] * (dstStrides[last] as number);
