@@ -54,6 +54,53 @@ describe.each(['cpu', 'wasm'] as const)(
       }
     });
 
+    it('erase replaces exactly the rectangle, at every border and over the whole image, for a batch, per-channel values and a value tensor', () => {
+      const [N, H, W, C] = [2, 6, 7, 3];
+      const x = tf.tensor4d(
+        Float32Array.from({ length: N * H * W * C }, (_, i) => i),
+        [N, H, W, C],
+      );
+      const patch = (h: number, w: number) =>
+        tf.tensor3d(
+          Float32Array.from({ length: h * w * C }, (_, i) => -1 - i),
+          [h, w, C],
+        );
+      const rects: [number, number, number, number][] = [
+        [0, 0, 2, 3], // top-left corner
+        [4, 4, 2, 3], // bottom-right corner
+        [1, 0, 3, 7], // full width
+        [0, 2, 6, 1], // full height
+        [0, 0, 6, 7], // the whole image
+        [2, 3, 1, 1],
+      ];
+      for (const [top, left, height, width] of rects) {
+        for (const kind of ['scalar', 'channels', 'tensor'] as const) {
+          const value = kind === 'scalar' ? 9 : kind === 'channels' ? [10, 20, 30] : patch(height, width);
+          const y = erase(x, { top, left, height, width, value });
+          const got = y.dataSync();
+          const src = x.dataSync();
+          const pv = value instanceof tf.Tensor ? value.dataSync() : null;
+          for (let i = 0; i < got.length; i++) {
+            const c = i % C;
+            const col = Math.floor(i / C) % W;
+            const row = Math.floor(i / (C * W)) % H;
+            const inside = row >= top && row < top + height && col >= left && col < left + width;
+            const want = !inside
+              ? src[i]
+              : kind === 'scalar'
+                ? 9
+                : kind === 'channels'
+                  ? [10, 20, 30][c]
+                  : pv![((row - top) * width + (col - left)) * C + c];
+            expect(got[i], `${[top, left, height, width]} ${kind} at ${i}`).toBe(want);
+          }
+          expect(y.shape).toEqual([N, H, W, C]);
+          tf.dispose([y, ...(value instanceof tf.Tensor ? [value] : [])]);
+        }
+      }
+      x.dispose();
+    });
+
     it('erase, normalize, hflip and vflip equal torchvision', () => {
       for (const c of fixtures.erase) {
         const x = t3(c.input);
