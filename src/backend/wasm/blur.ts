@@ -67,9 +67,12 @@ export function separableBlur({ inputs, backend, attrs }: KernelArgs): TensorInf
       const lo = Math.max(0, -shift);
       const hi = Math.min(w, w - shift);
       if (hi > lo) axpy(tmp, o + lo * c, x, o + (lo + shift) * c, (hi - lo) * c, tap, k === 0);
-      for (let col = 0; col < w; col++)
-        if (col < lo || col >= hi)
-          axpy(tmp, o + col * c, x, o + reflect(col + shift, w) * c, c, tap, k === 0);
+      // The columns whose tap falls in the reflected border: at most the tap's shift on each side
+      // (walking every column for them took most of the time on 224-wide images).
+      for (let col = 0; col < Math.min(lo, w); col++)
+        axpy(tmp, o + col * c, x, o + reflect(col + shift, w) * c, c, tap, k === 0);
+      for (let col = Math.max(hi, lo); col < w; col++)
+        axpy(tmp, o + col * c, x, o + reflect(col + shift, w) * c, c, tap, k === 0);
     });
   }
   // Vertical: each output row is a weighted sum of whole (reflected) rows.
