@@ -23,6 +23,18 @@ const arg = process.argv[2] ?? 'default';
 if (process.argv[3] === 'unwritable')
   setWasmThreading(nodeWasmThreading({ cacheDir: join(import.meta.filename, 'cache') }));
 const info = await setupBackend('wasm', arg === 'default' ? {} : { threads: Number(arg) });
+/** The gradients of sum(op(x, f) * probe) with respect to x and f, for a seeded random probe. */
+function probedGrads(
+  op: (x: tf.Tensor4D, f: tf.Tensor4D) => tf.Tensor4D,
+  x: tf.Tensor4D,
+  f: tf.Tensor4D,
+  seed: number,
+): tf.Tensor[] {
+  const probe = tf.randomNormal(op(x, f).shape, 0, 1, 'float32', seed);
+  return tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+    tf.sum(tf.mul(op(a as tf.Tensor4D, b as tf.Tensor4D), probe)),
+  )([x, f]);
+}
 /** The bits of the tensors' values, hashed (the values would overflow the parent's output buffer). */
 function hashed(tensors: tf.Tensor[]): { count: number; sha256: string } {
   const values = Float32Array.from(tensors.flatMap((t) => Array.from(t.dataSync())));
@@ -40,27 +52,26 @@ const conv = tf.tidy(() => {
 const wino = tf.tidy(() => {
   const x = tf.randomNormal([4, 30, 30, 16], 0, 1, 'float32', 3) as tf.Tensor4D;
   const w = tf.randomNormal([3, 3, 16, 16], 0, 1, 'float32', 4) as tf.Tensor4D;
-  const probe = tf.randomNormal([4, 30, 30, 16], 0, 1, 'float32', 5);
-  const conv = (a: tf.Tensor, f: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, 1, 'same');
-  const [dx, dw] = tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.sum(tf.mul(conv(a, f), probe)))([x, w]);
-  return hashed([conv(x, w), dx!, dw!]);
+  const conv = (a: tf.Tensor4D, f: tf.Tensor4D) => tf.conv2d(a, f, 1, 'same');
+  return hashed([conv(x, w), ...probedGrads(conv, x, w, 5)]);
 });
 // 1x1 gradients over 2304 positions in two panels: the heap GEMMs (conv.ts, `isPointwise`).
 // The same input's strided depthwise input gradient: the heap loop, images split (depthwise.ts).
 const pointwise = tf.tidy(() => {
   const x = tf.randomNormal([4, 24, 24, 16], 0, 1, 'float32', 7) as tf.Tensor4D;
   const w = tf.randomNormal([1, 1, 16, 24], 0, 1, 'float32', 8) as tf.Tensor4D;
-  const probe = tf.randomNormal([4, 24, 24, 24], 0, 1, 'float32', 9);
-  const conv = (a: tf.Tensor, f: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, 1, 'valid');
-  const [dx, dw] = tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.sum(tf.mul(conv(a, f), probe)))([x, w]);
   // And a strided depthwise convolution's gradients (images split over the pool, the filter's
   // in fixed chunks: depthwise.ts).
   const d = tf.randomNormal([3, 3, 16, 1], 0, 1, 'float32', 10) as tf.Tensor4D;
-  const dprobe = tf.randomNormal([4, 11, 11, 16], 0, 1, 'float32', 11);
-  const [ddx, ddw] = tf.grads((a: tf.Tensor, f: tf.Tensor) =>
-    tf.sum(tf.mul(tf.depthwiseConv2d(a as tf.Tensor4D, f as tf.Tensor4D, 2, 'valid'), dprobe)),
-  )([tf.slice(x, [0, 0, 0, 0], [4, 23, 23, 16]), d]);
-  return hashed([dx!, dw!, ddx!, ddw!]);
+  return hashed([
+    ...probedGrads((a, f) => tf.conv2d(a, f, 1, 'valid'), x, w, 9),
+    ...probedGrads(
+      (a, f) => tf.depthwiseConv2d(a, f, 2, 'valid'),
+      tf.slice(x, [0, 0, 0, 0], [4, 23, 23, 16]),
+      d,
+      11,
+    ),
+  ]);
 });
 // The ReLU6 and ReLU gradients and a bias Add split over the pool (elementwise.ts): every value
 // against the definition, over 70,001 values (ranges on whole cache lines, a ragged end).
