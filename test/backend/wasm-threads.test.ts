@@ -15,6 +15,7 @@ interface ChildResult {
   wino: { count: number; sha256: string };
   pointwise: { count: number; sha256: string };
   elementwise: { wrong: number; count: number };
+  split: number[];
   note?: string;
   conv: number[];
   weights: number[];
@@ -68,6 +69,9 @@ describe('wasm threads in Node', () => {
     expect(two.weights).toEqual(one.weights);
     expect(one.weights.length).toBe(17723);
     expect(two.note).toBeUndefined();
+    // Loops over fewer values than the pooled minimum (2^21) stay on the caller.
+    expect(two.split).toEqual([1, 2, 2]);
+    expect(one.split).toEqual([1, 1, 1]);
   }, 300_000);
 
   it('falls back to one thread, with a note, when the worker scripts cannot be written', () => {

@@ -87,7 +87,7 @@ function centeredAffine(
     vectors.forEach((v, i) => fv.set(v, i * c));
     const [px, pg, pd, pf] = [x, g ?? x, dst, f].map((t) => b.getMemoryOffset(t.dataId)) as number[];
     // Rows split over the heap pool's threads: no sums, the same numbers on any count.
-    const threads = threadsFor(b, m);
+    const threads = threadsFor(b, m, (g ? 3 : 2) * m * c);
     const calls = Array.from({ length: threads }, (_, t) => {
       const [r0, r1] = share(m, threads, t);
       const o = r0 * c * 4;

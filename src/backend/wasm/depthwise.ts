@@ -71,7 +71,7 @@ export function depthwiseBackpropFilter({ inputs, backend, attrs }: KernelArgs) 
     const { scratch, at } = alignedScratch(hb, chunks * stride);
     hb.typedArrayFromHeap(scratch).fill(0);
     const [px, pdy] = [x, dy].map((t) => hb.getMemoryOffset(t.dataId)) as [number, number];
-    const threads = threadsFor(b, chunks);
+    const threads = threadsFor(b, chunks, n * (ih * iw + oh * ow) * c);
     const calls: number[][][] = Array.from({ length: threads }, () => []);
     for (let k = 0; k < chunks; k++) {
       const [b0, b1] = share(n, chunks, k);

@@ -69,20 +69,19 @@ export function transpose({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   return out;
 }
 
-/** Values from which an elementwise loop is split over the heap pool. */
-const POOLED_VALUES = 1 << 16;
-
 /**
  * Calls of an elementwise heap loop over `n` values, one per thread of the heap pool (ranges on
- * whole cache lines) from {@link POOLED_VALUES} values, else one: `call(i0, count)` gives each.
+ * whole cache lines) when the `touched` values (reads and writes) reach the pooled minimum
+ * (`threadsFor`), else one: `call(i0, count)` gives each.
  * Each value is computed alone, so any split gives the same numbers.
  */
 function elementRanges(
   b: HeapBackend,
   n: number,
+  touched: number,
   call: (i0: number, count: number) => number[],
 ): number[][][] {
-  const threads = n >= POOLED_VALUES ? threadsFor(b, n) : 1;
+  const threads = threadsFor(b, n, touched);
   const lines = Math.ceil(n / 16);
   return Array.from({ length: threads }, (_, t) => {
     const [l0, l1] = share(lines, threads, t);
@@ -125,7 +124,7 @@ export function add({ inputs, backend }: KernelArgs): TensorInfo {
   cv.set(b.typedArrayFromHeap(small), c);
   const [px, pout, pc] = [big, out, coeffs].map((t) => b.getMemoryOffset(t.dataId)) as number[];
   const rows = n / c;
-  const threads = n >= POOLED_VALUES ? threadsFor(b, rows) : 1;
+  const threads = threadsFor(b, rows, 2 * n);
   const calls = Array.from({ length: threads }, (_, t) => {
     const [r0, r1] = share(rows, threads, t);
     return [
@@ -146,7 +145,7 @@ export function add({ inputs, backend }: KernelArgs): TensorInfo {
 
 /**
  * dx = lo <= x <= hi ? dy : 0 in one pass (tfjs composes 5 ops: 2 compares, and, zeros, select),
- * split over the heap pool from 65,536 values (SimpleCNN's [32, 128, 128, 32]: 10.4 -> 7.3 ms).
+ * split over the heap pool for large tensors (SimpleCNN's [32, 128, 128, 32]: 10.4 -> 7.3 ms).
  */
 export function clipByValueGrad({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const b = backend as HeapBackend;
@@ -166,7 +165,7 @@ export function clipByValueGrad({ inputs, backend, attrs }: KernelArgs): TensorI
       b,
       'clip_grad',
       simd,
-      elementRanges(b, n, (i0, count) => [
+      elementRanges(b, n, 3 * n, (i0, count) => [
         (px as number) + i0 * 4,
         (pdy as number) + i0 * 4,
         (pout as number) + i0 * 4,

@@ -71,10 +71,32 @@ export function heapParallel(backend: unknown): HeapParallel | null {
 }
 
 /**
- * How many threads to split work of `units` independent parts over on `backend`'s heap: the
- * pool's threads, at most `units`; 1 without a pool.
+ * Values a memory-bound heap loop must touch (read and written) before it is split over the pool.
+ * Waking the pool's worker costs ~0.1-0.3 ms on 2 cores, most of all right after an XNNPACK
+ * operator, whose own threads spin a while before they sleep; a loop over fewer values runs faster
+ * on the caller alone. On the brain recipe's step (`blocks-13`: 26 BatchNorm passes of 0.1-2 M
+ * values, 9 ReLU6 gradients), this minimum against none, switched between steps in one process:
+ * 0.96 and 0.95 of the time (2^19: 1.02, 2^23: 1.03); SimpleCNN's step 0.96.
  */
-export function threadsFor(backend: unknown, units: number): number {
+let minPooledValues = 1 << 21;
+
+/**
+ * Sets the values from which memory-bound heap loops are split over the pool (default 2^21;
+ * 0 splits every loop, as the thread-count tests do). Returns the previous setting.
+ */
+export function setMinPooledValues(values: number): number {
+  const previous = minPooledValues;
+  minPooledValues = values;
+  return previous;
+}
+
+/**
+ * How many threads to split work of `units` independent parts over on `backend`'s heap: the
+ * pool's threads, at most `units`; 1 without a pool, or when a memory-bound loop touches fewer
+ * than the pooled minimum of `values` (see {@link setMinPooledValues}; compute-bound loops pass none).
+ */
+export function threadsFor(backend: unknown, units: number, values = Number.POSITIVE_INFINITY): number {
+  if (values < minPooledValues) return 1;
   return Math.max(1, Math.min(heapParallel(backend)?.threads ?? 1, units));
 }
 

@@ -45,7 +45,7 @@ export function maxPoolGrad({ inputs, backend, attrs }: KernelArgs) {
         number,
         number,
       ];
-      const threads = threadsFor(b, n);
+      const threads = threadsFor(b, n, n * (2 * H * W + 2 * OH * OW) * C);
       const calls = Array.from({ length: threads }, (_, t) => {
         const [i0, i1] = share(n, threads, t);
         const image = H * W * C * 4;

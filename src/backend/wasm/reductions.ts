@@ -73,7 +73,7 @@ function innerReduction(
   const { scratch, at } = alignedScratch(b, outer * cols * 8);
   b.typedArrayFromHeap(scratch).fill(0);
   const src = b.getMemoryOffset(x.dataId);
-  const threads = threadsFor(b, outer);
+  const threads = threadsFor(b, outer, outer * rows * cols);
   const calls = Array.from({ length: threads }, (_, t) => {
     const [o0, o1] = share(outer, threads, t);
     const list: number[][] = [];
@@ -133,7 +133,8 @@ export function chunkedColumnSums(
   const stride = wholeLines(size * 8);
   const { scratch, at } = alignedScratch(b, chunks * stride);
   b.typedArrayFromHeap(scratch).fill(0);
-  const threads = threadsFor(b, chunks);
+  // Values read: `width` = 2 reads a second [rows, cols] array beside the first.
+  const threads = threadsFor(b, chunks, width * rows * cols);
   const calls: number[][][] = Array.from({ length: threads }, () => []);
   for (let k = 0; k < chunks; k++) {
     const [r0, r1] = share(rows, chunks, k);

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { heapParallel } from '../../../src/backend/wasm/heap-parallel.js';
+import { heapParallel, setMinPooledValues, threadsFor } from '../../../src/backend/wasm/heap-parallel.js';
 import {
   adaBelief,
   nodeWasmThreading,
@@ -23,6 +23,9 @@ const arg = process.argv[2] ?? 'default';
 if (process.argv[3] === 'unwritable')
   setWasmThreading(nodeWasmThreading({ cacheDir: join(import.meta.filename, 'cache') }));
 const info = await setupBackend('wasm', arg === 'default' ? {} : { threads: Number(arg) });
+// Every memory-bound loop split over the pool, however small (by default, loops over fewer than
+// 2^21 values run on the caller alone): the small tensors here then test the split.
+const defaultMinPooled = setMinPooledValues(0);
 /** The gradients of sum(op(x, f) * probe) with respect to x and f, for a seeded random probe. */
 function probedGrads(
   op: (x: tf.Tensor4D, f: tf.Tensor4D) => tf.Tensor4D,
@@ -120,6 +123,10 @@ for (let i = 0; i < 2; i++) {
 }
 const weights = vars.flatMap((v) => Array.from(v.dataSync()));
 const heapThreads = heapParallel(tf.backend())?.threads ?? 1;
+// Under the default minimum, a memory-bound loop over 4 parts just below it, at it, and a
+// compute-bound one (no count of values).
+setMinPooledValues(defaultMinPooled);
+const split = [defaultMinPooled - 1, defaultMinPooled, undefined].map((v) => threadsFor(tf.backend(), 4, v));
 console.log(
   JSON.stringify({
     threads: info.threads,
@@ -130,5 +137,6 @@ console.log(
     pointwise,
     elementwise,
     weights,
+    split,
   }),
 );
