@@ -569,7 +569,8 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
       [[4, 24, 24, 16], 16, 24, 1, 2], // 2304 rows: two panels of 1638 for dW
       [[2, 4, 6, 12], 12, 16, 0, 1], // 12 input channels: dx not in the GEMM's 8-wide blocks
       [[2, 48, 48, 8], 8, 16, 0, 0], // 4608 positions: past the row limit
-      [[1, 4, 4, 512], 512, 512, 0, 0], // 262,144 weights: past the weight limit
+      [[4, 7, 7, 112], 112, 1280, 3, 5], // 143,360 weights (MobileNetV2-0.35's Conv_1): inside; dx in 3 row blocks, dW over 5 panels
+      [[1, 4, 4, 512], 512, 640, 0, 0], // 327,680 weights: past the weight limit (2^18)
     ];
     const grads = (i: number) => {
       const [xs, ci, co] = cases[i]!;
