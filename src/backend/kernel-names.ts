@@ -44,18 +44,28 @@ export interface SeparableBlurAttrs {
 /**
  * Training-mode batch normalisation over every axis but the last, as a backend may register it
  * (the wasm backend does): inputs `x`, `scale` (gamma), `offset` (beta); attribute
- * `varianceEpsilon`; outputs y, the batch mean and the biased batch variance, with
- *   y = (x - mean) * (gamma * rsqrt(variance + eps)) + beta.
- * Three passes over x instead of the seven ops `batchNormTraining` composes elsewhere.
+ * `varianceEpsilon` and optionally `activation` ({@link BatchNormActivation}); outputs y, the
+ * batch mean and the biased batch variance, with
+ *   y = act((x - mean) * (gamma * rsqrt(variance + eps)) + beta)
+ * (act: ReLU max(v, 0), ReLU6 min(max(v, 0), 6), or none). Two passes over x instead of the
+ * seven ops `batchNormTraining` composes elsewhere, and the activation's own pass.
  */
 export const BATCHNORM_TRAIN_KERNEL = 'MedimgBatchNormTrain';
 
 /**
- * The gradient of {@link BATCHNORM_TRAIN_KERNEL}: inputs `dy`, `x`, `mean`, `variance`, `scale`;
- * attribute `varianceEpsilon`; outputs dx, dgamma, dbeta, with a = gamma * rstd, M values per
- * channel and xhat = (x - mean) * rstd:
- *   dbeta = sum(dy); dgamma = sum(dy * xhat)
- *   dx = dy * a - (a / M) * dbeta - (a * rstd / M) * dgamma * (x - mean)
+ * The activation {@link BATCHNORM_TRAIN_KERNEL} applies to its output: `'linear'` (none, the
+ * default), `'relu'` or `'relu6'`. Its gradient passes dy where y > 0 (ReLU, as tfjs's does) or
+ * 0 < y < 6 (ReLU6, as TensorFlow's Relu6Grad and PyTorch's hardtanh do), y the activated output.
+ */
+export type BatchNormActivation = 'linear' | 'relu' | 'relu6';
+
+/**
+ * The gradient of {@link BATCHNORM_TRAIN_KERNEL}: inputs `dy`, `x`, `mean`, `variance`, `scale`,
+ * and `y` (the forward output) with an activation; attributes `varianceEpsilon` and `activation`;
+ * outputs dx, dgamma, dbeta, with a = gamma * rstd, M values per channel, xhat = (x - mean) * rstd
+ * and g = dy, or with an activation dy where it passes (see {@link BatchNormActivation}), else 0:
+ *   dbeta = sum(g); dgamma = sum(g * xhat)
+ *   dx = g * a - (a / M) * dbeta - (a * rstd / M) * dgamma * (x - mean)
  */
 export const BATCHNORM_TRAIN_GRAD_KERNEL = 'MedimgBatchNormTrainGrad';
 

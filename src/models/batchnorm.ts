@@ -1,6 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { BATCHNORM_TRAIN_GRAD_KERNEL, BATCHNORM_TRAIN_KERNEL } from '../backend/kernel-names.js';
+import {
+  BATCHNORM_TRAIN_GRAD_KERNEL,
+  BATCHNORM_TRAIN_KERNEL,
+  type BatchNormActivation,
+} from '../backend/kernel-names.js';
 
 /** The fields of a tfjs-layers BatchNormalization layer that this library reads. */
 export interface BatchNormLayer {
@@ -27,9 +31,15 @@ export function fusedBatchNormApplies(layer: unknown, input: tf.Tensor): boolean
  * separately takes. The output and gradients equal tfjs-layers'. Moving statistics are updated
  * as Keras on TensorFlow and PyTorch both do, `moving -= (moving - batch) * (1 - momentum)`
  * with the **unbiased** batch variance (`M / (M - 1)` times the biased one that normalises the
- * batch); tfjs-layers alone uses the biased one.
+ * batch); tfjs-layers alone uses the biased one. With `activation` ('relu' or 'relu6') the output
+ * is activated too, in the same kernel where the backend has it (its gradient passes dy where
+ * y > 0, and y < 6 for ReLU6, as TensorFlow's does), else by the op afterwards.
  */
-export function batchNormTraining(layer: unknown, x: tf.Tensor): tf.Tensor {
+export function batchNormTraining(
+  layer: unknown,
+  x: tf.Tensor,
+  activation: BatchNormActivation = 'linear',
+): tf.Tensor {
   const bn = layer as BatchNormLayer;
   const axes = Array.from({ length: x.rank - 1 }, (_, i) => i);
   const m = axes.reduce((p, a) => p * (x.shape[a] as number), 1);
@@ -43,18 +53,27 @@ export function batchNormTraining(layer: unknown, x: tf.Tensor): tf.Tensor {
     const save = args[3] as tf.GradSaveFunc;
     if (kernel) {
       // One kernel each way where the backend has them (wasm): three passes instead of ~10 ops.
-      const attrs = { varianceEpsilon: bn.epsilon };
+      const attrs = { varianceEpsilon: bn.epsilon, activation };
       const [y, mean, variance] = tf
         .engine()
         .runKernel(BATCHNORM_TRAIN_KERNEL, { x: input, scale: g, offset: b }, attrs) as tf.Tensor[];
       batchMean = tf.keep(mean as tf.Tensor);
       batchVariance = tf.keep(variance as tf.Tensor);
-      save([input, mean as tf.Tensor, variance as tf.Tensor, g]);
+      // With an activation, its gradient masks dy by the output.
+      const outputs = activation === 'linear' ? [] : [y as tf.Tensor];
+      save([input, mean as tf.Tensor, variance as tf.Tensor, g, ...outputs]);
       return {
         value: y as tf.Tensor,
         gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-          const [sx, sm, sv, sg] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-          const inputs = { dy: dy as tf.Tensor, x: sx, mean: sm, variance: sv, scale: sg };
+          const [sx, sm, sv, sg, sy] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor?];
+          const inputs = {
+            dy: dy as tf.Tensor,
+            x: sx,
+            mean: sm,
+            variance: sv,
+            scale: sg,
+            ...(sy ? { y: sy } : {}),
+          };
           return tf.engine().runKernel(BATCHNORM_TRAIN_GRAD_KERNEL, inputs, attrs) as tf.Tensor[];
         },
       };
@@ -83,7 +102,13 @@ export function batchNormTraining(layer: unknown, x: tf.Tensor): tf.Tensor {
       },
     };
   });
-  const y = f(x, gamma, beta);
+  const normalised = f(x, gamma, beta);
+  // Without the kernel, the activation as its own op (the same values).
+  let y = normalised;
+  if (!kernel && activation !== 'linear') {
+    y = activation === 'relu' ? tf.relu(normalised) : tf.clipByValue(normalised, 0, 6);
+    normalised.dispose();
+  }
   tf.tidy(() => {
     const decay = 1 - bn.momentum;
     const unbiased = tf.mul(batchVariance as tf.Tensor, m > 1 ? m / (m - 1) : 1);

@@ -5,6 +5,7 @@ import {
   installBatchNormFolding,
   planFolds,
   setBatchNormFolding,
+  setTrainingActivationFusion,
 } from '../../src/backend/patches/fold-batchnorm.js';
 import { installPatches } from '../../src/backend/patches/index.js';
 import { registerWasmTrainingKernels } from '../../src/backend/wasm/index.js';
@@ -81,7 +82,10 @@ function maxDiff(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0] as number);
 }
 
-afterEach(() => setBatchNormFolding(true));
+afterEach(() => {
+  setBatchNormFolding(true);
+  setTrainingActivationFusion(true);
+});
 
 describe.each(['cpu', 'wasm'] as const)('BatchNormalization folded into the convolution (%s)', (backend) => {
   it('plans the three chains: padding, BatchNormalization and ReLU/ReLU6 folded where each link has one consumer', async () => {
@@ -277,6 +281,54 @@ describe.each(['cpu', 'wasm'] as const)('BatchNormalization folded into the conv
     });
     expect(maxDiff(got, expected)).toBeLessThan(1e-5);
     tf.dispose([plainTrain, foldTrain, got, expected, x]);
+    model.dispose();
+  });
+});
+
+describe('BatchNormalization training with batch statistics, with the ReLU/ReLU6 after it (wasm)', () => {
+  it('applies the activation in its own kernel: the same outputs and gradients, no activation kernels, leak-free', async () => {
+    await useBackend('wasm');
+    installPatches({ wasm: true });
+    registerWasmTrainingKernels();
+    const model = chainModel(1);
+    const x = input();
+    const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    const run = () => {
+      let out: tf.Tensor = tf.scalar(0);
+      const { value, grads } = tf.variableGrads(() => {
+        out.dispose();
+        out = tf.keep(model.apply(x, { training: true }) as tf.Tensor);
+        return tf.sum(tf.square(out)) as tf.Scalar;
+      }, vars);
+      return { out, value, grads: vars.map((v) => grads[v.name] as tf.Tensor) };
+    };
+    const runLoss = () =>
+      tf.variableGrads(
+        () => tf.sum(tf.square(model.apply(x, { training: true }) as tf.Tensor)) as tf.Scalar,
+        vars,
+      );
+    const activationKernels = ['ClipByValue', 'Relu', 'MedimgClipByValueGrad'];
+    const seen = async () =>
+      (await kernels(() => runLoss())).filter((k) => activationKernels.includes(k)).sort();
+    setTrainingActivationFusion(false);
+    // Unfused: the ReLU6 and ReLU layers and their gradients run as kernels of their own.
+    expect(await seen()).toEqual(['ClipByValue', 'MedimgClipByValueGrad', 'MedimgClipByValueGrad', 'Relu']);
+    const plain = tf.tidy(() => run());
+    setTrainingActivationFusion(true);
+    expect(await seen()).toEqual([]);
+    const warm = run();
+    tf.dispose([warm.out, warm.value, ...warm.grads]);
+    const before = tf.memory().numTensors;
+    const fused = run();
+    expect(maxDiff(fused.out, plain.out)).toBe(0);
+    fused.grads.forEach((g, i) => {
+      const scale = tf.tidy(() => tf.max(tf.abs(plain.grads[i] as tf.Tensor)).dataSync()[0] as number);
+      expect(scale, vars[i]?.name).toBeGreaterThan(0);
+      expect(maxDiff(g, plain.grads[i] as tf.Tensor) / scale, vars[i]?.name).toBeLessThan(1e-5);
+    });
+    tf.dispose([fused.out, fused.value, ...fused.grads]);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([plain.out, plain.value, ...plain.grads, x]);
     model.dispose();
   });
 });

@@ -28,6 +28,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { type BatchNormLayer as BatchNormFields, batchNormMeasured } from '../../models/batchnorm.js';
 import { singleInput } from '../../models/layers.js';
+import { BATCHNORM_TRAIN_KERNEL } from '../kernel-names.js';
 import { independentOfGradientSources, untaped } from './unused-input-gradient.js';
 
 type Layer = tfl.layers.Layer;
@@ -64,6 +65,8 @@ interface Fold {
 interface Plan {
   convs: Map<Layer, Fold>;
   pads: Map<Layer, Fold>;
+  /** The folds by BatchNormalization layer, for those followed by an activation. */
+  acts: Map<Layer, Fold>;
 }
 
 /** Symbolic-graph node, as tfjs-layers keeps it (`Container.nodesByDepth`). */
@@ -86,6 +89,33 @@ export function setBatchNormFolding(on: boolean): void {
   enabled = on;
 }
 
+let fuseTrainingActivations = true;
+
+/**
+ * Switches off (`false`) or on again the ReLU or ReLU6 that a BatchNormalization training with
+ * batch statistics applies itself ({@link trainingActivation}; on by default).
+ */
+export function setTrainingActivationFusion(on: boolean): void {
+  fuseTrainingActivations = on;
+}
+
+/**
+ * The activation after `bn` in the running model's plan (a conv -> BN -> ReLU/ReLU6 chain), for a
+ * BatchNormalization that trains with batch statistics and where the backend applies the
+ * activation in its training kernel (wasm, {@link BATCHNORM_TRAIN_KERNEL}): one pass forward and
+ * none backward instead of the activation's own. The caller computes the activated output and
+ * hands it to `handOn`, after which the activation layer passes it on without computing.
+ * Undefined where that does not apply (the fusion off, no plan, no kernel).
+ */
+export function trainingActivation(
+  bn: Layer,
+): { fn: 'relu' | 'relu6'; handOn: (y: tf.Tensor) => void } | undefined {
+  if (!fuseTrainingActivations || !tf.getKernel(BATCHNORM_TRAIN_KERNEL, tf.getBackend())) return undefined;
+  const act = plans.at(-1)?.acts.get(bn)?.act;
+  if (!act) return undefined;
+  return { fn: act.fn, handOn: (y) => ahead.set(y, [act.layer]) };
+}
+
 /** Installs the fold on `model` and on every functional model nested in it (idempotent). */
 export function installBatchNormFolding(model: tfl.LayersModel): void {
   const visit = (container: Layer) => {
@@ -106,11 +136,14 @@ function installOn(container: Layer): void {
   target[PATCHED] = true;
   const convs = planFolds(container);
   if (convs.size === 0) return;
-  const plan: Plan = { convs, pads: new Map() };
+  const plan: Plan = { convs, pads: new Map(), acts: new Map() };
   for (const [conv, fold] of convs) {
     patchConv(conv);
     patchPassThrough(fold.bn);
-    if (fold.act) patchPassThrough(fold.act.layer);
+    if (fold.act) {
+      patchPassThrough(fold.act.layer);
+      plan.acts.set(fold.bn, fold);
+    }
     if (fold.pad) {
       plan.pads.set(fold.pad.layer, fold);
       patchPad(fold.pad.layer);

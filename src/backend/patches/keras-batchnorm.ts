@@ -12,6 +12,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { batchNormTraining, fusedBatchNormApplies, measuredBatchNorm } from '../../models/batchnorm.js';
 import { flattenLayers, singleInput } from '../../models/layers.js';
 import { guardCompile } from './compile-guard.js';
+import { trainingActivation } from './fold-batchnorm.js';
 
 type Kwargs = Record<string, unknown> | undefined;
 
@@ -22,7 +23,9 @@ const PATCHED = Symbol('medimg.kerasBatchNorm');
  * runs in inference mode, using its moving statistics and leaving them unchanged during `fit`.
  * tfjs-layers would otherwise keep normalising with batch statistics and updating them.
  * A trainable one trains through {@link batchNormTraining}: same values and updates as
- * tfjs-layers, with a closed-form gradient that takes a few passes instead of ~15.
+ * tfjs-layers, with a closed-form gradient that takes a few passes instead of ~15; and where a
+ * ReLU or ReLU6 follows it in the model's graph (and the backend has the kernel), applies that too
+ * (`trainingActivation` in fold-batchnorm.ts).
  */
 export function installKerasBatchNorm(model: tfl.LayersModel): void {
   for (const layer of flattenLayers(model)) {
@@ -38,7 +41,14 @@ export function installKerasBatchNorm(model: tfl.LayersModel): void {
       const x = singleInput(inputs);
       const measured = x ? measuredBatchNorm(layer, x) : null;
       if (measured) return measured;
-      if (training && x && fusedBatchNormApplies(layer, x)) return batchNormTraining(layer, x);
+      if (training && x && fusedBatchNormApplies(layer, x)) {
+        // A ReLU or ReLU6 right after it applied in the same kernel, where the backend can.
+        const act = trainingActivation(layer);
+        if (!act) return batchNormTraining(layer, x);
+        const y = batchNormTraining(layer, x, act.fn);
+        act.handOn(y);
+        return y;
+      }
       return original(inputs, { ...(kwargs ?? {}), training });
     };
     target[PATCHED] = true;

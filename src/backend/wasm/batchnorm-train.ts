@@ -7,7 +7,11 @@
  * kernels per step for their 13 BatchNormalization layers.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { BATCHNORM_TRAIN_GRAD_KERNEL, BATCHNORM_TRAIN_KERNEL } from '../kernel-names.js';
+import {
+  BATCHNORM_TRAIN_GRAD_KERNEL,
+  BATCHNORM_TRAIN_KERNEL,
+  type BatchNormActivation,
+} from '../kernel-names.js';
 import type { HeapBackend, KernelArgs, TensorInfo } from './common.js';
 import { runSpread, share, threadsFor } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
@@ -32,8 +36,47 @@ function checkFloat(kernel: string, tensors: Record<string, TensorInfo>, c: numb
 }
 
 /**
+ * A fused activation (`activation` attribute): the output's clamp [lo, hi], and its gradient's
+ * mask, dy passing where y > lo and not y >= hi (NaN: no upper bound). ReLU passes where y > 0, an
+ * infinite y too, as tfjs's step(x) does; ReLU6 where 0 < y < 6, as TensorFlow's Relu6Grad does;
+ * a NaN y passes neither. Null for none.
+ */
+function activationOf(
+  kernel: string,
+  attrs: unknown,
+): { clamp: [number, number]; mask: [number, number] } | null {
+  const act = (attrs as { activation?: BatchNormActivation }).activation ?? 'linear';
+  if (act === 'linear') return null;
+  if (act === 'relu') return { clamp: [0, Number.POSITIVE_INFINITY], mask: [0, Number.NaN] };
+  if (act === 'relu6') return { clamp: [0, 6], mask: [0, 6] };
+  throw new Error(`medimg-classify: ${kernel}: unknown activation '${act}' (linear, relu or relu6)`);
+}
+
+/** The float32 bits of lo and hi, as the heap loops take them (i32 parameters). */
+const bitsOf = ([lo, hi]: [number, number]) => Array.from(new Int32Array(Float32Array.of(lo, hi).buffer));
+
+/** A mask for a gradient: values count where y > lo and not y >= hi (y the activation's output). */
+interface Mask {
+  y: TensorInfo;
+  bounds: [number, number];
+}
+
+/**
+ * v clamped to [lo, hi] as the heap loop does (pmax, then pmin): NaN to lo, as tfjs's wasm Relu
+ * and ClipByValue map it.
+ */
+const clamped = (v: number, [lo, hi]: [number, number]) => {
+  const r = lo < v ? v : lo;
+  return r < hi ? r : hi;
+};
+
+/** Whether y passes the mask bounds. */
+const passes = (v: number, [lo, hi]: [number, number]) => v > lo && !(v >= hi);
+
+/**
  * float64 per-channel sums of a and of a * b over the rows (b = a: of its squares), the products
- * in float64 (exact): the heap-simd-train loop `column_moments`, else JavaScript. One pass.
+ * in float64 (exact): the heap-simd-train loop `column_moments`, else JavaScript. One pass. With
+ * a mask, a counts only where it passes.
  */
 function moments(
   b: HeapBackend,
@@ -41,36 +84,53 @@ function moments(
   x: TensorInfo,
   m: number,
   c: number,
+  mask: Mask | null = null,
 ): [Float64Array, Float64Array] {
   const simd = heapSimd(b);
   let sums: Float64Array;
   if (simd) {
     const [pa, px] = [a, x].map((t) => b.getMemoryOffset(t.dataId)) as [number, number];
+    const py = mask ? b.getMemoryOffset(mask.y.dataId) : 0;
+    const [lo, hi] = mask ? bitsOf(mask.bounds) : [0, 0];
     sums = chunkedColumnSums(
       b,
       simd,
       'column_moments',
       m,
       c,
-      (r0, count, acc) => [pa + r0 * c * 4, px + r0 * c * 4, count, c, acc, acc + c * 8],
+      (r0, count, acc) => [
+        pa + r0 * c * 4,
+        px + r0 * c * 4,
+        count,
+        c,
+        acc,
+        acc + c * 8,
+        mask ? py + r0 * c * 4 : 0,
+        lo as number,
+        hi as number,
+      ],
       2,
     );
   } else {
     const av = b.typedArrayFromHeap(a);
     const xv = b.typedArrayFromHeap(x);
+    const yv = mask ? b.typedArrayFromHeap(mask.y) : null;
     sums = new Float64Array(2 * c);
     for (let r = 0, o = 0; r < m; r++, o += c) {
       for (let j = 0; j < c; j++) {
-        const v = av[o + j] as number;
+        const v = yv && !passes(yv[o + j] as number, (mask as Mask).bounds) ? 0 : (av[o + j] as number);
         sums[j] = (sums[j] as number) + v;
         sums[c + j] = (sums[c + j] as number) + v * (xv[o + j] as number);
       }
     }
   }
-  return [sums.subarray(0, c), sums.subarray(c)];
+  return [sums.subarray(0, c), sums.subarray(c, 2 * c)];
 }
 
-/** dst = g * p + ((x - mean) * q + s) per channel (g = null: p = 0), on the heap. */
+/**
+ * dst = g * p + ((x - mean) * q + s) per channel (g = null: p = 0), on the heap; g counts only
+ * where it passes `mask`, and with `clamp` [lo, hi] dst is clamped to it (a fused ReLU or ReLU6).
+ */
 function centeredAffine(
   b: HeapBackend,
   x: TensorInfo,
@@ -79,6 +139,7 @@ function centeredAffine(
   vectors: [Float32Array, Float32Array, Float32Array, Float32Array],
   m: number,
   c: number,
+  { mask = null, clamp = null }: { mask?: Mask | null; clamp?: [number, number] | null } = {},
 ): void {
   const simd = heapSimd(b);
   if (simd) {
@@ -86,12 +147,27 @@ function centeredAffine(
     const fv = b.typedArrayFromHeap(f);
     vectors.forEach((v, i) => fv.set(v, i * c));
     const [px, pg, pd, pf] = [x, g ?? x, dst, f].map((t) => b.getMemoryOffset(t.dataId)) as number[];
+    const py = mask ? b.getMemoryOffset(mask.y.dataId) : 0;
+    const [lo, hi] = bitsOf(mask?.bounds ?? clamp ?? [0, 0]) as [number, number];
     // Rows split over the heap pool's threads: no sums, the same numbers on any count.
-    const threads = threadsFor(b, m, (g ? 3 : 2) * m * c);
+    const threads = threadsFor(b, m, ((g ? 3 : 2) + (mask ? 1 : 0)) * m * c);
     const calls = Array.from({ length: threads }, (_, t) => {
       const [r0, r1] = share(m, threads, t);
       const o = r0 * c * 4;
-      return [[(px as number) + o, (pg as number) + o, (pd as number) + o, pf as number, r1 - r0, c]];
+      return [
+        [
+          (px as number) + o,
+          (pg as number) + o,
+          (pd as number) + o,
+          pf as number,
+          r1 - r0,
+          c,
+          mask ? py + o : 0,
+          lo,
+          hi,
+          clamp ? 1 : 0,
+        ],
+      ];
     });
     runSpread(b, 'centered_affine', simd, calls);
     b.disposeData(f.dataId);
@@ -100,13 +176,16 @@ function centeredAffine(
   const [mean, p, q, s] = vectors;
   const xv = b.typedArrayFromHeap(x);
   const gv = g ? b.typedArrayFromHeap(g) : null;
+  const yv = mask ? b.typedArrayFromHeap(mask.y) : null;
   const out = b.typedArrayFromHeap(dst);
   for (let r = 0, o = 0; r < m; r++, o += c) {
     for (let j = 0; j < c; j++) {
       const centered = Math.fround(
         Math.fround(((xv[o + j] as number) - (mean[j] as number)) * (q[j] as number)) + (s[j] as number),
       );
-      out[o + j] = gv ? Math.fround((gv[o + j] as number) * (p[j] as number)) + centered : centered;
+      const gj = yv && !passes(yv[o + j] as number, (mask as Mask).bounds) ? 0 : (gv?.[o + j] as number);
+      const v = gv ? Math.fround(gj * (p[j] as number)) + centered : centered;
+      out[o + j] = clamp ? clamped(v, clamp) : v;
     }
   }
 }
@@ -120,6 +199,7 @@ export function batchNormTrain({ inputs, backend, attrs }: KernelArgs): TensorIn
   const b = backend as HeapBackend;
   const { x, scale, offset } = inputs as Record<'x' | 'scale' | 'offset', TensorInfo>;
   const eps = (attrs as { varianceEpsilon: number }).varianceEpsilon;
+  const clamp = activationOf(BATCHNORM_TRAIN_KERNEL, attrs)?.clamp ?? null;
   const { c, m } = rows(x, BATCHNORM_TRAIN_KERNEL);
   checkFloat(BATCHNORM_TRAIN_KERNEL, { x, scale, offset }, c);
   // mean = E[x], variance = E[x^2] - E[x]^2, in float64 from one pass (exact squares: the
@@ -132,7 +212,7 @@ export function batchNormTrain({ inputs, backend, attrs }: KernelArgs): TensorIn
   const rstd = rstdOf(variance, eps);
   const a = gamma.map((g, j) => g * (rstd[j] as number));
   const y = b.makeOutput(x.shape, 'float32');
-  centeredAffine(b, x, null, y, [mean, new Float32Array(c), a, beta], m, c);
+  centeredAffine(b, x, null, y, [mean, new Float32Array(c), a, beta], m, c, { clamp });
   const meanOut = b.makeOutput([c], 'float32');
   b.typedArrayFromHeap(meanOut).set(mean);
   const varianceOut = b.makeOutput([c], 'float32');
@@ -142,22 +222,33 @@ export function batchNormTrain({ inputs, backend, attrs }: KernelArgs): TensorIn
 
 export function batchNormTrainGrad({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
   const b = backend as HeapBackend;
-  const { dy, x, mean, variance, scale } = inputs as Record<
+  const { dy, x, mean, variance, scale, y } = inputs as Record<
     'dy' | 'x' | 'mean' | 'variance' | 'scale',
     TensorInfo
-  >;
+  > & { y?: TensorInfo };
   const eps = (attrs as { varianceEpsilon: number }).varianceEpsilon;
+  const bounds = activationOf(BATCHNORM_TRAIN_GRAD_KERNEL, attrs)?.mask ?? null;
   const { c, m } = rows(x, BATCHNORM_TRAIN_GRAD_KERNEL);
-  checkFloat(BATCHNORM_TRAIN_GRAD_KERNEL, { dy, x, mean, variance, scale }, c);
-  if (!tf.util.arraysEqual(dy.shape, x.shape))
+  checkFloat(BATCHNORM_TRAIN_GRAD_KERNEL, { dy, x, mean, variance, scale, ...(y ? { y } : {}) }, c);
+  for (const [name, t] of [
+    ['dy', dy],
+    ['y', y],
+  ] as const) {
+    if (t && !tf.util.arraysEqual(t.shape, x.shape))
+      throw new Error(
+        `medimg-classify: ${BATCHNORM_TRAIN_GRAD_KERNEL}: ${name} [${t.shape}] and x [${x.shape}] differ`,
+      );
+  }
+  if (bounds && !y)
     throw new Error(
-      `medimg-classify: ${BATCHNORM_TRAIN_GRAD_KERNEL}: dy [${dy.shape}] and x [${x.shape}] differ`,
+      `medimg-classify: ${BATCHNORM_TRAIN_GRAD_KERNEL}: the activation's gradient needs the forward output y`,
     );
+  const mask = bounds && y ? { y, bounds } : null;
   const mu = b.typedArrayFromHeap(mean).slice();
   const rstd = rstdOf(b.typedArrayFromHeap(variance), eps);
   const gamma = b.typedArrayFromHeap(scale).slice();
   // dbeta = sum(dy), sum(dy * (x - mean)) = sum(dy * x) - mean * sum(dy), from one pass.
-  const [dbeta, dyx] = moments(b, dy, x, m, c);
+  const [dbeta, dyx] = moments(b, dy, x, m, c, mask);
   const dgammaRaw = dbeta.map((v, j) => (dyx[j] as number) - (mu[j] as number) * v);
   const a = new Float32Array(c);
   const slope = new Float32Array(c);
@@ -171,7 +262,7 @@ export function batchNormTrainGrad({ inputs, backend, attrs }: KernelArgs): Tens
     slope[j] = -((a[j] as number) * r * (dgamma[j] as number)) / m;
   }
   const dx = b.makeOutput(x.shape, 'float32');
-  centeredAffine(b, x, dy, dx, [mu, a, slope, shift], m, c);
+  centeredAffine(b, x, dy, dx, [mu, a, slope, shift], m, c, { mask });
   const dgammaOut = b.makeOutput([c], 'float32');
   b.typedArrayFromHeap(dgammaOut).set(dgamma);
   const dbetaOut = b.makeOutput([c], 'float32');

@@ -10,11 +10,17 @@
   ;; Per-channel float64 sums over every row r of a [rows, c] float32 matrix and of its products
   ;; with b (b = a: its squares): acc[j] += a[r, j]; acc2[j] += a[r, j] * b[r, j], the products
   ;; in float64 (exact for float32 values). One pass gives a batch norm's mean and variance (x, x^2)
-  ;; or its gradient's dbeta and dgamma (dy, dy * x).
+  ;; or its gradient's dbeta and dgamma (dy, dy * x). With y (not 0), a[r, j] counts only where
+  ;; y[r, j] > ylo and not y[r, j] >= yhi (float32 bits; NaN: no upper bound): the gradient of a
+  ;; ReLU or ReLU6 with output y before it.
   (func (export "column_moments")
     (param $a i32) (param $b i32) (param $rows i32) (param $c i32) (param $acc i32) (param $acc2 i32)
+    (param $y i32) (param $ylo i32) (param $yhi i32)
     (local $j i32) (local $cv i32) (local $o i32) (local $p i32) (local $q i32)
     (local $va v128) (local $vb v128) (local $lo v128) (local $hi v128) (local $fa f64)
+    (local $ml v128) (local $mh v128)
+    (local.set $ml (f32x4.splat (f32.reinterpret_i32 (local.get $ylo))))
+    (local.set $mh (f32x4.splat (f32.reinterpret_i32 (local.get $yhi))))
     (local.set $cv (i32.and (local.get $c) (i32.const -4)))
     (block $done
       (br_if $done (i32.eqz (local.get $rows)))
@@ -24,6 +30,10 @@
           (br_if $vDone (i32.ge_u (local.get $j) (local.get $cv)))
           (local.set $o (i32.shl (local.get $j) (i32.const 2)))
           (local.set $va (v128.load (i32.add (local.get $a) (local.get $o))))
+          (if (local.get $y) (then
+            (local.set $vb (v128.load (i32.add (local.get $y) (local.get $o))))
+            (local.set $va (v128.and (local.get $va)
+              (v128.andnot (f32x4.gt (local.get $vb) (local.get $ml)) (f32x4.ge (local.get $vb) (local.get $mh)))))))
           (local.set $vb (v128.load (i32.add (local.get $b) (local.get $o))))
           (local.set $lo (f64x2.promote_low_f32x4 (local.get $va)))
           (local.set $hi
@@ -44,7 +54,9 @@
         (block $sDone (loop $sLoop
           (br_if $sDone (i32.ge_u (local.get $j) (local.get $c)))
           (local.set $o (i32.shl (local.get $j) (i32.const 2)))
-          (local.set $fa (f64.promote_f32 (f32.load (i32.add (local.get $a) (local.get $o)))))
+          (local.set $fa (f64.promote_f32 (f32x4.extract_lane 0
+            (call $maybeMasked (f32x4.splat (f32.load (i32.add (local.get $a) (local.get $o))))
+              (local.get $y) (local.get $o) (local.get $ml) (local.get $mh)))))
           (local.set $p (i32.add (local.get $acc) (i32.shl (local.get $j) (i32.const 3))))
           (f64.store (local.get $p) (f64.add (f64.load (local.get $p)) (local.get $fa)))
           (local.set $q (i32.add (local.get $acc2) (i32.shl (local.get $j) (i32.const 3))))
@@ -56,15 +68,33 @@
         (local.set $o (i32.shl (local.get $c) (i32.const 2)))
         (local.set $a (i32.add (local.get $a) (local.get $o)))
         (local.set $b (i32.add (local.get $b) (local.get $o)))
+        (if (local.get $y) (then (local.set $y (i32.add (local.get $y) (local.get $o)))))
         (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
         (br_if $row (local.get $rows)))))
 
+  ;; Lane 0 of v where y is 0 or y[o] > lo and not y[o] >= hi (one float), else 0: the loops'
+  ;; scalar tails.
+  (func $maybeMasked (param $v v128) (param $y i32) (param $o i32) (param $lo v128) (param $hi v128) (result v128)
+    (if (result v128) (local.get $y)
+      (then (v128.and (local.get $v)
+        (v128.andnot
+          (f32x4.gt (f32x4.splat (f32.load (i32.add (local.get $y) (local.get $o)))) (local.get $lo))
+          (f32x4.ge (f32x4.splat (f32.load (i32.add (local.get $y) (local.get $o)))) (local.get $hi)))))
+      (else (local.get $v))))
+
   ;; dst[r, j] = g[r, j] * p[j] + ((x[r, j] - mean[j]) * q[j] + s[j]) over `rows` rows of c values:
   ;; the normalisation (p = 0) and its input gradient in one pass. f is the per-channel vectors'
-  ;; base: mean, p, q, s at f, f + 4c, f + 8c, f + 12c.
+  ;; base: mean, p, q, s at f, f + 4c, f + 8c, f + 12c. With y (not 0), g[r, j] counts only where
+  ;; y[r, j] > lo and not y[r, j] >= hi (the gradient through a ReLU or ReLU6 with output y; hi
+  ;; NaN: no upper bound); with clamp (not 0), dst is clamped to [lo, hi] (the ReLU or ReLU6
+  ;; itself; NaN to lo, as tfjs's wasm Relu and ClipByValue do). lo and hi are float32 bits.
   (func (export "centered_affine")
     (param $x i32) (param $g i32) (param $dst i32) (param $f i32) (param $rows i32) (param $c i32)
+    (param $y i32) (param $lo i32) (param $hi i32) (param $clamp i32)
     (local $j i32) (local $cv i32) (local $o i32) (local $cb i32) (local $m i32)
+    (local $vg v128) (local $v v128) (local $ml v128) (local $mh v128)
+    (local.set $ml (f32x4.splat (f32.reinterpret_i32 (local.get $lo))))
+    (local.set $mh (f32x4.splat (f32.reinterpret_i32 (local.get $hi))))
     (local.set $cv (i32.and (local.get $c) (i32.const -4)))
     (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
     (block $done
@@ -75,37 +105,49 @@
           (br_if $vDone (i32.ge_u (local.get $j) (local.get $cv)))
           (local.set $o (i32.shl (local.get $j) (i32.const 2)))
           (local.set $m (i32.add (local.get $f) (local.get $o)))
-          (v128.store (i32.add (local.get $dst) (local.get $o))
+          (local.set $vg (v128.load (i32.add (local.get $g) (local.get $o))))
+          (if (local.get $y) (then
+            (local.set $v (v128.load (i32.add (local.get $y) (local.get $o))))
+            (local.set $vg (v128.and (local.get $vg)
+              (v128.andnot (f32x4.gt (local.get $v) (local.get $ml)) (f32x4.ge (local.get $v) (local.get $mh)))))))
+          (local.set $v
             (f32x4.add
-              (f32x4.mul
-                (v128.load (i32.add (local.get $g) (local.get $o)))
-                (v128.load (i32.add (local.get $m) (local.get $cb))))
+              (f32x4.mul (local.get $vg) (v128.load (i32.add (local.get $m) (local.get $cb))))
               (f32x4.add
                 (f32x4.mul
                   (f32x4.sub (v128.load (i32.add (local.get $x) (local.get $o))) (v128.load (local.get $m)))
                   (v128.load (i32.add (local.get $m) (i32.shl (local.get $cb) (i32.const 1)))))
                 (v128.load (i32.add (local.get $m) (i32.mul (local.get $cb) (i32.const 3)))))))
+          (if (local.get $clamp) (then
+            (local.set $v (f32x4.pmin (local.get $mh) (f32x4.pmax (local.get $ml) (local.get $v))))))
+          (v128.store (i32.add (local.get $dst) (local.get $o)) (local.get $v))
           (local.set $j (i32.add (local.get $j) (i32.const 4)))
           (br $vLoop)))
         (block $sDone (loop $sLoop
           (br_if $sDone (i32.ge_u (local.get $j) (local.get $c)))
           (local.set $o (i32.shl (local.get $j) (i32.const 2)))
           (local.set $m (i32.add (local.get $f) (local.get $o)))
-          (f32.store (i32.add (local.get $dst) (local.get $o))
+          (local.set $vg (call $maybeMasked (f32x4.splat (f32.load (i32.add (local.get $g) (local.get $o))))
+            (local.get $y) (local.get $o) (local.get $ml) (local.get $mh)))
+          (local.set $v (f32x4.splat
             (f32.add
               (f32.mul
-                (f32.load (i32.add (local.get $g) (local.get $o)))
+                (f32x4.extract_lane 0 (local.get $vg))
                 (f32.load (i32.add (local.get $m) (local.get $cb))))
               (f32.add
                 (f32.mul
                   (f32.sub (f32.load (i32.add (local.get $x) (local.get $o))) (f32.load (local.get $m)))
                   (f32.load (i32.add (local.get $m) (i32.shl (local.get $cb) (i32.const 1)))))
-                (f32.load (i32.add (local.get $m) (i32.mul (local.get $cb) (i32.const 3)))))))
+                (f32.load (i32.add (local.get $m) (i32.mul (local.get $cb) (i32.const 3))))))))
+          (if (local.get $clamp) (then
+            (local.set $v (f32x4.pmin (local.get $mh) (f32x4.pmax (local.get $ml) (local.get $v))))))
+          (f32.store (i32.add (local.get $dst) (local.get $o)) (f32x4.extract_lane 0 (local.get $v)))
           (local.set $j (i32.add (local.get $j) (i32.const 1)))
           (br $sLoop)))
         (local.set $x (i32.add (local.get $x) (local.get $cb)))
         (local.set $g (i32.add (local.get $g) (local.get $cb)))
         (local.set $dst (i32.add (local.get $dst) (local.get $cb)))
+        (if (local.get $y) (then (local.set $y (i32.add (local.get $y) (local.get $cb)))))
         (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
         (br_if $row (local.get $rows)))))
 

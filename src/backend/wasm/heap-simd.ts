@@ -110,15 +110,37 @@ export interface HeapSimd {
   /** dst[i] = src[i] * w (init 1) or dst[i] += src[i] * w (init 0), for `n` float32 values. */
   axpy(dst: number, src: number, n: number, w: number, init: number): void;
   /**
-   * Per-channel float64 sums of a and of a * b over rows (b = a: squares), into acc and acc2; see
-   * heap-simd-train.wat.
+   * Per-channel float64 sums of a and of a * b over rows (b = a: squares), into acc and acc2; a
+   * counted only where lo < y < hi when y is not 0 (lo, hi: float32 bits); see heap-simd-train.wat.
    */
-  column_moments(a: number, b: number, rows: number, c: number, acc: number, acc2: number): void;
+  column_moments(
+    a: number,
+    b: number,
+    rows: number,
+    c: number,
+    acc: number,
+    acc2: number,
+    y: number,
+    lo: number,
+    hi: number,
+  ): void;
   /**
    * dst[r, j] = g[r, j] * p[j] + ((x[r, j] - mean[j]) * q[j] + s[j]), with mean, p, q, s the four
-   * consecutive [c] vectors at `f`; see heap-simd-train.wat.
+   * consecutive [c] vectors at `f`; g counted only where lo < y < hi when y is not 0, dst clamped
+   * to [lo, hi] when clamp is not 0 (lo, hi: float32 bits); see heap-simd-train.wat.
    */
-  centered_affine(x: number, g: number, dst: number, f: number, rows: number, c: number): void;
+  centered_affine(
+    x: number,
+    g: number,
+    dst: number,
+    f: number,
+    rows: number,
+    c: number,
+    y: number,
+    lo: number,
+    hi: number,
+    clamp: number,
+  ): void;
   /** One step of tfjs's Adam over `n` values; see heap-simd-train.wat. */
   adam(
     p: number,
