@@ -17,6 +17,7 @@ import {
   rotate,
   vflip,
 } from '../../src/index.js';
+import { setHostRotation } from '../../src/transforms/functional/rotate.js';
 import fixtures from '../fixtures/transforms.json' with { type: 'json' };
 import { expectNoLeak, maxAbsDiff, testImage, useBackend } from '../helpers.js';
 
@@ -144,12 +145,28 @@ describe.each(['cpu', 'wasm'] as const)(
       expect(g.contentWidth / g.contentHeight).toBeCloseTo(380 / 512, 2);
     });
 
-    it('rotate equals torchvision F.rotate (nearest, expand=False) for 90, -90, 180 and 30 degrees', () => {
-      for (const c of fixtures.rotate) {
-        const x = t3(c.input);
-        const y = rotate(x, { angle: c.angle });
-        expect(maxAbsDiff(y, c.output)).toBe(0);
-        tf.dispose([x, y]);
+    it('rotate equals torchvision F.rotate (nearest, expand=False) for 90, -90, 180 and 30 degrees, by the JavaScript gather and by tensor ops', () => {
+      try {
+        for (const host of [true, false]) {
+          setHostRotation(host);
+          for (const c of fixtures.rotate) {
+            const x = t3(c.input);
+            const y = rotate(x, { angle: c.angle });
+            expect(maxAbsDiff(y, c.output), `host ${host}, ${c.angle} degrees`).toBe(0);
+            tf.dispose([x, y]);
+          }
+        }
+        // A batch of 2 RGB images at 17 degrees, with a fill: both paths agree value for value.
+        const x = tf.randomUniform([2, 9, 7, 3], 0, 255, 'float32', 5) as tf.Tensor4D;
+        setHostRotation(true);
+        const a = rotate(x, { angle: 17, fill: 40 });
+        setHostRotation(false);
+        const b = rotate(x, { angle: 17, fill: 40 });
+        expect(maxAbsDiff(a, b.arraySync())).toBe(0);
+        expect(Array.from(a.dataSync()).filter((v) => v === 40).length).toBeGreaterThan(0);
+        tf.dispose([x, a, b]);
+      } finally {
+        setHostRotation(true);
       }
     });
 
