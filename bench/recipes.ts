@@ -180,13 +180,14 @@ export async function benchRecipes(
   // Achieved GFLOP/s of the training loop (convolution and dense FLOPs of the step, counted from
   // the model: forward, plus input and weight gradients of the layers that train) against the
   // machine's theoretical peaks: wasm SIMD128 (no FMA) for ours, the best native ISA for PyTorch.
-  // FLOPs are counted as direct convolutions: Winograd layers (src/backend/wasm/winograd.ts) do
-  // 2.25x fewer multiplies, so a step with them can pass 100% of the peak.
+  // FLOPs are counted as direct convolutions: Winograd layers (src/backend/wasm/winograd.ts,
+  // F(4x4, 3x3)) do 4x fewer multiplies in their products, so a step with them can pass 100% of
+  // the peak.
   const peak = peaks();
   const native = nativePeak(peak);
   const torchMalloc = env.MALLOC_MMAP_MAX_ === '0' ? 'kept' : 'default';
   log(
-    `\nachieved GFLOP/s, counted as direct convolutions (Winograd layers do 2.25x fewer multiplies; wasm SIMD peak ${peak?.wasmGflops.toFixed(0) ?? '?'}, native ${native?.isa ?? ''} peak ${native?.gflops.toFixed(0) ?? '?'}, ${cpus().length} cores at ${peak?.mhz.toFixed(0) ?? '?'} MHz; PyTorch's freed memory ${torchMalloc === 'kept' ? 'kept mapped' : "returned to the OS (glibc's defaults)"}):`,
+    `\nachieved GFLOP/s, counted as direct convolutions (Winograd F(4x4, 3x3) layers do 4x fewer multiplies in their products; wasm SIMD peak ${peak?.wasmGflops.toFixed(0) ?? '?'}, native ${native?.isa ?? ''} peak ${native?.gflops.toFixed(0) ?? '?'}, ${cpus().length} cores at ${peak?.mhz.toFixed(0) ?? '?'} MHz; PyTorch's freed memory ${torchMalloc === 'kept' ? 'kept mapped' : "returned to the OS (glibc's defaults)"}):`,
   );
   for (const [recipe, r] of Object.entries(out)) {
     const last = r.runs.at(-1);
