@@ -193,6 +193,28 @@ describe('training-mode BatchNormalization kernels on wasm', () => {
     expect(() => run({ x: tf.zeros([2, 3], 'int32'), scale: tf.ones([3]), offset: tf.zeros([3]) })).toThrow(
       'medimg-classify: MedimgBatchNormTrain needs float32 x; got int32',
     );
+    const [scale, offset] = [tf.ones([3]), tf.zeros([3])];
+    expect(() =>
+      tf
+        .engine()
+        .runKernel(
+          BATCHNORM_TRAIN_KERNEL,
+          { x, scale, offset },
+          { varianceEpsilon: 1e-3, activation: 'gelu' },
+        ),
+    ).toThrow("medimg-classify: MedimgBatchNormTrain: unknown activation 'gelu' (linear, relu or relu6)");
+    const grad = (inputs: tf.NamedTensorMap) =>
+      tf
+        .engine()
+        .runKernel(BATCHNORM_TRAIN_GRAD_KERNEL, inputs, { varianceEpsilon: 1e-3, activation: 'relu6' });
+    const gradInputs = { dy: x, x, mean: offset, variance: scale, scale };
+    expect(() => grad(gradInputs)).toThrow(
+      "medimg-classify: MedimgBatchNormTrainGrad: the activation's gradient needs the forward output y",
+    );
+    expect(() => grad({ ...gradInputs, y: tf.zeros([3, 2]) })).toThrow(
+      'medimg-classify: MedimgBatchNormTrainGrad: y [3,2] and x [2,3] differ',
+    );
+    tf.dispose([scale, offset]);
     tf.dispose(x);
   });
 });

@@ -12,7 +12,7 @@ import {
   BATCHNORM_TRAIN_KERNEL,
   type BatchNormActivation,
 } from '../kernel-names.js';
-import type { HeapBackend, KernelArgs, TensorInfo } from './common.js';
+import { floatBits, type HeapBackend, type KernelArgs, type TensorInfo } from './common.js';
 import { runSpread, share, threadsFor } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
 import { chunkedColumnSums } from './reductions.js';
@@ -52,9 +52,6 @@ function activationOf(
   throw new Error(`medimg-classify: ${kernel}: unknown activation '${act}' (linear, relu or relu6)`);
 }
 
-/** The float32 bits of lo and hi, as the heap loops take them (i32 parameters). */
-const bitsOf = ([lo, hi]: [number, number]) => Array.from(new Int32Array(Float32Array.of(lo, hi).buffer));
-
 /** A mask for a gradient: values count where y > lo and not y >= hi (y the activation's output). */
 interface Mask {
   y: TensorInfo;
@@ -91,7 +88,7 @@ function moments(
   if (simd) {
     const [pa, px] = [a, x].map((t) => b.getMemoryOffset(t.dataId)) as [number, number];
     const py = mask ? b.getMemoryOffset(mask.y.dataId) : 0;
-    const [lo, hi] = mask ? bitsOf(mask.bounds) : [0, 0];
+    const [lo, hi] = mask ? floatBits(...mask.bounds) : [0, 0];
     sums = chunkedColumnSums(
       b,
       simd,
@@ -124,7 +121,7 @@ function moments(
       }
     }
   }
-  return [sums.subarray(0, c), sums.subarray(c, 2 * c)];
+  return [sums.subarray(0, c), sums.subarray(c)];
 }
 
 /**
@@ -148,7 +145,7 @@ function centeredAffine(
     vectors.forEach((v, i) => fv.set(v, i * c));
     const [px, pg, pd, pf] = [x, g ?? x, dst, f].map((t) => b.getMemoryOffset(t.dataId)) as number[];
     const py = mask ? b.getMemoryOffset(mask.y.dataId) : 0;
-    const [lo, hi] = bitsOf(mask?.bounds ?? clamp ?? [0, 0]) as [number, number];
+    const [lo, hi] = floatBits(...(mask?.bounds ?? clamp ?? [0, 0])) as [number, number];
     // Rows split over the heap pool's threads: no sums, the same numbers on any count.
     const threads = threadsFor(b, m, ((g ? 3 : 2) + (mask ? 1 : 0)) * m * c);
     const calls = Array.from({ length: threads }, (_, t) => {

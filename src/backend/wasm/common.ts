@@ -76,3 +76,7 @@ export type HeapBackend = Backend & {
   typedArrayFromHeap(t: TensorInfo): Float32Array;
   getMemoryOffset(dataId: object): number;
 };
+
+/** The float32 bits of each value as an int32: how the heap loops take floats (i32 parameters). */
+export const floatBits = (...values: number[]): number[] =>
+  Array.from(new Int32Array(Float32Array.from(values).buffer));

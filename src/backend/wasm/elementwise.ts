@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { CLIP_GRAD_KERNEL } from '../kernel-names.js';
-import { type HeapBackend, type KernelArgs, original, type TensorInfo } from './common.js';
+import { floatBits, type HeapBackend, type KernelArgs, original, type TensorInfo } from './common.js';
 import { runSpread, share, threadsFor } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
 
@@ -160,7 +160,7 @@ export function clipByValueGrad({ inputs, backend, attrs }: KernelArgs): TensorI
   const simd = heapSimd(b);
   if (simd) {
     const [px, pdy, pout] = [x, dy, out].map((t) => b.getMemoryOffset(t.dataId)) as number[];
-    const [loBits, hiBits] = new Int32Array(Float32Array.of(lo, hi).buffer);
+    const [loBits, hiBits] = floatBits(lo, hi);
     runSpread(
       b,
       'clip_grad',

@@ -18,22 +18,13 @@ export function rotationSourceIndex(height: number, width: number, angle: number
   const cos = Math.cos(rad);
   const sin = Math.sin(rad);
   const out = new Int32Array(height * width);
-  // cos * px and sin * px per column, computed once (the same products as per pixel).
-  const cosPx = new Float64Array(width);
-  const sinPx = new Float64Array(width);
-  for (let x = 0; x < width; x++) {
-    const px = x + 0.5 - width / 2;
-    cosPx[x] = cos * px;
-    sinPx[x] = sin * px;
-  }
   for (let y = 0; y < height; y++) {
     const py = y + 0.5 - height / 2;
-    const sinPy = sin * py;
-    const cosPy = cos * py;
     for (let x = 0; x < width; x++) {
+      const px = x + 0.5 - width / 2;
       // Inverse rotation of the output position (y axis points down, angle counter-clockwise).
-      const sx = (cosPx[x] as number) - sinPy;
-      const sy = (sinPx[x] as number) + cosPy;
+      const sx = cos * px - sin * py;
+      const sy = sin * px + cos * py;
       const col = roundHalfEven(sx + width / 2 - 0.5);
       const row = roundHalfEven(sy + height / 2 - 0.5);
       out[y * width + x] = row >= 0 && row < height && col >= 0 && col < width ? row * width + col : -1;
@@ -69,8 +60,8 @@ export function rotate<T extends Image>(image: T, options: RotateOptions): T {
     const [n, , , c] = batch.shape;
     const pixels = height * width;
     if (onHost && HOST_BACKENDS.has(tf.getBackend())) {
-      // The gather in JavaScript: ~10x faster than the tensor ops below for one 128x128 image
-      // (index, fill, concat and gather kernels), with the same values.
+      // The gather in JavaScript, with the same values as the tensor ops below (index upload,
+      // fill, concat and gather kernels): one 128x128 image on wasm 0.9-1.2 -> 0.25-0.5 ms.
       const src = batch.dataSync() as Float32Array;
       const out = new Float32Array(src.length);
       for (let b = 0; b < n; b++) {
