@@ -10,7 +10,10 @@
  * per-image transforms, minus what prefetching overlapped), `transforms` the time inside the
  * pipeline's `apply`, `decode` the time inside file decoding (overlapped, on libuv's pool),
  * `step` the optimizer step, split into forward / backward / optimizer by timing those parts
- * separately on one batch after training, `validation` the per-epoch evaluation, `other` the rest.
+ * separately on one batch after training, `frozen` the frozen-feature cache (`train`'s
+ * `frozenFeatures`: looking images up, and the frozen layers for those not cached yet; its hits
+ * and misses are counted per epoch), `validation` the per-epoch evaluation, `other` the rest.
+ * With a cache, forward and backward are timed on the layers after the cut, as a step that hits.
  */
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
@@ -37,6 +40,7 @@ import {
   transferModel,
   unfreeze,
 } from '../src/node.js';
+import { FrozenFeatureCache, frozenSplit } from '../src/train/frozen-features.js';
 import { stepGflopPerImage } from './common.js';
 
 interface Job {
@@ -49,6 +53,8 @@ interface Job {
   threads?: number;
   h5: string;
   seed?: number;
+  /** `train`'s `frozenFeatures` (default on). */
+  frozenFeatures?: boolean;
 }
 
 const job = JSON.parse(process.argv[2] ?? readFileSync(0, 'utf8')) as Job;
@@ -56,7 +62,7 @@ const backend = await setupBackend('wasm', job.threads === undefined ? {} : { th
 const n = job.classes.length;
 const seed = job.seed ?? 0;
 
-const timers = { transforms: 0, decode: 0, step: 0, validation: 0 };
+const timers = { transforms: 0, decode: 0, step: 0, frozen: 0, validation: 0 };
 const timed = <A extends unknown[], R>(key: keyof typeof timers, fn: (...a: A) => R) =>
   ((...a: A) => {
     const t0 = performance.now();
@@ -130,6 +136,26 @@ instrument(transform);
 const minimize = optimizer.minimize.bind(optimizer);
 optimizer.minimize = timed('step', minimize) as typeof optimizer.minimize;
 
+// The cache's lookups (and the frozen layers for images not cached yet) on training batches: the
+// first `batchesPerEpoch` calls of an epoch; validation's come after.
+const batchesPerEpoch = Math.ceil(job.train.length / job.batch);
+let callsThisEpoch = 0;
+const cacheCounts = { hits: 0, misses: 0 };
+const features = FrozenFeatureCache.prototype.features;
+FrozenFeatureCache.prototype.features = function (this: FrozenFeatureCache, batch) {
+  if (callsThisEpoch++ >= batchesPerEpoch) return features.call(this, batch);
+  const before = this.summary();
+  const t0 = performance.now();
+  try {
+    return features.call(this, batch);
+  } finally {
+    timers.frozen += performance.now() - t0;
+    const after = this.summary();
+    cacheCounts.hits += after.hits - before.hits;
+    cacheCounts.misses += after.misses - before.misses;
+  }
+};
+
 let peakRss = 0;
 let peakHeap = 0;
 const sample = () => {
@@ -137,11 +163,17 @@ const sample = () => {
   const wasm = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm;
   if (wasm?.HEAPU8) peakHeap = Math.max(peakHeap, wasm.HEAPU8.length);
 };
-const epochs: { epoch: number; seconds: number; imagesPerSecond: number; phases: Record<string, number> }[] =
-  [];
+const epochs: {
+  epoch: number;
+  seconds: number;
+  imagesPerSecond: number;
+  phases: Record<string, number>;
+  frozenFeatures: { hits: number; misses: number };
+}[] = [];
 let epochStart = 0;
 let lastBatchEnd = 0;
 let snapshot = { ...timers };
+let countsAtStart = { ...cacheCounts };
 const trainSource = source(job.train, decode);
 const validationSource = source(job.validation, decode);
 const result = await train({
@@ -154,12 +186,15 @@ const result = await train({
   seed,
   transform,
   validationTransform,
+  ...(job.frozenFeatures === false ? { frozenFeatures: false } : {}),
   callbacks: [
     learningRateScheduler(optimizer, cosineDecay({ initial: 1e-3, epochs: job.epochs })),
     {
       onEpochBegin: () => {
         epochStart = performance.now();
         snapshot = { ...timers };
+        countsAtStart = { ...cacheCounts };
+        callsThisEpoch = 0;
       },
       onBatchEnd: () => {
         lastBatchEnd = performance.now();
@@ -175,10 +210,15 @@ const result = await train({
           imagesPerSecond: job.train.length / trainSeconds,
           phases: {
             step: d('step'),
+            frozen: d('frozen'),
             transforms: d('transforms'),
             decode: d('decode'),
-            data: Math.max(0, trainSeconds - d('step')),
+            data: Math.max(0, trainSeconds - d('step') - d('frozen')),
             validation: (end - lastBatchEnd) / 1000,
+          },
+          frozenFeatures: {
+            hits: cacheCounts.hits - countsAtStart.hits,
+            misses: cacheCounts.misses - countsAtStart.misses,
           },
         });
       },
@@ -197,15 +237,19 @@ const ys = tf.oneHot(
   n,
 );
 const vars = model.trainableWeights.map((v) => v.read() as tf.Variable);
-const loss = () =>
-  tf.losses.softmaxCrossEntropy(ys, tf.log(model.apply(xs, { training: true }) as tf.Tensor)) as tf.Scalar;
+// As the training steps ran: from the cached cut where the cache applied.
+const cutSplit = result.frozenFeatures ? frozenSplit(model) : null;
+const cut = cutSplit ? cutSplit.prefix(xs) : null;
+const apply = (training: boolean) =>
+  (cut && cutSplit ? cutSplit.suffix(cut, training) : model.apply(xs, { training })) as tf.Tensor;
+const loss = () => tf.losses.softmaxCrossEntropy(ys, tf.log(apply(true))) as tf.Scalar;
 const time = (fn: () => void, reps = 3) => {
   fn();
   const t0 = performance.now();
   for (let i = 0; i < reps; i++) fn();
   return (performance.now() - t0) / reps;
 };
-const forward = time(() => tf.tidy(() => void (model.apply(xs, { training: true }) as tf.Tensor).dataSync()));
+const forward = time(() => tf.tidy(() => void apply(true).dataSync()));
 const forwardBackward = time(() => {
   const { value, grads } = tf.variableGrads(loss, vars);
   tf.dispose([value, ...Object.values(grads)]);
@@ -221,7 +265,7 @@ const split = {
   backward: Math.max(0, forwardBackward - forward) / whole,
   optimizer: update / whole,
 };
-tf.dispose([xs, ys]);
+tf.dispose([xs, ys, ...(cut ? [cut] : [])]);
 sample();
 const steady = epochs.at(-1)!;
 console.log(
@@ -241,6 +285,7 @@ console.log(
     stepSplit: split,
     gflopPerImage: stepGflopPerImage(model, 'full'),
     valAccuracy: result.history.at(-1)?.val_accuracy ?? null,
+    ...(result.frozenFeatures ? { frozenFeatures: result.frozenFeatures } : {}),
     peakRssBytes: peakRss,
     peakWasmHeapBytes: peakHeap,
   }),

@@ -21,6 +21,11 @@ export interface Batch {
   ys: tf.Tensor2D;
   labels: number[];
   indices: number[];
+  /**
+   * What the transform chose for each image (`Transform.variant`): equal index and variant mean
+   * an equal image; `''` without a transform, `null` where the transform cannot say.
+   */
+  variants: (string | null)[];
 }
 
 export interface BatchOptions {
@@ -104,12 +109,18 @@ async function makeBatch(
   // On a load error, wait for the batches before this one anyway, so none is left mid-transform.
   const images = await loading.finally(() => after);
   const labels = indices.map((i) => source.label(i));
+  const variants: (string | null)[] = [];
   try {
     return tf.tidy(() => {
       const ready = images.map((img, k) => {
-        if (!transform) return img;
+        if (!transform) {
+          variants.push('');
+          return img;
+        }
         try {
-          return transform.apply(img);
+          const out = transform.apply(img);
+          variants.push(transform.variant());
+          return out;
         } catch (error) {
           const where = source.describe ? source.describe(indices[k] as number) : `sample ${indices[k]}`;
           throw new MedimgError('batches', `${where}: ${(error as Error).message}`);
@@ -130,7 +141,7 @@ async function makeBatch(
         tf.oneHot(tf.tensor1d(labels, 'int32'), source.numClasses),
         'float32',
       ) as tf.Tensor2D;
-      return { xs, ys, labels, indices } as unknown as tf.TensorContainerObject;
+      return { xs, ys, labels, indices, variants } as unknown as tf.TensorContainerObject;
     }) as unknown as Batch;
   } finally {
     tf.dispose(images);

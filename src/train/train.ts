@@ -14,6 +14,12 @@ import {
   encodeCheckpoint,
   type TrainingState,
 } from './checkpoint.js';
+import {
+  FrozenFeatureCache,
+  type FrozenFeatureStats,
+  type FrozenSplit,
+  frozenSplit,
+} from './frozen-features.js';
 
 /** Hooks called by {@link train}; `logs` hold `loss`, `accuracy`, `f1` and `val_*` after an epoch. */
 export interface TrainCallbacks {
@@ -57,6 +63,18 @@ export interface TrainOptions {
   resume?: boolean;
   /** Load the best epoch's weights into the model at the end. Default true when checkpoints are kept. */
   restoreBest?: boolean;
+  /**
+   * Compute the model's frozen first layers (a pretrained backbone's, before the first unfrozen
+   * one) once per image and augmentation variant, and keep their output for the next epochs
+   * (see `frozen-features.ts`): the same values, the frozen layers' time saved from the second
+   * time an image comes back the same (validation images every epoch after the first; training
+   * images with flips, half the time in the second epoch and more after). Applies where
+   * `transform` makes only discrete choices (flips, `RandomApply`/`OneOf` of deterministic
+   * steps); continuous ones (rotation, blur, erasing) run the whole model. Assumes callbacks do
+   * not change the frozen layers' weights (a change of which weights train is noticed and starts a
+   * new cache). Default true, with at most 1 GiB held; `false` runs the whole model every step.
+   */
+  frozenFeatures?: boolean | { maxBytes?: number };
 }
 
 export interface TrainResult {
@@ -65,6 +83,43 @@ export interface TrainResult {
   best: number | null;
   stoppedEarly: boolean;
   epochsRun: number;
+  /** How the frozen-feature cache did (`frozenFeatures`), per source; absent where it did not apply. */
+  frozenFeatures?: { train: FrozenFeatureStats; validation?: FrozenFeatureStats };
+}
+
+const DEFAULT_FROZEN_FEATURE_BYTES = 2 ** 30;
+
+/** The frozen-feature caches of one `train` call, planned again if the trained weights change. */
+class FrozenFeatures {
+  private split: FrozenSplit | null = null;
+  train: FrozenFeatureCache | null = null;
+  validation: FrozenFeatureCache | null = null;
+  private readonly maxBytes: number;
+  constructor(private readonly options: TrainOptions) {
+    const o = options.frozenFeatures;
+    this.maxBytes = (typeof o === 'object' ? o.maxBytes : undefined) ?? DEFAULT_FROZEN_FEATURE_BYTES;
+    check(
+      typeof this.maxBytes === 'number' && this.maxBytes >= 0,
+      'train',
+      `frozenFeatures.maxBytes must be a number >= 0, got ${String(this.maxBytes)}`,
+    );
+  }
+  /** Plans the split (again, if the trained weights changed since). */
+  refresh(): void {
+    if (this.options.frozenFeatures === false) return;
+    if (this.split?.matches(this.options.model)) return;
+    this.split = frozenSplit(this.options.model);
+    this.train = this.split ? new FrozenFeatureCache(this.split, this.maxBytes) : null;
+    this.validation =
+      this.split && this.options.validation ? new FrozenFeatureCache(this.split, this.maxBytes) : null;
+  }
+  summary(): TrainResult['frozenFeatures'] {
+    if (!this.train) return undefined;
+    return {
+      train: this.train.summary(),
+      ...(this.validation ? { validation: this.validation.summary() } : {}),
+    };
+  }
 }
 
 /** Raised when training cannot go on (NaN loss, bad configuration); the last good checkpoint is kept. */
@@ -163,16 +218,19 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let wait = resumed?.wait ?? 0;
   const dropouts = dropoutLayers(model);
   const batchesPerEpoch = Math.ceil(options.train.length / batchSize);
+  const frozen = new FrozenFeatures(options);
   for (const cb of callbacks) await cb.onTrainBegin?.({ epochs, startEpoch, batchesPerEpoch });
   let stoppedEarly = false;
   let epoch = startEpoch;
   for (; epoch < epochs; epoch++) {
     for (const cb of callbacks) await cb.onEpochBegin?.(epoch);
-    const logs = await trainEpoch(options, epoch, dropouts);
+    frozen.refresh();
+    const logs = await trainEpoch(options, epoch, dropouts, frozen.train);
     if (options.validation) {
       const v = await evaluateSource(model, options.validation, {
         batchSize,
         ...(options.validationTransform ? { transform: options.validationTransform } : {}),
+        ...(frozen.validation ? { frozenFeatures: frozen.validation } : {}),
       });
       logs.val_loss = v.loss;
       logs.val_accuracy = v.accuracy;
@@ -203,6 +261,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     stoppedEarly,
     epochsRun: epoch - startEpoch,
   };
+  const cached = frozen.summary();
+  if (cached) result.frozenFeatures = cached;
   for (const cb of callbacks) await cb.onTrainEnd?.(result);
   return result;
 }
@@ -243,6 +303,7 @@ async function trainEpoch(
   options: TrainOptions,
   epoch: number,
   dropouts: ReturnType<typeof dropoutLayers>,
+  frozen: FrozenFeatureCache | null,
 ): Promise<EpochLog> {
   const { model, optimizer } = options;
   const batchSize = options.batchSize ?? 32;
@@ -263,7 +324,7 @@ async function trainEpoch(
   })) {
     const size = batch.labels.length;
     reseedDropout(dropouts, seed, epoch, step);
-    const { loss, predictions } = trainStep(options, batch, vars, epoch, step);
+    const { loss, predictions } = trainStep(options, batch, vars, epoch, step, frozen);
     lossSum += loss * size;
     seen += size;
     yTrue.push(...batch.labels);
@@ -292,16 +353,21 @@ function trainStep(
   vars: tf.Variable[],
   epoch: number,
   step: number,
+  frozen: FrozenFeatureCache | null,
 ): { loss: number; predictions: number[] } {
   const { model, optimizer } = options;
   const size = batch.labels.length;
   let preds: tf.Tensor | undefined;
   let nonFinite: tf.Tensor | undefined;
+  let cut: tf.Tensor | null = null;
   let loss: number;
   try {
+    cut = frozen?.features(batch) ?? null;
     const cost = optimizer.minimize(
       () => {
-        const p = model.apply(batch.xs, { training: true }) as tf.Tensor2D;
+        const p = (
+          cut ? frozen?.split.suffix(cut, true) : model.apply(batch.xs, { training: true })
+        ) as tf.Tensor2D;
         preds = tf.keep(tf.argMax(p, 1));
         // The loss clips probabilities, which would hide NaN outputs: count them separately.
         nonFinite = tf.keep(tf.sum(tf.cast(tf.logicalNot(tf.isFinite(p)), 'int32')));
@@ -327,7 +393,7 @@ function trainStep(
     }
     throw error;
   } finally {
-    tf.dispose([batch.xs, batch.ys]);
+    tf.dispose([batch.xs, batch.ys, ...(cut ? [cut] : [])]);
   }
   const predictions = Array.from((preds as tf.Tensor).dataSync());
   const bad = (nonFinite as tf.Tensor).dataSync()[0] as number;
@@ -389,6 +455,8 @@ export async function evaluateSource(
     transform?: Transform;
     classNames?: readonly string[];
     normalClass?: number;
+    /** The frozen layers' outputs cached for this source (`train`'s `frozenFeatures`). */
+    frozenFeatures?: FrozenFeatureCache;
   } = {},
 ): Promise<{
   loss: number;
@@ -406,13 +474,16 @@ export async function evaluateSource(
     batchSize: options.batchSize ?? 32,
     ...(options.transform ? { transform: options.transform } : {}),
   })) {
+    const cut = options.frozenFeatures?.features(batch) ?? null;
     const [probs, losses] = tf.tidy(() => {
-      const p = model.predict(batch.xs) as tf.Tensor2D;
+      const p = (
+        cut ? options.frozenFeatures?.split.suffix(cut, false) : model.predict(batch.xs)
+      ) as tf.Tensor2D;
       const l = tf.neg(tf.sum(tf.mul(batch.ys, tf.log(tf.clipByValue(p, 1e-7, 1 - 1e-7))), 1));
       return [p, l];
     });
     acc.update(batch.labels, probs as tf.Tensor2D, (losses as tf.Tensor).dataSync());
-    tf.dispose([batch.xs, batch.ys, probs, losses]);
+    tf.dispose([batch.xs, batch.ys, probs, losses, ...(cut ? [cut] : [])]);
   }
   const m = acc.aggregate();
   return {

@@ -43,12 +43,33 @@ export abstract class Transform {
 
   /** Restores what {@link getState} returned. */
   setState(_states: RandomState[]): void {}
+
+  /**
+   * What the last `apply` to one image (H x W x C) chose, as a key: two applications with the
+   * same key turn the same input into the same output. `''` for a deterministic transform; `null`
+   * where the choice has no such key (a continuous parameter such as an angle, a batch, or a
+   * transform that does not say: the default). `train` caches the features of a frozen backbone
+   * per image and key (`frozenFeatures`), so a pipeline of flips and deterministic steps computes
+   * the frozen layers once per image and flip instead of once per epoch.
+   */
+  variant(): string | null {
+    return null;
+  }
+}
+
+/** Base of transforms without randomness: the same input always gives the same output. */
+export abstract class DeterministicTransform extends Transform {
+  override variant(): string {
+    return '';
+  }
 }
 
 /** Base of random transforms: each owns a seeded generator and samples parameters per image. */
 export abstract class RandomTransform<P> extends Transform {
   protected seed: number;
   protected rng: Random;
+  /** The parameters of the last `apply` to one image, for {@link variant}; undefined after a batch. */
+  private last: { params: P } | undefined;
 
   constructor(seed = 0) {
     super();
@@ -62,10 +83,28 @@ export abstract class RandomTransform<P> extends Transform {
   /** Applies the transform with fixed parameters (deterministic; replays a sample). */
   abstract applyParams<T extends Image>(image: T, params: P): T;
 
+  /**
+   * The key of one draw of parameters for {@link variant}: equal keys must mean equal outputs.
+   * Default `null` (no key: continuous parameters); transforms with a few discrete outcomes
+   * (a flip) override it.
+   */
+  protected paramsKey(_params: P): string | null {
+    return null;
+  }
+
+  override variant(): string | null {
+    return this.last ? this.paramsKey(this.last.params) : null;
+  }
+
   apply<T extends Image>(image: T): T {
     checkImage(this.name, image);
     const size = imageSize(image);
-    if (image.rank === 3) return this.applyParams(image, this.sampleParams(size));
+    this.last = undefined;
+    if (image.rank === 3) {
+      const params = this.sampleParams(size);
+      this.last = { params };
+      return this.applyParams(image, params);
+    }
     return tf.tidy(() => {
       const images = tf.unstack(image) as tf.Tensor3D[];
       return tf.stack(images.map((one) => this.applyParams(one, this.sampleParams(size)))) as T;

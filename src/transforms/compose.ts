@@ -25,6 +25,12 @@ function childStates(children: readonly Transform[]): RandomState[] {
   return children.flatMap((c) => c.getState());
 }
 
+/** The children's variants joined, or null if one of them has none. */
+function childVariants(children: readonly Transform[]): string | null {
+  const keys = children.map((c) => c.variant());
+  return keys.includes(null) ? null : keys.join('|');
+}
+
 function setChildStates(children: readonly Transform[], states: RandomState[]): void {
   let offset = 0;
   for (const child of children) {
@@ -61,6 +67,9 @@ export class Compose extends Transform {
   }
   apply<T extends Image>(image: T): T {
     return runSteps(this.name, this.transforms, image);
+  }
+  override variant(): string | null {
+    return childVariants(this.transforms);
   }
   override reseed(seed: number): void {
     this.seed = seed;
@@ -112,6 +121,10 @@ export class RandomApply extends RandomContainer<boolean> {
   applyParams<T extends Image>(image: T, applyIt: boolean): T {
     return applyIt ? runSteps(this.name, this.transforms, image) : (tf.clone(image) as T);
   }
+  protected override paramsKey(applied: boolean): string | null {
+    const children = applied ? childVariants(this.transforms) : '';
+    return children === null ? null : applied ? `(${children})` : '-';
+  }
   getConfig() {
     return { p: this.p, seed: this.seed, transforms: this.transforms.map((t) => t.toJSON()) };
   }
@@ -145,6 +158,10 @@ export class OneOf extends RandomContainer<number> {
   }
   applyParams<T extends Image>(image: T, index: number): T {
     return runSteps(this.name, [this.transforms[index] as Transform], image);
+  }
+  protected override paramsKey(index: number): string | null {
+    const child = (this.transforms[index] as Transform).variant();
+    return child === null ? null : `${index}(${child})`;
   }
   getConfig() {
     return {

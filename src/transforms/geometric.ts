@@ -1,5 +1,11 @@
 import { checkNumber } from '../util/errors.js';
-import { checkProbability, checkRange, type ImageSize, RandomTransform, Transform } from './base.js';
+import {
+  checkProbability,
+  checkRange,
+  DeterministicTransform,
+  type ImageSize,
+  RandomTransform,
+} from './base.js';
 import type { Image } from './functional/_image.js';
 import { type CropToForegroundOptions, cropToForeground } from './functional/crop-to-foreground.js';
 import { hflip, vflip } from './functional/flip.js';
@@ -8,7 +14,7 @@ import { type ResizeOptions, resize } from './functional/resize.js';
 import { rotate } from './functional/rotate.js';
 
 /** Aspect-preserving resize with padding. See {@link letterbox}. */
-export class Letterbox extends Transform {
+export class Letterbox extends DeterministicTransform {
   readonly name = 'Letterbox';
   constructor(private readonly options: LetterboxOptions) {
     super();
@@ -28,7 +34,7 @@ function letterboxCheck(o: LetterboxOptions): void {
 }
 
 /** Plain resize to a fixed size. See {@link resize}. */
-export class Resize extends Transform {
+export class Resize extends DeterministicTransform {
   readonly name = 'Resize';
   constructor(private readonly options: ResizeOptions) {
     super();
@@ -44,7 +50,7 @@ export class Resize extends Transform {
 }
 
 /** Crops to the bright foreground. See {@link cropToForeground}. */
-export class CropToForeground extends Transform {
+export class CropToForeground extends DeterministicTransform {
   readonly name = 'CropToForeground';
   constructor(private readonly options: CropToForegroundOptions = {}) {
     super();
@@ -72,6 +78,9 @@ abstract class RandomFlip extends RandomTransform<boolean> {
   }
   sampleParams(): boolean {
     return this.rng.next() < this.p;
+  }
+  protected override paramsKey(flip: boolean): string {
+    return flip ? 'flipped' : '';
   }
   getConfig() {
     return { p: this.p, seed: this.seed };

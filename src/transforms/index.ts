@@ -1,4 +1,10 @@
-export { type ImageSize, RandomTransform, Transform, type TransformJSON } from './base.js';
+export {
+  DeterministicTransform,
+  type ImageSize,
+  RandomTransform,
+  Transform,
+  type TransformJSON,
+} from './base.js';
 export { Compose, OneOf, RandomApply } from './compose.js';
 export * from './functional/index.js';
 export {

@@ -1,6 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { check } from '../util/errors.js';
-import { checkProbability, checkRange, type ImageSize, RandomTransform, Transform } from './base.js';
+import {
+  checkProbability,
+  checkRange,
+  DeterministicTransform,
+  type ImageSize,
+  RandomTransform,
+} from './base.js';
 import { type Image, roundHalfEven } from './functional/_image.js';
 import { adjustBrightness, adjustContrast } from './functional/color.js';
 import { erase } from './functional/erase.js';
@@ -11,7 +17,7 @@ import { type RescaleOptions, rescale } from './functional/rescale.js';
 import { checkWindow, type WindowOptions, windowImage } from './functional/window.js';
 
 /** RGB to grayscale. See {@link grayscale}. */
-export class Grayscale extends Transform {
+export class Grayscale extends DeterministicTransform {
   readonly name = 'Grayscale';
   constructor(private readonly options: GrayscaleOptions = {}) {
     super();
@@ -25,7 +31,7 @@ export class Grayscale extends Transform {
 }
 
 /** Per-channel standardisation. See {@link normalize}. */
-export class Normalize extends Transform {
+export class Normalize extends DeterministicTransform {
   readonly name = 'Normalize';
   constructor(private readonly options: NormalizeOptions) {
     super();
@@ -46,7 +52,7 @@ export class Normalize extends Transform {
 }
 
 /** `x * scale + offset`. See {@link rescale}. */
-export class Rescale extends Transform {
+export class Rescale extends DeterministicTransform {
   readonly name = 'Rescale';
   constructor(private readonly options: RescaleOptions) {
     super();
@@ -67,7 +73,7 @@ export class Rescale extends Transform {
  * @example
  * const pipeline = new Compose([new Window({ center: 40, width: 400 }), new Resize({ height: 224, width: 224 })]);
  */
-export class Window extends Transform {
+export class Window extends DeterministicTransform {
   readonly name = 'Window';
   private readonly options: Required<WindowOptions>;
   constructor(options: WindowOptions) {

@@ -79,6 +79,8 @@ const PATCHED = Symbol('medimg.foldBatchNorm');
 let enabled = true;
 /** The fold plans of the models running now, innermost last. */
 const plans: Plan[] = [];
+/** Each patched graph's plan, for code that runs part of a graph itself ({@link withFoldPlan}). */
+const planOf = new WeakMap<object, Plan>();
 /** Tensors a fold has computed ahead: the layers that will receive them and pass them on. */
 const ahead = new WeakMap<tf.Tensor, Layer[]>();
 /** Inputs a ZeroPadding2D left unpadded for the convolution that pads them itself. */
@@ -137,6 +139,7 @@ function installOn(container: Layer): void {
   const convs = planFolds(container);
   if (convs.size === 0) return;
   const plan: Plan = { convs, pads: new Map(), acts: new Map() };
+  planOf.set(container, plan);
   for (const [conv, fold] of convs) {
     patchConv(conv);
     patchPassThrough(fold.bn);
@@ -164,6 +167,22 @@ function installOn(container: Layer): void {
         plans.pop();
       }
     };
+  }
+}
+
+/**
+ * Runs `fn` with the fold plan of `container` (a functional model's graph) in force, as its own
+ * `call` does: for code that runs some of that graph's layers itself, layer by layer (the frozen
+ * feature cache of `train`). Without a plan (nothing to fold, not installed) it just runs `fn`.
+ */
+export function withFoldPlan<R>(container: object, fn: () => R): R {
+  const plan = planOf.get(container);
+  if (!plan) return fn();
+  plans.push(plan);
+  try {
+    return fn();
+  } finally {
+    plans.pop();
   }
 }
 
