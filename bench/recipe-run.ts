@@ -237,8 +237,8 @@ const ys = tf.oneHot(
   n,
 );
 const vars = model.trainableWeights.map((v) => v.read() as tf.Variable);
-// As the training steps ran: from the cached cut where the cache applied.
-const cutSplit = result.frozenFeatures ? frozenSplit(model) : null;
+// As the last epoch's training steps ran: from the cached cut where the cache served them.
+const cutSplit = (epochs.at(-1)?.frozenFeatures.hits ?? 0) > 0 ? frozenSplit(model) : null;
 const cut = cutSplit ? cutSplit.prefix(xs) : null;
 const apply = (training: boolean) =>
   (cut && cutSplit ? cutSplit.suffix(cut, training) : model.apply(xs, { training })) as tf.Tensor;

@@ -25,7 +25,7 @@ export interface Batch {
    * What the transform chose for each image (`Transform.variant`): equal index and variant mean
    * an equal image; `''` without a transform, `null` where the transform cannot say.
    */
-  variants: (string | null)[];
+  variants?: (string | null)[];
 }
 
 export interface BatchOptions {

@@ -66,5 +66,17 @@ export function progressCallback(options: ProgressOptions = {}): TrainCallbacks 
       if (options.live && options.redraw) options.redraw('');
       write(line);
     },
+    onTrainEnd: (result) => {
+      // What the frozen-feature cache saved (train's frozenFeatures).
+      const f = result.frozenFeatures;
+      if (!f) return;
+      const hits = f.train.hits + (f.validation?.hits ?? 0);
+      const seen = hits + f.train.misses + (f.validation?.misses ?? 0);
+      if (seen === 0) return;
+      const kept = (f.train.bytes + (f.validation?.bytes ?? 0)) / 2 ** 20;
+      write(
+        `frozen layers (through ${f.train.cut}) reused for ${hits} of ${seen} images (${kept.toFixed(1)} MiB kept)`,
+      );
+    },
   };
 }

@@ -72,7 +72,8 @@ export interface TrainOptions {
    * `transform` makes only discrete choices (flips, `RandomApply`/`OneOf` of deterministic
    * steps); continuous ones (rotation, blur, erasing) run the whole model. Assumes callbacks do
    * not change the frozen layers' weights (a change of which weights train is noticed and starts a
-   * new cache). Default true, with at most 1 GiB held; `false` runs the whole model every step.
+   * new cache). Default true, with at most 1 GiB held in Node (256 MiB in a browser); `false` runs
+   * the whole model every step.
    */
   frozenFeatures?: boolean | { maxBytes?: number };
 }
@@ -87,7 +88,9 @@ export interface TrainResult {
   frozenFeatures?: { train: FrozenFeatureStats; validation?: FrozenFeatureStats };
 }
 
-const DEFAULT_FROZEN_FEATURE_BYTES = 2 ** 30;
+/** At most 1 GiB in Node, 256 MiB in a browser tab (outside the wasm heap, in JavaScript memory). */
+const DEFAULT_FROZEN_FEATURE_BYTES =
+  typeof process !== 'undefined' && process.versions?.node !== undefined ? 2 ** 30 : 2 ** 28;
 
 /** The frozen-feature caches of one `train` call, planned again if the trained weights change. */
 class FrozenFeatures {

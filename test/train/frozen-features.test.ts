@@ -8,6 +8,7 @@ import {
   GaussianBlur,
   mobilenetV2,
   OneOf,
+  progressCallback,
   RandomApply,
   RandomHorizontalFlip,
   RandomRotation,
@@ -229,6 +230,7 @@ describe('train with frozen features', () => {
       transform?: Transform;
       epochs?: number;
       optimizer?: () => tf.Optimizer;
+      write?: (line: string) => void;
     },
     onEpoch?: (model: tfl.LayersModel, epoch: number) => void,
   ) => {
@@ -247,7 +249,10 @@ describe('train with frozen features', () => {
         new Compose([new RandomHorizontalFlip(), new Rescale({ scale: 1 / 127.5, offset: -1 })], { seed: 2 }),
       validationTransform: new Rescale({ scale: 1 / 127.5, offset: -1 }),
       ...(options.frozenFeatures !== undefined ? { frozenFeatures: options.frozenFeatures } : {}),
-      ...(onEpoch ? { callbacks: [{ onEpochBegin: (e: number) => onEpoch(model, e) }] } : {}),
+      callbacks: [
+        ...(onEpoch ? [{ onEpochBegin: (e: number) => onEpoch(model, e) }] : []),
+        ...(options.write ? [progressCallback({ write: options.write })] : []),
+      ],
     });
     const weights = weightsOf(model);
     tf.dispose(model.getWeights());
@@ -277,9 +282,14 @@ describe('train with frozen features', () => {
     await setupBackend('wasm');
     const rotation = () =>
       new Compose([new RandomRotation({ degrees: 10 }), new Rescale({ scale: 1 / 127.5, offset: -1 })]);
-    const continuous = await run({ transform: rotation(), epochs: 2 });
+    const lines: string[] = [];
+    const continuous = await run({ transform: rotation(), epochs: 2, write: (l) => lines.push(l) });
     expect(continuous.result.frozenFeatures?.train).toMatchObject({ hits: 0, misses: 0 });
     expect(continuous.result.frozenFeatures?.validation).toMatchObject({ hits: 6, misses: 6 });
+    // The progress callback says what the cache saved: validation's 6 images, in epoch 2.
+    expect(lines.at(-1)).toBe(
+      'frozen layers (through block_15_add) reused for 6 of 12 images (0.0 MiB kept)',
+    );
     const whole = await run({ transform: rotation(), epochs: 2, frozenFeatures: false });
     expect(differing(continuous.weights, whole.weights)).toBe(0);
     const none = await run({ frozenFeatures: { maxBytes: 0 }, epochs: 2 });
