@@ -18,6 +18,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { withFoldPlan } from '../backend/patches/fold-batchnorm.js';
+import { hasKerasBatchNorm } from '../backend/patches/keras-batchnorm.js';
 import type { Batch } from '../data/loader.js';
 import { check } from '../util/errors.js';
 
@@ -116,12 +117,13 @@ interface Cut {
 /**
  * Whether `layer` computes the same in training as in inference with the weights it has now
  * (none of them trained). A BatchNormalization runs in inference mode while training only when it
- * is frozen itself (Keras semantics, `installKerasBatchNorm`).
+ * is frozen itself and has the Keras semantics (`installKerasBatchNorm`, which the library's
+ * builders and `finalizeModel` install); tfjs-layers' own uses batch statistics.
  */
 function runsFrozen(layer: Layer, trained: Set<unknown>): boolean {
   if (layer.weights.some((w) => trained.has(w))) return false;
   const name = layer.getClassName();
-  if (name === 'BatchNormalization') return layer.trainable === false;
+  if (name === 'BatchNormalization') return layer.trainable === false && hasKerasBatchNorm(layer);
   return SAME_IN_TRAINING.has(name);
 }
 

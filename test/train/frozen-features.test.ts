@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { finalizeModel } from '../../src/models/finalize.js';
 import {
   arraySource,
   Compose,
@@ -151,6 +152,19 @@ describe('frozenSplit', () => {
     const z = tfl.layers.dropout({ rate: 0.5 }).apply(y) as tfl.SymbolicTensor;
     const w = tfl.layers.dense({ units: 2 }).apply(tfl.layers.flatten().apply(z)) as tfl.SymbolicTensor;
     expect(frozenSplit(tfl.model({ inputs: x, outputs: w }))?.name).toBe('frozen_conv');
+    // A frozen BatchNormalization computes batch statistics while training in plain tfjs-layers:
+    // the frozen part ends before it, unless the model has the Keras semantics (finalizeModel).
+    const build = () => {
+      const i = tfl.input({ shape: [8, 8, 2] });
+      const conv = tfl.layers.conv2d({ filters: 2, kernelSize: 1, trainable: false, name: 'conv' }).apply(i);
+      const bn = tfl.layers.batchNormalization({ trainable: false, name: 'bn' }).apply(conv);
+      const out = tfl.layers
+        .dense({ units: 2 })
+        .apply(tfl.layers.flatten({ name: 'flat' }).apply(bn)) as tfl.SymbolicTensor;
+      return tfl.model({ inputs: i, outputs: out });
+    };
+    expect(frozenSplit(build())?.name).toBe('conv');
+    expect(frozenSplit(finalizeModel(build()))?.name).toBe('flat');
   });
 
   it('computes what the whole model computes, to the bit, with its gradients, and leaks nothing (wasm)', async () => {

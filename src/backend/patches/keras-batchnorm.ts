@@ -27,6 +27,15 @@ const PATCHED = Symbol('medimg.kerasBatchNorm');
  * ReLU or ReLU6 follows it in the model's graph (and the backend has the kernel), applies that too
  * (`trainingActivation` in fold-batchnorm.ts).
  */
+/**
+ * Whether `layer` is a BatchNormalization with the Keras semantics installed: frozen, it runs in
+ * inference mode even while the model trains. tfjs-layers' own uses batch statistics whenever the
+ * model trains, frozen or not.
+ */
+export function hasKerasBatchNorm(layer: tfl.layers.Layer): boolean {
+  return (layer as unknown as { [PATCHED]?: true })[PATCHED] === true;
+}
+
 export function installKerasBatchNorm(model: tfl.LayersModel): void {
   for (const layer of flattenLayers(model)) {
     if (layer.getClassName() !== 'BatchNormalization') continue;
