@@ -8,6 +8,7 @@ export {
   type TrainingState,
 } from './checkpoint.js';
 export { type EvaluateOptions, evaluate } from './evaluate.js';
+export { FrozenFeatureCache, type FrozenFeatureStats, FrozenSplit, frozenSplit } from './frozen-features.js';
 export { type ProgressOptions, progressCallback } from './progress.js';
 export { type RecalibrateOptions, recalibrateBatchNorm } from './recalibrate.js';
 export {
