@@ -20,31 +20,17 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { withFoldPlan } from '../backend/patches/fold-batchnorm.js';
 import { hasKerasBatchNorm } from '../backend/patches/keras-batchnorm.js';
 import type { Batch } from '../data/loader.js';
+import {
+  type Graph,
+  type GraphNode,
+  graphOf,
+  nodesInRunOrder,
+  type GraphTensor as Sym,
+} from '../models/layers.js';
 import { check } from '../util/errors.js';
 
 type Layer = tfl.layers.Layer;
 type Kwargs = { training: boolean };
-
-/** A symbolic tensor, as tfjs-layers keeps it. */
-interface Sym {
-  id: number;
-  name: string;
-  shape: (number | null)[];
-  sourceLayer: Layer;
-}
-
-/** A node of a functional model's graph (`Container.nodesByDepth`). */
-interface GraphNode {
-  outboundLayer: Layer;
-  inputTensors: Sym[];
-  outputTensors: Sym[];
-}
-
-interface Graph {
-  inputs: Sym[];
-  outputs: Sym[];
-  nodesByDepth: Record<string, GraphNode[]>;
-}
 
 /** Layers whose output depends only on their input and weights, in training as in inference. */
 const SAME_IN_TRAINING = new Set([
@@ -87,27 +73,6 @@ const SAME_IN_TRAINING = new Set([
   'Normalization',
 ]);
 
-/** The graph a layer runs, if it is a model: a Sequential's inner functional model. */
-function graphOf(layer: Layer): Graph | undefined {
-  const inner = layer as unknown as { model?: Layer; layers?: unknown; nodesByDepth?: unknown };
-  if (layer.getClassName() === 'Sequential' && inner.model) return graphOf(inner.model);
-  return Array.isArray(inner.layers) && inner.nodesByDepth ? (layer as unknown as Graph) : undefined;
-}
-
-/** The container whose fold plan applies to `layer`'s graph (a Sequential's inner model). */
-function planHolder(layer: Layer): object {
-  const inner = layer as unknown as { model?: Layer };
-  return layer.getClassName() === 'Sequential' && inner.model ? planHolder(inner.model) : layer;
-}
-
-/** A graph's nodes in the order the model runs them (deepest first). */
-function nodesInOrder(g: Graph): GraphNode[] {
-  return Object.keys(g.nodesByDepth)
-    .map(Number)
-    .sort((a, b) => b - a)
-    .flatMap((depth) => g.nodesByDepth[depth] ?? []);
-}
-
 /** Where the frozen part meets the rest: `tensor` of the graph of `path.at(-1)`, reached through `path`. */
 interface Cut {
   path: Layer[];
@@ -139,7 +104,7 @@ function findCut(container: Layer, trained: Set<unknown>, worked: Set<number>): 
   const cuts = new Map<string, Cut>();
   const add = (cut: Cut) => cuts.set(`${cut.path.map((l) => l.name).join('/')}:${cut.tensor.id}`, cut);
   const here = (tensor: Sym) => add({ path: [container], tensor });
-  for (const node of nodesInOrder(g)) {
+  for (const node of nodesInRunOrder(g)) {
     const layer = node.outboundLayer;
     if (layer.getClassName() === 'InputLayer') continue;
     const inputs = node.inputTensors;
@@ -174,7 +139,7 @@ function findCut(container: Layer, trained: Set<unknown>, worked: Set<number>): 
 
 /** The node of `g` that runs the nested model `layer` (exactly one). */
 function nodeOf(g: Graph, layer: Layer): GraphNode | undefined {
-  const nodes = nodesInOrder(g).filter((n) => n.outboundLayer === layer);
+  const nodes = nodesInRunOrder(g).filter((n) => n.outboundLayer === layer);
   return nodes.length === 1 ? nodes[0] : undefined;
 }
 
@@ -193,7 +158,7 @@ function evaluate(
   const g = graphOf(container) as Graph;
   const need = new Set(targets.filter((t) => !known.has(t.id)).map((t) => t.id));
   const steps: GraphNode[] = [];
-  for (const node of nodesInOrder(g).reverse()) {
+  for (const node of nodesInRunOrder(g).reverse()) {
     if (!node.outputTensors.some((t) => need.has(t.id))) continue;
     steps.push(node);
     for (const t of node.inputTensors) if (!known.has(t.id)) need.add(t.id);
@@ -213,7 +178,7 @@ function evaluate(
     if (targetIds.has(s.id)) keep.add(value);
   };
   for (const [id, value] of known) uses.set(value, (uses.get(value) ?? 0) + (consumers.get(id) ?? 0));
-  return withFoldPlan(planHolder(container), () => {
+  return withFoldPlan(g, () => {
     for (const node of steps) {
       const inputs = node.inputTensors.map((t) => {
         const value = values.get(t.id);

@@ -27,7 +27,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { type BatchNormLayer as BatchNormFields, batchNormMeasured } from '../../models/batchnorm.js';
-import { singleInput } from '../../models/layers.js';
+import { graphOf, nodesInRunOrder, singleInput } from '../../models/layers.js';
 import { BATCHNORM_TRAIN_KERNEL } from '../kernel-names.js';
 import { independentOfGradientSources, untaped } from './unused-input-gradient.js';
 
@@ -67,12 +67,6 @@ interface Plan {
   pads: Map<Layer, Fold>;
   /** The folds by BatchNormalization layer, for those followed by an activation. */
   acts: Map<Layer, Fold>;
-}
-
-/** Symbolic-graph node, as tfjs-layers keeps it (`Container.nodesByDepth`). */
-interface GraphNode {
-  outboundLayer: Layer;
-  inputTensors: { id: number }[];
 }
 
 const PATCHED = Symbol('medimg.foldBatchNorm');
@@ -121,10 +115,10 @@ export function trainingActivation(
 /** Installs the fold on `model` and on every functional model nested in it (idempotent). */
 export function installBatchNormFolding(model: tfl.LayersModel): void {
   const visit = (container: Layer) => {
-    const inner = container as unknown as { layers?: Layer[]; model?: Layer };
+    const inner = container as unknown as { layers?: Layer[] };
     // A Sequential runs through its inner functional model.
-    const graph = container.getClassName() === 'Sequential' && inner.model ? inner.model : container;
-    installOn(graph);
+    const graph = graphOf(container);
+    if (graph) installOn(graph as unknown as Layer);
     for (const layer of inner.layers ?? []) {
       if (Array.isArray((layer as unknown as { layers?: unknown }).layers)) visit(layer);
     }
@@ -188,18 +182,11 @@ export function withFoldPlan<R>(container: object, fn: () => R): R {
 
 /** The convolutions of `container`'s graph that can fold the BatchNormalization they feed. */
 export function planFolds(container: Layer): Map<Layer, Fold> {
-  const graph = container as unknown as {
-    nodesByDepth?: Record<string, GraphNode[]>;
-    outputs?: { id: number }[];
-  };
+  const graph = graphOf(container);
   const plan = new Map<Layer, Fold>();
-  if (!graph.nodesByDepth) return plan;
-  // Deepest first: the order the model runs its layers in.
-  const nodes = Object.keys(graph.nodesByDepth)
-    .map(Number)
-    .sort((a, b) => b - a)
-    .flatMap((depth) => graph.nodesByDepth?.[depth] ?? []);
-  const outputIds = new Set((graph.outputs ?? []).map((t) => t.id));
+  if (!graph) return plan;
+  const nodes = nodesInRunOrder(graph);
+  const outputIds = new Set(graph.outputs.map((t) => t.id));
   // Consumers of each symbolic tensor, inside this graph.
   const consumers = new Map<number, Layer[]>();
   for (const node of nodes) {
