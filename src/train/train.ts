@@ -100,6 +100,11 @@ class FrozenFeatures {
   private readonly maxBytes: number;
   constructor(private readonly options: TrainOptions) {
     const o = options.frozenFeatures;
+    check(
+      o === undefined || typeof o === 'boolean' || (typeof o === 'object' && o !== null),
+      'train',
+      `frozenFeatures must be true, false or { maxBytes }, got ${JSON.stringify(o)}`,
+    );
     this.maxBytes = (typeof o === 'object' ? o.maxBytes : undefined) ?? DEFAULT_FROZEN_FEATURE_BYTES;
     check(
       typeof this.maxBytes === 'number' && this.maxBytes >= 0,

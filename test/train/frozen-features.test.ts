@@ -325,6 +325,13 @@ describe('train with frozen features', () => {
     expect(on.result.frozenFeatures?.train.cut).toBe('block_14_add');
   });
 
+  it('refuses a bad frozenFeatures option', async () => {
+    const bad = 'yes' as unknown as boolean;
+    await expect(run({ frozenFeatures: bad })).rejects.toThrow(
+      /frozenFeatures must be true, false or \{ maxBytes \}, got "yes"/,
+    );
+  });
+
   it('refuses a bad maxBytes', async () => {
     await expect(run({ frozenFeatures: { maxBytes: -1 } })).rejects.toThrow(
       /frozenFeatures.maxBytes must be a number >= 0/,
