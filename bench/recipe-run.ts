@@ -78,6 +78,12 @@ const timed = <A extends unknown[], R>(key: keyof typeof timers, fn: (...a: A) =
 function instrument(t: Transform): Transform {
   const apply = t.apply.bind(t);
   t.apply = timed('transforms', apply) as typeof t.apply;
+  // Drawn ahead of the pixels (where `train` may skip images): the draw and the deferred apply.
+  const draw = t.draw.bind(t);
+  t.draw = timed('transforms', (size: Parameters<typeof draw>[0]) => {
+    const d = draw(size);
+    return d && { ...d, apply: timed('transforms', d.apply.bind(d)) as typeof d.apply };
+  });
   return t;
 }
 function source(list: [string, number][], decode: DecodeSpec): SampleSource {

@@ -485,6 +485,10 @@ export function folderSource(
     numClasses,
     label: (i) => (samples[i] as FolderSample).label,
     describe: (i) => (samples[i] as FolderSample).path,
+    size: (i) => {
+      const p = cache?.get(i);
+      return p && [p.height, p.width, p.channels];
+    },
     load: async (i): Promise<tf.Tensor3D> => {
       const hit = cache?.get(i);
       if (hit) return toTensor(hit);

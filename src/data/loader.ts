@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { Transform } from '../transforms/base.js';
+import type { Drawn, ImageSize, Transform } from '../transforms/base.js';
 import { check, MedimgError } from '../util/errors.js';
 import { Random } from '../util/random.js';
 
@@ -13,6 +13,12 @@ export interface SampleSource {
   load(index: number): Promise<tf.Tensor3D>;
   /** Human-readable name of sample `index` (a path), for errors. */
   describe?(index: number): string;
+  /**
+   * The `[height, width, channels]` that `load(index)` will give, where it is known without
+   * decoding (an image in a decode cache, an in-memory image); else undefined. `batches` needs it
+   * to skip images (`BatchOptions.skip`).
+   */
+  size?(index: number): [number, number, number] | undefined;
 }
 
 /** One batch: images `[B, H, W, C]`, one-hot labels `[B, numClasses]`, and the sample indices. */
@@ -26,6 +32,11 @@ export interface Batch {
    * an equal image; `''` without a transform, `null` where the transform cannot say.
    */
   variants?: (string | null)[];
+  /**
+   * Where `BatchOptions.skip` left images out: the positions (in `indices`) of the images that
+   * `xs` holds, in order. Absent when `xs` holds every image.
+   */
+  loaded?: number[];
 }
 
 export interface BatchOptions {
@@ -41,6 +52,16 @@ export interface BatchOptions {
   prefetch?: number;
   /** Keep the last, smaller batch. Default true. */
   keepRemainder?: boolean;
+  /**
+   * Images to leave out of `xs`, asked with each image's index and variant (what the transform
+   * chose for it, `Transform.variant`). Asked where the source knows every image's size without
+   * decoding (`SampleSource.size`), the transform can draw its choices ahead of the pixels
+   * (`Transform.draw`), and every image of the batch has a variant. An image it returns true for
+   * is neither loaded nor transformed, but its random choices are still drawn, in order, so the
+   * other images get the same augmentation as without `skip`; `Batch.loaded` lists the images
+   * `xs` holds. `train` skips the images whose frozen features it keeps (`frozenFeatures`).
+   */
+  skip?: (index: number, variant: string) => boolean;
 }
 
 /**
@@ -81,7 +102,7 @@ export async function* batches(source: SampleSource, options: BatchOptions): Asy
   let turn: Promise<unknown> = Promise.resolve();
   const fill = () => {
     while (pending.length <= prefetch && next < groups.length) {
-      const batch = makeBatch(source, groups[next++] as number[], options.transform, turn);
+      const batch = makeBatch(source, groups[next++] as number[], options, turn);
       turn = batch.catch(() => {});
       pending.push(batch);
     }
@@ -99,49 +120,148 @@ export async function* batches(source: SampleSource, options: BatchOptions): Asy
   }
 }
 
+/** How one batch's images are loaded and transformed: all of them, or drawn ahead and some skipped. */
+interface Plan {
+  /** Positions (in the batch) of the images to load, in order. */
+  kept: number[];
+  /** What the transform chose per image; filled as images are transformed where not drawn ahead. */
+  variants: (string | null)[];
+  /** Transforms the image at position `k`. */
+  transform(image: tf.Tensor3D, k: number): tf.Tensor3D;
+  /** The images' size where none is loaded. */
+  size?: ImageSize;
+  /** Checks a loaded image against the size its choices were drawn for. */
+  expect?(image: tf.Tensor3D, k: number): void;
+}
+
+/**
+ * Draws the transform's choices for every image of the batch (the source knows their sizes),
+ * then keeps the images `skip` does not want; null where the batch cannot be drawn ahead.
+ */
+function drawAhead(
+  source: SampleSource,
+  indices: number[],
+  options: BatchOptions,
+  where: (k: number) => string,
+): (() => Plan) | null {
+  const { skip, transform } = options;
+  if (!skip || !source.size) return null;
+  const sizes: ImageSize[] = [];
+  for (const index of indices) {
+    const shape = source.size(index);
+    if (!shape) return null;
+    const size = { height: shape[0], width: shape[1], channels: shape[2] };
+    if (transform && !transform.outputSize(size)) return null;
+    sizes.push(size);
+  }
+  // Called once the batches before this one have drawn: the generators see images in order.
+  return () => {
+    const drawn = sizes.map((size, k): Drawn => {
+      if (!transform) return { name: 'none', variant: '', size, apply: (image) => image };
+      try {
+        return transform.draw(size) as Drawn;
+      } catch (error) {
+        throw new MedimgError('batches', `${where(k)}: ${(error as Error).message}`);
+      }
+    });
+    const variants = drawn.map((d) => d.variant);
+    const all = indices.map((_, k) => k);
+    const kept = variants.every((v) => v !== null)
+      ? all.filter((k) => !skip(indices[k] as number, variants[k] as string))
+      : all;
+    return {
+      kept,
+      variants,
+      size: (drawn[0] as Drawn).size,
+      transform: (image, k) => (drawn[k] as Drawn).apply(image),
+      expect: (image, k) => {
+        const { height, width, channels } = sizes[k] as ImageSize;
+        if (image.shape.join() !== [height, width, channels].join())
+          throw new MedimgError(
+            'batches',
+            `${where(k)} decoded to [${image.shape}], but its source gave its size as [${height},${width},${channels}]`,
+          );
+      },
+    };
+  };
+}
+
 async function makeBatch(
   source: SampleSource,
   indices: number[],
-  transform: Transform | undefined,
+  options: BatchOptions,
   after: Promise<unknown>,
 ): Promise<Batch> {
-  const loading = Promise.all(indices.map((i) => source.load(i)));
-  // On a load error, wait for the batches before this one anyway, so none is left mid-transform.
-  const images = await loading.finally(() => after);
-  const labels = indices.map((i) => source.label(i));
-  const variants: (string | null)[] = [];
-  try {
-    return tf.tidy(() => {
-      const ready = images.map((img, k) => {
+  const where = (k: number) =>
+    source.describe ? source.describe(indices[k] as number) : `sample ${indices[k]}`;
+  const { transform } = options;
+  const ahead = drawAhead(source, indices, options, where);
+  let plan: Plan;
+  let images: tf.Tensor3D[];
+  if (ahead) {
+    await after;
+    const drawn = ahead();
+    plan = drawn;
+    images = await Promise.all(plan.kept.map((k) => source.load(indices[k] as number)));
+    try {
+      images.forEach((image, j) => drawn.expect?.(image, drawn.kept[j] as number));
+    } catch (error) {
+      tf.dispose(images);
+      throw error;
+    }
+  } else {
+    const loading = Promise.all(indices.map((i) => source.load(i)));
+    // On a load error, wait for the batches before this one anyway, so none is left mid-transform.
+    images = await loading.finally(() => after);
+    const variants: (string | null)[] = [];
+    plan = {
+      kept: indices.map((_, k) => k),
+      variants,
+      transform: (image) => {
         if (!transform) {
           variants.push('');
-          return img;
+          return image;
         }
+        const out = transform.apply(image);
+        variants.push(transform.variant());
+        return out;
+      },
+    };
+  }
+  const labels = indices.map((i) => source.label(i));
+  try {
+    return tf.tidy(() => {
+      const ready = images.map((img, j) => {
+        const k = plan.kept[j] as number;
         try {
-          const out = transform.apply(img);
-          variants.push(transform.variant());
-          return out;
+          return plan.transform(img, k);
         } catch (error) {
-          const where = source.describe ? source.describe(indices[k] as number) : `sample ${indices[k]}`;
-          throw new MedimgError('batches', `${where}: ${(error as Error).message}`);
+          throw new MedimgError('batches', `${where(k)}: ${(error as Error).message}`);
         }
       });
-      const shape = ready[0]!.shape;
-      ready.forEach((img, k) => {
-        if (img.shape.some((d, j) => d !== shape[j])) {
-          const where = source.describe ? source.describe(indices[k] as number) : `sample ${indices[k]}`;
+      const shape = ready[0]?.shape;
+      ready.forEach((img, j) => {
+        if (shape && img.shape.some((d, i) => d !== shape[i]))
           throw new MedimgError(
             'batches',
-            `images in a batch differ in size ([${shape}] vs [${img.shape}] for ${where}): add a Letterbox or Resize transform`,
+            `images in a batch differ in size ([${shape}] vs [${img.shape}] for ${where(plan.kept[j] as number)}): add a Letterbox or Resize transform`,
           );
-        }
       });
-      const xs = tf.stack(ready) as tf.Tensor4D;
+      const { height, width, channels } = plan.size ?? { height: 0, width: 0, channels: 0 };
+      const xs = (ready.length ? tf.stack(ready) : tf.zeros([0, height, width, channels])) as tf.Tensor4D;
       const ys = tf.cast(
         tf.oneHot(tf.tensor1d(labels, 'int32'), source.numClasses),
         'float32',
       ) as tf.Tensor2D;
-      return { xs, ys, labels, indices, variants } as unknown as tf.TensorContainerObject;
+      const loaded = plan.kept.length < indices.length ? { loaded: plan.kept } : {};
+      return {
+        xs,
+        ys,
+        labels,
+        indices,
+        variants: plan.variants,
+        ...loaded,
+      } as unknown as tf.TensorContainerObject;
     }) as unknown as Batch;
   } finally {
     tf.dispose(images);
@@ -163,6 +283,7 @@ export function arraySource(
     length: samples.length,
     numClasses: options.numClasses,
     label: (i) => (samples[i] as { label: number }).label,
+    size: () => [options.height, options.width, channels],
     load: async (i) =>
       tf.tensor3d(Float32Array.from((samples[i] as { pixels: ArrayLike<number> }).pixels), [
         options.height,

@@ -294,6 +294,8 @@ export interface FrozenFeatureStats {
  * The cut of each image and variant a source has produced, up to `maxBytes`: what a batch of
  * that source needs from the frozen layers, computed only for images not seen before.
  */
+const keyOf = (index: number, variant: string) => `${index}\u0000${variant}`;
+
 export class FrozenFeatureCache {
   private readonly entries = new Map<string, Float32Array>();
   private readonly size: number;
@@ -306,14 +308,23 @@ export class FrozenFeatureCache {
     this.size = split.shape.reduce((a, b) => a * b, 1);
   }
 
+  /** Whether the cut of sample `index` with `variant` is kept (`batches`' `skip`). */
+  has(index: number, variant: string): boolean {
+    return this.entries.has(keyOf(index, variant));
+  }
+
   /**
    * The cut for `batch`, `[B, ...split.shape]`, or null when a transform could not say what it
-   * chose for some image (then the batch runs the whole model).
+   * chose for some image (then the batch runs the whole model). A batch whose `xs` holds only
+   * some images (`loaded`, from `batches`' `skip`) must hold every image not kept here.
    */
   features(batch: Batch): tf.Tensor | null {
-    const variants = batch.variants;
-    if (!variants || variants.some((v) => v === null)) return null;
-    const keys = batch.indices.map((index, k) => `${index}\u0000${variants[k]}`);
+    const { variants, loaded } = batch;
+    if (!variants || variants.some((v) => v === null)) {
+      check(!loaded, 'train', 'a batch with images left out has an image without a variant');
+      return null;
+    }
+    const keys = batch.indices.map((index, k) => keyOf(index, variants[k] as string));
     const out = new Float32Array(keys.length * this.size);
     const missing: number[] = [];
     keys.forEach((key, k) => {
@@ -322,9 +333,19 @@ export class FrozenFeatureCache {
       else missing.push(k);
     });
     if (missing.length) {
-      const fresh = tf.tidy(() =>
-        this.split.prefix(missing.length === keys.length ? batch.xs : tf.gather(batch.xs, missing)),
-      );
+      // Rows of xs: the batch positions themselves, or where `loaded` puts them.
+      const row = loaded ? new Map(loaded.map((k, j) => [k, j])) : null;
+      const rows = missing.map((k) => {
+        const r = row ? row.get(k) : k;
+        check(
+          r !== undefined,
+          'train',
+          `sample ${batch.indices[k]} was left out of its batch, but its frozen features are not kept`,
+        );
+        return r;
+      });
+      const all = rows.length === batch.xs.shape[0];
+      const fresh = tf.tidy(() => this.split.prefix(all ? batch.xs : tf.gather(batch.xs, rows)));
       const data = fresh.dataSync() as Float32Array;
       fresh.dispose();
       missing.forEach((k, j) => {

@@ -329,6 +329,8 @@ async function trainEpoch(
     seed,
     epoch,
     ...(options.transform ? { transform: options.transform } : {}),
+    // Images whose frozen features are kept are neither loaded nor transformed.
+    ...(frozen ? { skip: (index: number, variant: string) => frozen.has(index, variant) } : {}),
   })) {
     const size = batch.labels.length;
     reseedDropout(dropouts, seed, epoch, step);
@@ -478,14 +480,16 @@ export async function evaluateSource(
     ...(options.classNames ? { classNames: options.classNames } : {}),
     ...(options.normalClass !== undefined ? { normalClass: options.normalClass } : {}),
   });
+  const cache = options.frozenFeatures;
   for await (const batch of batches(source, {
     batchSize: options.batchSize ?? 32,
     ...(options.transform ? { transform: options.transform } : {}),
+    ...(cache ? { skip: (index: number, variant: string) => cache.has(index, variant) } : {}),
   })) {
-    const cut = options.frozenFeatures?.features(batch) ?? null;
+    const cut = cache?.features(batch) ?? null;
     const [probs, losses] = tf.tidy(() => {
       const p = (
-        cut ? options.frozenFeatures?.split.suffix(cut, false) : model.predict(batch.xs)
+        cut ? cache?.split.suffix(cut, false) : model.predict(batch.xs)
       ) as tf.Tensor2D;
       const l = tf.neg(tf.sum(tf.mul(batch.ys, tf.log(tf.clipByValue(p, 1e-7, 1 - 1e-7))), 1));
       return [p, l];

@@ -17,6 +17,21 @@ export interface ImageSize {
 }
 
 /**
+ * One image's random choices, made by {@link Transform.draw} before its pixels are at hand, and
+ * how to apply exactly those choices.
+ */
+export interface Drawn {
+  /** The name of the transform that drew (errors name the step). */
+  readonly name: string;
+  /** The key of these choices, as {@link Transform.variant} gives it after `apply`. */
+  readonly variant: string | null;
+  /** The size of the output. */
+  readonly size: ImageSize;
+  /** Applies these choices to an H x W x C image of the size drawn for; never disposes it. */
+  apply<T extends Image>(image: T): T;
+}
+
+/**
  * A preprocessing or augmentation step. Images are float32 tensors H x W x C or N x H x W x C,
  * values 0-255 unless a step rescales them. `apply` never disposes its input and leaks nothing.
  */
@@ -55,12 +70,42 @@ export abstract class Transform {
   variant(): string | null {
     return null;
   }
+
+  /**
+   * The output's size for an H x W x C input of `size`, or null where it depends on the pixels
+   * (`CropToForeground`) or the transform does not say (the default). Only transforms that say
+   * can {@link draw}.
+   */
+  outputSize(_size: ImageSize): ImageSize | null {
+    return null;
+  }
+
+  /**
+   * Makes the random choices of one `apply` to an H x W x C image of `size` now, without its
+   * pixels, and returns them with their {@link variant} key and a function that applies exactly
+   * them. Drawing then applying gives what `apply` gives and leaves the generators where `apply`
+   * leaves them. Null exactly where {@link outputSize} is null; then nothing was drawn.
+   * `batches` draws ahead when its consumer can skip images: `train` neither loads nor transforms
+   * an image whose frozen features it keeps for the variant drawn (`frozenFeatures`).
+   *
+   * This default, for transforms that give {@link outputSize} but do not draw ahead, defers the
+   * whole `apply` (random choices included) to the returned function and gives no key, so such
+   * an image is never skipped and its choices are still made in order.
+   */
+  draw(size: ImageSize): Drawn | null {
+    const out = this.outputSize(size);
+    return out && { name: this.name, variant: null, size: out, apply: (image) => this.apply(image) };
+  }
 }
 
 /** Base of transforms without randomness: the same input always gives the same output. */
 export abstract class DeterministicTransform extends Transform {
   override variant(): string {
     return '';
+  }
+  override draw(size: ImageSize): Drawn | null {
+    const out = this.outputSize(size);
+    return out && { name: this.name, variant: '', size: out, apply: (image) => this.apply(image) };
   }
 }
 
@@ -94,6 +139,21 @@ export abstract class RandomTransform<P> extends Transform {
 
   override variant(): string | null {
     return this.last ? this.paramsKey(this.last.params) : null;
+  }
+
+  override draw(size: ImageSize): Drawn | null {
+    const out = this.outputSize(size);
+    if (!out) return null;
+    const params = this.sampleParams(size);
+    return {
+      name: this.name,
+      variant: this.paramsKey(params),
+      size: out,
+      apply: (image) => {
+        checkImage(this.name, image);
+        return this.applyParams(image, params);
+      },
+    };
   }
 
   apply<T extends Image>(image: T): T {
@@ -148,7 +208,11 @@ export function checkRange(op: string, name: string, value: unknown, min = -Infi
 }
 
 /** Runs `steps` in order, disposing intermediates and naming the step that fails. */
-export function runSteps<T extends Image>(owner: string, steps: readonly Transform[], image: T): T {
+export function runSteps<T extends Image>(
+  owner: string,
+  steps: readonly Pick<Transform | Drawn, 'name' | 'apply'>[],
+  image: T,
+): T {
   let current = image;
   steps.forEach((step, index) => {
     let next: T;

@@ -3,6 +3,7 @@ import { check } from '../util/errors.js';
 import type { RandomState } from '../util/random.js';
 import {
   checkProbability,
+  type Drawn,
   type ImageSize,
   RandomTransform,
   reseedChildren,
@@ -29,6 +30,39 @@ function childStates(children: readonly Transform[]): RandomState[] {
 function childVariants(children: readonly Transform[]): string | null {
   const keys = children.map((c) => c.variant());
   return keys.includes(null) ? null : keys.join('|');
+}
+
+/** The size after `children` in order, or null where one of them does not say. */
+function chainSize(children: readonly Transform[], size: ImageSize): ImageSize | null {
+  let out: ImageSize | null = size;
+  for (const child of children) {
+    out = child.outputSize(out);
+    if (!out) return null;
+  }
+  return out;
+}
+
+const sameSize = (a: ImageSize, b: ImageSize) =>
+  a.height === b.height && a.width === b.width && a.channels === b.channels;
+
+/**
+ * Draws `children` in order for an image of `size`: their draws, joined variant and output size;
+ * null (nothing drawn) where one of them cannot draw ahead.
+ */
+function drawChain(
+  children: readonly Transform[],
+  size: ImageSize,
+): { steps: Drawn[]; variant: string | null; size: ImageSize } | null {
+  if (!chainSize(children, size)) return null;
+  const steps: Drawn[] = [];
+  let at = size;
+  for (const child of children) {
+    const step = child.draw(at) as Drawn;
+    steps.push(step);
+    at = step.size;
+  }
+  const keys = steps.map((d) => d.variant);
+  return { steps, variant: keys.includes(null) ? null : keys.join('|'), size: at };
 }
 
 function setChildStates(children: readonly Transform[], states: RandomState[]): void {
@@ -70,6 +104,20 @@ export class Compose extends Transform {
   }
   override variant(): string | null {
     return childVariants(this.transforms);
+  }
+  override outputSize(size: ImageSize): ImageSize | null {
+    return chainSize(this.transforms, size);
+  }
+  override draw(size: ImageSize): Drawn | null {
+    const chain = drawChain(this.transforms, size);
+    return (
+      chain && {
+        name: this.name,
+        variant: chain.variant,
+        size: chain.size,
+        apply: (image) => runSteps(this.name, chain.steps, image),
+      }
+    );
   }
   override reseed(seed: number): void {
     this.seed = seed;
@@ -125,6 +173,23 @@ export class RandomApply extends RandomContainer<boolean> {
     const children = applied ? childVariants(this.transforms) : '';
     return children === null ? null : applied ? `(${children})` : '-';
   }
+  /** The input's size, where the children keep it (else applied and skipped images would differ). */
+  override outputSize(size: ImageSize): ImageSize | null {
+    const out = chainSize(this.transforms, size);
+    return out && sameSize(out, size) ? size : null;
+  }
+  override draw(size: ImageSize): Drawn | null {
+    if (!this.outputSize(size)) return null;
+    const applied = this.sampleParams(size);
+    if (!applied) return { name: this.name, variant: '-', size, apply: (image) => tf.clone(image) };
+    const chain = drawChain(this.transforms, size) as NonNullable<ReturnType<typeof drawChain>>;
+    return {
+      name: this.name,
+      variant: chain.variant === null ? null : `(${chain.variant})`,
+      size,
+      apply: (image) => runSteps(this.name, chain.steps, image),
+    };
+  }
   getConfig() {
     return { p: this.p, seed: this.seed, transforms: this.transforms.map((t) => t.toJSON()) };
   }
@@ -162,6 +227,23 @@ export class OneOf extends RandomContainer<number> {
   protected override paramsKey(index: number): string | null {
     const child = (this.transforms[index] as Transform).variant();
     return child === null ? null : `${index}(${child})`;
+  }
+  /** The size every child gives, or null where they differ or one does not say. */
+  override outputSize(size: ImageSize): ImageSize | null {
+    const sizes = this.transforms.map((t) => t.outputSize(size));
+    const [first] = sizes;
+    return first && sizes.every((s) => s && sameSize(s, first)) ? first : null;
+  }
+  override draw(size: ImageSize): Drawn | null {
+    if (!this.outputSize(size)) return null;
+    const index = this.sampleParams(size);
+    const step = (this.transforms[index] as Transform).draw(size) as Drawn;
+    return {
+      name: this.name,
+      variant: step.variant === null ? null : `${index}(${step.variant})`,
+      size: step.size,
+      apply: (image) => runSteps(this.name, [step], image),
+    };
   }
   getConfig() {
     return {

@@ -16,6 +16,9 @@ import { rotate } from './functional/rotate.js';
 /** Aspect-preserving resize with padding. See {@link letterbox}. */
 export class Letterbox extends DeterministicTransform {
   readonly name = 'Letterbox';
+  override outputSize(size: ImageSize): ImageSize {
+    return { height: this.options.height, width: this.options.width, channels: size.channels };
+  }
   constructor(private readonly options: LetterboxOptions) {
     super();
     letterboxCheck(options);
@@ -36,6 +39,9 @@ function letterboxCheck(o: LetterboxOptions): void {
 /** Plain resize to a fixed size. See {@link resize}. */
 export class Resize extends DeterministicTransform {
   readonly name = 'Resize';
+  override outputSize(size: ImageSize): ImageSize {
+    return { height: this.options.height, width: this.options.width, channels: size.channels };
+  }
   constructor(private readonly options: ResizeOptions) {
     super();
     checkNumber(options?.height, 'Resize', 'height', { integer: true, min: 1 });
@@ -71,6 +77,9 @@ export interface RandomFlipOptions {
 }
 
 abstract class RandomFlip extends RandomTransform<boolean> {
+  override outputSize(size: ImageSize): ImageSize {
+    return size;
+  }
   protected readonly p: number;
   constructor(options: RandomFlipOptions = {}) {
     super(options.seed);
@@ -113,6 +122,9 @@ export interface RandomRotationOptions {
 /** Rotates by an angle drawn uniformly from `degrees`. See {@link rotate}. */
 export class RandomRotation extends RandomTransform<number> {
   readonly name = 'RandomRotation';
+  override outputSize(size: ImageSize): ImageSize {
+    return size;
+  }
   private readonly degrees: [number, number];
   private readonly fill: number;
   constructor(options: RandomRotationOptions) {

@@ -1,5 +1,6 @@
 export {
   DeterministicTransform,
+  type Drawn,
   type ImageSize,
   RandomTransform,
   Transform,

@@ -19,6 +19,9 @@ import { checkWindow, type WindowOptions, windowImage } from './functional/windo
 /** RGB to grayscale. See {@link grayscale}. */
 export class Grayscale extends DeterministicTransform {
   readonly name = 'Grayscale';
+  override outputSize(size: ImageSize): ImageSize {
+    return { ...size, channels: this.options.outputChannels ?? 1 };
+  }
   constructor(private readonly options: GrayscaleOptions = {}) {
     super();
   }
@@ -33,6 +36,9 @@ export class Grayscale extends DeterministicTransform {
 /** Per-channel standardisation. See {@link normalize}. */
 export class Normalize extends DeterministicTransform {
   readonly name = 'Normalize';
+  override outputSize(size: ImageSize): ImageSize {
+    return size;
+  }
   constructor(private readonly options: NormalizeOptions) {
     super();
     const all = [options?.mean, options?.std].flat();
@@ -54,6 +60,9 @@ export class Normalize extends DeterministicTransform {
 /** `x * scale + offset`. See {@link rescale}. */
 export class Rescale extends DeterministicTransform {
   readonly name = 'Rescale';
+  override outputSize(size: ImageSize): ImageSize {
+    return size;
+  }
   constructor(private readonly options: RescaleOptions) {
     super();
   }
@@ -75,6 +84,9 @@ export class Rescale extends DeterministicTransform {
  */
 export class Window extends DeterministicTransform {
   readonly name = 'Window';
+  override outputSize(size: ImageSize): ImageSize {
+    return size;
+  }
   private readonly options: Required<WindowOptions>;
   constructor(options: WindowOptions) {
     super();
@@ -99,6 +111,9 @@ export interface GaussianBlurTransformOptions {
 /** Gaussian blur with a fixed sigma or one drawn uniformly per image, as torchvision's `GaussianBlur`. */
 export class GaussianBlur extends RandomTransform<number> {
   readonly name = 'GaussianBlur';
+  override outputSize(size: ImageSize): ImageSize {
+    return size;
+  }
   private readonly kernelSize: number | [number, number];
   private readonly sigma: [number, number];
   constructor(options: GaussianBlurTransformOptions) {
@@ -184,6 +199,9 @@ export function erasingAttempt(
  */
 export class RandomErasing extends RandomTransform<ErasingParams> {
   readonly name = 'RandomErasing';
+  override outputSize(size: ImageSize): ImageSize {
+    return size;
+  }
   private readonly p: number;
   private readonly scale: [number, number];
   private readonly ratio: [number, number];
@@ -275,6 +293,9 @@ function jitterRange(
 /** Random brightness and contrast in a random order, as torchvision's `ColorJitter`. */
 export class ColorJitter extends RandomTransform<JitterParams> {
   readonly name = 'ColorJitter';
+  override outputSize(size: ImageSize): ImageSize {
+    return size;
+  }
   private readonly brightness: [number, number] | null;
   private readonly contrast: [number, number] | null;
   constructor(options: ColorJitterOptions = {}) {

@@ -2,11 +2,15 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   arraySource,
+  type Batch,
   batches,
+  Compose,
   classWeights,
   findLeaks,
   Letterbox,
   RandomHorizontalFlip,
+  RandomRotation,
+  Rescale,
   Resize,
   setupBackend,
   stratifiedKFold,
@@ -250,5 +254,101 @@ describe('batches', () => {
     const b = (await ok.next()).value!;
     expect(b.xs.shape).toEqual([2, 4, 4, 1]);
     tf.dispose([b.xs, b.ys]);
+  });
+
+  describe('skip', () => {
+    const flips = () => new Compose([new RandomHorizontalFlip(), new Rescale({ scale: 2 })], { seed: 5 });
+    /** One shuffled epoch in batches of 4, with the loads counted, the images kept by position. */
+    const epoch = async (options: {
+      skip?: (index: number, variant: string) => boolean;
+      transform?: ReturnType<typeof flips> | Compose;
+      src?: typeof source;
+    }) => {
+      const transform = options.transform ?? flips();
+      let loads = 0;
+      const src = options.src ?? source;
+      const counted = { ...src, load: (i: number) => (loads++, src.load(i)) };
+      const out: { batch: Omit<Batch, 'xs' | 'ys'>; xs: number[][]; ys: number[][] }[] = [];
+      for await (const b of batches(counted, {
+        batchSize: 4,
+        shuffle: true,
+        seed: 3,
+        transform,
+        ...(options.skip ? { skip: options.skip } : {}),
+      })) {
+        const { xs, ys, ...rest } = b;
+        out.push({
+          batch: rest,
+          xs: tf.tidy(() => tf.reshape(xs, [xs.shape[0], -1]).arraySync() as number[][]),
+          ys: ys.arraySync() as number[][],
+        });
+        tf.dispose([xs, ys]);
+      }
+      return { out, loads, state: transform.getState() };
+    };
+
+    it('leaves out the images it is asked to, draws their choices anyway, and leaks nothing', async () => {
+      const before = tf.memory().numTensors;
+      const all = await epoch({});
+      const asked: [number, string][] = [];
+      const some = await epoch({
+        skip: (index, variant) => {
+          asked.push([index, variant]);
+          return index % 3 === 0;
+        },
+      });
+      expect(tf.memory().numTensors).toBe(before);
+      // Asked once per image, with the variant the image got without skipping.
+      expect(asked).toEqual(all.out.flatMap((o) => o.batch.indices.map((i, k) => [i, o.batch.variants![k]])));
+      expect(new Set(asked.map(([, v]) => v))).toEqual(new Set(['flipped|', '|']));
+      // Five of the 15 images are left out: not loaded, not in xs; the rest are as without skip.
+      expect(some.loads).toBe(10);
+      expect(all.loads).toBe(15);
+      some.out.forEach((o, j) => {
+        const full = all.out[j]!;
+        expect(o.batch.indices).toEqual(full.batch.indices);
+        expect(o.batch.variants).toEqual(full.batch.variants);
+        expect(o.ys).toEqual(full.ys);
+        const kept = o.batch.indices.flatMap((i, k) => (i % 3 === 0 ? [] : [k]));
+        expect(o.batch.loaded ?? o.batch.indices.map((_, k) => k)).toEqual(kept);
+        expect(o.xs.length).toBe(kept.length);
+        kept.forEach((k, r) => {
+          expect(o.xs[r]).toEqual(full.xs[k]);
+        });
+      });
+      // The generators end where they end without skipping.
+      expect(some.state).toEqual(all.state);
+      // A batch can be left out whole: xs is empty, with the images' size.
+      for await (const b of batches(source, { batchSize: 4, transform: flips(), skip: () => true })) {
+        expect(b.xs.shape).toEqual([0, 16, 16, 1]);
+        expect(b.loaded).toEqual([]);
+        expect(b.ys.shape).toEqual([b.indices.length, 3]);
+        tf.dispose([b.xs, b.ys]);
+      }
+      expect(tf.memory().numTensors).toBe(before);
+    });
+
+    it('is not asked where a choice has no variant or the source does not know the sizes', async () => {
+      const rotation = new Compose([new RandomRotation({ degrees: 10 }), new Rescale({ scale: 2 })]);
+      let asked = 0;
+      const skip = () => (asked++, true);
+      const continuous = await epoch({ transform: rotation, skip });
+      expect(asked).toBe(0);
+      expect(continuous.loads).toBe(15);
+      const { size: _, ...unsized } = source;
+      const noSizes = await epoch({ src: unsized, skip });
+      expect(asked).toBe(0);
+      expect(noSizes.loads).toBe(15);
+    });
+
+    it('names the sample whose decoded size differs from the size its source gave', async () => {
+      const lying = {
+        ...source,
+        size: (i: number) => (i === 2 ? [16, 8, 1] : [16, 16, 1]) as [number, number, number],
+      };
+      await expect(
+        batches(lying, { batchSize: 4, transform: flips(), skip: () => false }).next(),
+      ).rejects.toThrow(/sample 2 decoded to \[16,16,1\], but its source gave its size as \[16,8,1\]/);
+    });
   });
 });

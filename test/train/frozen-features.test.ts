@@ -227,7 +227,17 @@ describe('frozenSplit', () => {
     expect(cache.summary()).toMatchObject({ hits: 2, misses: 4 });
     expect(Array.from(again?.dataSync() ?? [])).toEqual(Array.from(first?.dataSync() ?? []));
     expect(cache.features(batch(['', null, '']))).toBeNull();
-    tf.dispose([first as tf.Tensor, again as tf.Tensor]);
+    expect(cache.has(4, '')).toBe(true);
+    expect(cache.has(4, 'flipped')).toBe(false);
+    // A batch that left out its kept images (`loaded`: xs holds positions 1 and 2) gives the same.
+    const rest = tf.gather(xs, [1, 2]) as tf.Tensor4D;
+    const partial = cache.features({ ...batch(['', 'flipped', '']), xs: rest, loaded: [1, 2] });
+    expect(Array.from(partial?.dataSync() ?? [])).toEqual(Array.from(first?.dataSync() ?? []));
+    // Leaving out an image that is not kept is refused by name.
+    expect(() => cache.features({ ...batch(['', 'new', '']), xs: rest, loaded: [0, 2] })).toThrow(
+      /sample 5 was left out of its batch, but its frozen features are not kept/,
+    );
+    tf.dispose([first as tf.Tensor, again as tf.Tensor, partial as tf.Tensor, rest]);
     await expectNoLeak(() => {
       const b = batch(['', 'other', '']);
       b.ys.dispose();
@@ -250,10 +260,12 @@ describe('train with frozen features', () => {
   ) => {
     const model = backboneModel('block_16_expand', 2);
     const data = images();
+    let loads = 0;
+    const counted = (s: ReturnType<typeof source>) => ({ ...s, load: (i: number) => (loads++, s.load(i)) });
     const result = await train({
       model,
-      train: source(data.slice(0, 12)),
-      validation: source(data.slice(12)),
+      train: counted(source(data.slice(0, 12))),
+      validation: counted(source(data.slice(12))),
       optimizer: options.optimizer?.() ?? tf.train.adam(1e-3),
       epochs: options.epochs ?? 3,
       batchSize: 4,
@@ -270,7 +282,7 @@ describe('train with frozen features', () => {
     });
     const weights = weightsOf(model);
     tf.dispose(model.getWeights());
-    return { result, weights };
+    return { result, weights, loads };
   };
 
   it('trains to the same weights and history as the whole model, on wasm and cpu', async () => {
@@ -289,6 +301,9 @@ describe('train with frozen features', () => {
       expect(stats?.train.misses).toBeGreaterThanOrEqual(12);
       // 6 validation images: computed in the first epoch, cached for the other two.
       expect(stats?.validation).toMatchObject({ hits: 12, misses: 6 });
+      // Images whose features were kept were neither loaded nor transformed.
+      expect(off.loads).toBe(36 + 18);
+      expect(on.loads).toBe((stats?.train.misses ?? 0) + 6);
     }
   });
 

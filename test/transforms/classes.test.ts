@@ -101,6 +101,40 @@ describe.each(['cpu', 'wasm'] as const)('transform conformance (%s backend)', (b
       expect(tf.memory().numTensors).toBe(before);
       x.dispose();
     });
+
+    it(`${label}: drawing ahead of the pixels, then applying, gives what apply gives`, () => {
+      const x = testImage(9, 11, 3, 17);
+      const size = { height: 9, width: 11, channels: 3 };
+      const direct = make();
+      const ahead = make();
+      const declared = ahead.outputSize(size);
+      const before = tf.memory().numTensors;
+      // Four images drawn before any is applied, as batches does.
+      const drawn = [0, 1, 2, 3].map(() => ahead.draw(size));
+      if (declared === null) {
+        // Nothing drawn: the generators are untouched.
+        expect(drawn).toEqual([null, null, null, null]);
+        expect(ahead.getState()).toEqual(direct.getState());
+        expect(make().name).toBe('CropToForeground');
+      } else {
+        const outs = [0, 1, 2, 3].map(() => {
+          const y = direct.apply(x);
+          return { y, variant: direct.variant() };
+        });
+        drawn.forEach((d, i) => {
+          const y = d!.apply(x);
+          expect(d!.size).toEqual(declared);
+          expect(y.shape).toEqual([declared.height, declared.width, declared.channels]);
+          expect(maxAbsDiff(y, outs[i]!.y.arraySync())).toBe(0);
+          expect(d!.variant).toBe(outs[i]!.variant);
+          y.dispose();
+        });
+        expect(ahead.getState()).toEqual(direct.getState());
+        tf.dispose(outs.map((o) => o.y));
+      }
+      expect(tf.memory().numTensors).toBe(before);
+      x.dispose();
+    });
   }
 });
 

@@ -92,23 +92,43 @@ const tilesOf = (n: number, oh: number, ow: number): Tiles => {
   return { n, th, tw, t: n * th * tw };
 };
 
-/** `x` [n, h, w, c] zero-padded by `top` and `left` to [n, 4 th + extra, 4 tw + extra, c]. */
-function padToTiles(b: Backend, x: TensorInfo, top: number, left: number, tiles: Tiles, extra: number) {
+/**
+ * `x` [n, h, w, c] zero-padded by `top` and `left` to [n, 4 th + extra, 4 tw + extra, c]; `x`
+ * itself (`owned` false) where that adds nothing: the output gradient of a map whose sides are
+ * multiples of 4 (SimpleCNN's 64x64 and 32x32), which a copy cost 3-6 ms per filter gradient.
+ */
+function padToTiles(
+  b: Backend,
+  x: TensorInfo,
+  top: number,
+  left: number,
+  tiles: Tiles,
+  extra: number,
+): { t: TensorInfo; owned: boolean } {
   const [, h, w] = x.shape as Shape4;
-  return call(
+  const bottom = 4 * tiles.th + extra - h - top;
+  const right = 4 * tiles.tw + extra - w - left;
+  if (top === 0 && left === 0 && bottom === 0 && right === 0) return { t: x, owned: false };
+  const t = call(
     'PadV2',
     b,
     { x },
     {
       paddings: [
         [0, 0],
-        [top, 4 * tiles.th + extra - h - top],
-        [left, 4 * tiles.tw + extra - w - left],
+        [top, bottom],
+        [left, right],
         [0, 0],
       ],
       constantValue: 0,
     },
   );
+  return { t, owned: true };
+}
+
+/** Frees what {@link padToTiles} allocated. */
+function release(b: Backend, ...padded: { t: TensorInfo; owned: boolean }[]): void {
+  for (const p of padded) if (p.owned) b.disposeData(p.t.dataId);
 }
 
 /**
@@ -210,7 +230,7 @@ export function winogradConv(
   const { scratch, at: base } = alignedScratch(b, threads * per);
   const row = (4 * tiles.tw + 2) * ci * 4;
   const args = [
-    b.getMemoryOffset(padded.dataId),
+    b.getMemoryOffset(padded.t.dataId),
     b.getMemoryOffset(ut.dataId),
     b.getMemoryOffset(y.dataId),
     bias ? b.getMemoryOffset(bias.dataId) : 0,
@@ -228,7 +248,8 @@ export function winogradConv(
     [...args, base + i * per, ...share(tiles.t, threads, i)],
   ]);
   runSpread(b, 'wino_forward', simd, calls);
-  for (const t of [padded, ut, scratch]) b.disposeData(t.dataId);
+  release(b, padded);
+  for (const t of [ut, scratch]) b.disposeData(t.dataId);
   return y;
 }
 
@@ -277,7 +298,7 @@ export function winogradFilterGrad(
   const { scratch, at: duBase } = alignedScratch(b, CHUNKS * k * 4 + threads * per);
   new Float32Array(b.typedArrayFromHeap(scratch).buffer, duBase, CHUNKS * k).fill(0);
   const base = duBase + CHUNKS * k * 4;
-  const [xBase, dyBase] = [xp, dyp].map((t) => b.getMemoryOffset(t.dataId)) as [number, number];
+  const [xBase, dyBase] = [xp, dyp].map((p) => b.getMemoryOffset(p.t.dataId)) as [number, number];
   const row = (4 * tiles.tw + 2) * ci * 4;
   const rowd = 4 * tiles.tw * co * 4;
   const calls: number[][][] = Array.from({ length: threads }, () => []);
@@ -301,7 +322,8 @@ export function winogradFilterGrad(
   for (let c = 1; c < CHUNKS; c++) simd.axpy(duBase, duBase + c * k * 4, k, 1, 0);
   // A copy: JavaScript reads a shared heap's typed arrays several times slower.
   const sum = new Float32Array(b.typedArrayFromHeap(scratch).buffer, duBase, k).slice();
-  for (const t of [xp, dyp, scratch]) b.disposeData(t.dataId);
+  release(b, xp, dyp);
+  b.disposeData(scratch.dataId);
   const out = b.makeOutput([3, 3, ci, co], 'float32');
   b.typedArrayFromHeap(out).set(filterTransformGrad(sum, ci, co));
   return out;
