@@ -488,9 +488,7 @@ export async function evaluateSource(
   })) {
     const cut = cache?.features(batch) ?? null;
     const [probs, losses] = tf.tidy(() => {
-      const p = (
-        cut ? cache?.split.suffix(cut, false) : model.predict(batch.xs)
-      ) as tf.Tensor2D;
+      const p = (cut ? cache?.split.suffix(cut, false) : model.predict(batch.xs)) as tf.Tensor2D;
       const l = tf.neg(tf.sum(tf.mul(batch.ys, tf.log(tf.clipByValue(p, 1e-7, 1 - 1e-7))), 1));
       return [p, l];
     });

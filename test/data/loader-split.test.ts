@@ -267,7 +267,13 @@ describe('batches', () => {
       const transform = options.transform ?? flips();
       let loads = 0;
       const src = options.src ?? source;
-      const counted = { ...src, load: (i: number) => (loads++, src.load(i)) };
+      const counted = {
+        ...src,
+        load: (i: number) => {
+          loads++;
+          return src.load(i);
+        },
+      };
       const out: { batch: Omit<Batch, 'xs' | 'ys'>; xs: number[][]; ys: number[][] }[] = [];
       for await (const b of batches(counted, {
         batchSize: 4,
@@ -331,7 +337,10 @@ describe('batches', () => {
     it('is not asked where a choice has no variant or the source does not know the sizes', async () => {
       const rotation = new Compose([new RandomRotation({ degrees: 10 }), new Rescale({ scale: 2 })]);
       let asked = 0;
-      const skip = () => (asked++, true);
+      const skip = () => {
+        asked++;
+        return true;
+      };
       const continuous = await epoch({ transform: rotation, skip });
       expect(asked).toBe(0);
       expect(continuous.loads).toBe(15);

@@ -261,7 +261,13 @@ describe('train with frozen features', () => {
     const model = backboneModel('block_16_expand', 2);
     const data = images();
     let loads = 0;
-    const counted = (s: ReturnType<typeof source>) => ({ ...s, load: (i: number) => (loads++, s.load(i)) });
+    const counted = (s: ReturnType<typeof source>) => ({
+      ...s,
+      load: (i: number) => {
+        loads++;
+        return s.load(i);
+      },
+    });
     const result = await train({
       model,
       train: counted(source(data.slice(0, 12))),
