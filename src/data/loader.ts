@@ -54,9 +54,9 @@ export interface BatchOptions {
   keepRemainder?: boolean;
   /**
    * Images to leave out of `xs`, asked with each image's index and variant (what the transform
-   * chose for it, `Transform.variant`). Asked where the source knows every image's size without
-   * decoding (`SampleSource.size`), the transform can draw its choices ahead of the pixels
-   * (`Transform.draw`), and every image of the batch has a variant. An image it returns true for
+   * chose for it, `Transform.variant`) for the images that have one, where the source knows every
+   * image's size without decoding (`SampleSource.size`) and the transform can draw its choices
+   * ahead of the pixels (`Transform.draw`). An image it returns true for
    * is neither loaded nor transformed, but its random choices are still drawn, in order, so the
    * other images get the same augmentation as without `skip`; `Batch.loaded` lists the images
    * `xs` holds. `train` skips the images whose frozen features it keeps (`frozenFeatures`).
@@ -165,10 +165,12 @@ function drawAhead(
       }
     });
     const variants = drawn.map((d) => d.variant);
-    const all = indices.map((_, k) => k);
-    const kept = variants.every((v) => v !== null)
-      ? all.filter((k) => !skip(indices[k] as number, variants[k] as string))
-      : all;
+    const kept = indices
+      .map((_, k) => k)
+      .filter((k) => {
+        const variant = variants[k];
+        return variant === null || variant === undefined || !skip(indices[k] as number, variant);
+      });
     return {
       kept,
       variants,

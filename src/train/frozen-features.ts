@@ -6,7 +6,9 @@
  * `train` computes the frozen layers once per image and variant, keeps their output (the
  * "cut": for MobileNetV2-0.35 at 224 with blocks 13-16 trainable, 14 x 14 x 32 floats = 25 KB per
  * image) and runs only the layers after it from the second time an image comes back the same.
- * Validation images (no augmentation) hit from the second epoch on. Values are those of the
+ * Validation images (no augmentation) hit from the second epoch on. Images whose choices are
+ * continuous (rotation, blur, erasing: no variant) still run the frozen layers apart from the
+ * rest, in inference mode and off the gradient tape, but are not kept. Values are those of the
  * whole model: the frozen layers run the same kernels on the same images.
  *
  * The split is planned on the model's graph (nested models included): the frozen part is every
@@ -314,52 +316,58 @@ export class FrozenFeatureCache {
   }
 
   /**
-   * The cut for `batch`, `[B, ...split.shape]`, or null when a transform could not say what it
-   * chose for some image (then the batch runs the whole model). A batch whose `xs` holds only
-   * some images (`loaded`, from `batches`' `skip`) must hold every image not kept here.
+   * The cut for `batch`, `[B, ...split.shape]`: kept values for images seen before with the same
+   * variant, the frozen layers for the others (kept while they fit in `maxBytes`, unless the
+   * transform could not say what it chose: a `null` variant, or no `variants`). A batch whose
+   * `xs` holds only some images (`loaded`, from `batches`' `skip`) must hold every image whose
+   * cut is not kept.
    */
-  features(batch: Batch): tf.Tensor | null {
+  features(batch: Batch): tf.Tensor {
     const { variants, loaded } = batch;
-    if (!variants || variants.some((v) => v === null)) {
-      check(!loaded, 'train', 'a batch with images left out has an image without a variant');
-      return null;
-    }
-    const keys = batch.indices.map((index, k) => keyOf(index, variants[k] as string));
+    const keys = batch.indices.map((index, k) => {
+      const variant = variants?.[k];
+      return variant === null || variant === undefined ? null : keyOf(index, variant);
+    });
+    const shape = [keys.length, ...this.split.shape];
     const out = new Float32Array(keys.length * this.size);
     const missing: number[] = [];
     keys.forEach((key, k) => {
-      const entry = this.entries.get(key);
+      const entry = key === null ? undefined : this.entries.get(key);
       if (entry) out.set(entry, k * this.size);
       else missing.push(k);
     });
-    if (missing.length) {
-      // Rows of xs: the batch positions themselves, or where `loaded` puts them.
-      const row = loaded ? new Map(loaded.map((k, j) => [k, j])) : null;
-      const rows = missing.map((k) => {
-        const r = row ? row.get(k) : k;
-        check(
-          r !== undefined,
-          'train',
-          `sample ${batch.indices[k]} was left out of its batch, but its frozen features are not kept`,
-        );
-        return r;
-      });
-      const all = rows.length === batch.xs.shape[0];
-      const fresh = tf.tidy(() => this.split.prefix(all ? batch.xs : tf.gather(batch.xs, rows)));
-      const data = fresh.dataSync() as Float32Array;
-      fresh.dispose();
-      missing.forEach((k, j) => {
-        const one = data.subarray(j * this.size, (j + 1) * this.size);
-        out.set(one, k * this.size);
-        if (this.stats.bytes + one.byteLength <= this.maxBytes) {
-          this.entries.set(keys[k] as string, one.slice());
-          this.stats.bytes += one.byteLength;
-        }
-      });
-    }
     this.stats.hits += keys.length - missing.length;
     this.stats.misses += missing.length;
-    return tf.tensor(out, [keys.length, ...this.split.shape]);
+    if (!missing.length) return tf.tensor(out, shape);
+    // Rows of xs: the batch positions themselves, or where `loaded` puts them.
+    const row = loaded ? new Map(loaded.map((k, j) => [k, j])) : null;
+    const rows = missing.map((k) => {
+      const r = row ? row.get(k) : k;
+      check(
+        r !== undefined,
+        'train',
+        `sample ${batch.indices[k]} was left out of its batch, but its frozen features are not kept`,
+      );
+      return r;
+    });
+    const all = rows.length === batch.xs.shape[0];
+    const fresh = tf.tidy(() => this.split.prefix(all ? batch.xs : tf.gather(batch.xs, rows)));
+    const keep = missing.filter((k) => keys[k] !== null);
+    // Nothing to keep and nothing kept (a continuous augmentation): the frozen layers' output as is.
+    if (missing.length === keys.length && (!keep.length || this.stats.bytes + this.size * 4 > this.maxBytes))
+      return fresh;
+    const data = fresh.dataSync() as Float32Array;
+    fresh.dispose();
+    missing.forEach((k, j) => {
+      const one = data.subarray(j * this.size, (j + 1) * this.size);
+      out.set(one, k * this.size);
+      const key = keys[k];
+      if (key !== null && this.stats.bytes + one.byteLength <= this.maxBytes) {
+        this.entries.set(key as string, one.slice());
+        this.stats.bytes += one.byteLength;
+      }
+    });
+    return tf.tensor(out, shape);
   }
 
   /** Hits, misses and bytes so far. */

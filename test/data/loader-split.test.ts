@@ -8,6 +8,7 @@ import {
   classWeights,
   findLeaks,
   Letterbox,
+  OneOf,
   RandomHorizontalFlip,
   RandomRotation,
   Rescale,
@@ -16,6 +17,7 @@ import {
   stratifiedKFold,
   stratifiedSplit,
   syntheticDataset,
+  type Transform,
   withoutLeaks,
 } from '../../src/index.js';
 
@@ -261,7 +263,7 @@ describe('batches', () => {
     /** One shuffled epoch in batches of 4, with the loads counted, the images kept by position. */
     const epoch = async (options: {
       skip?: (index: number, variant: string) => boolean;
-      transform?: ReturnType<typeof flips> | Compose;
+      transform?: Transform;
       src?: typeof source;
     }) => {
       const transform = options.transform ?? flips();
@@ -344,6 +346,20 @@ describe('batches', () => {
       const continuous = await epoch({ transform: rotation, skip });
       expect(asked).toBe(0);
       expect(continuous.loads).toBe(15);
+      // Where some images have a variant and some not, only those with one are asked about.
+      const mixed = new OneOf([new RandomHorizontalFlip(), new RandomRotation({ degrees: 10 })], { seed: 4 });
+      const variants: string[] = [];
+      const some = await epoch({
+        transform: mixed,
+        skip: (_, variant) => {
+          variants.push(variant);
+          return true;
+        },
+      });
+      expect(variants.length).toBeGreaterThan(3);
+      expect(variants.length).toBeLessThan(15);
+      expect(variants.every((v) => v.startsWith('0('))).toBe(true);
+      expect(some.loads).toBe(15 - variants.length);
       const { size: _, ...unsized } = source;
       const noSizes = await epoch({ src: unsized, skip });
       expect(asked).toBe(0);
