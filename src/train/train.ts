@@ -71,11 +71,10 @@ export interface TrainOptions {
    * images with flips, half the time in the second epoch and more after); such an image is
    * neither loaded nor transformed. Keeps images where `transform` makes discrete choices (flips,
    * `RandomApply`/`OneOf` of deterministic steps); those of continuous ones (rotation, blur,
-   * erasing) are not kept, but their frozen layers still run apart, in inference mode off the
-   * gradient tape (less memory, a little less time). Assumes callbacks do not change the frozen
-   * layers' weights (a change of which weights train is noticed and starts a new cache). Default
-   * true, with at most 1 GiB held in Node (256 MiB in a browser); `false` runs the whole model,
-   * under the tape, every step.
+   * erasing) are not kept, and a batch of only such images runs the whole model. Assumes
+   * callbacks do not change the frozen layers' weights (a change of which weights train is noticed
+   * and starts a new cache). Default true, with at most 1 GiB held in Node (256 MiB in a browser);
+   * `false` runs the whole model every step.
    */
   frozenFeatures?: boolean | { maxBytes?: number };
 }

@@ -225,22 +225,25 @@ describe('frozenSplit', () => {
     const again = cache.features(batch(['', 'flipped', '']));
     // Two fitted under maxBytes, the third is computed again; the values are the same.
     expect(cache.summary()).toMatchObject({ hits: 2, misses: 4 });
-    expect(Array.from(again.dataSync())).toEqual(Array.from(first.dataSync()));
+    expect(Array.from(again?.dataSync() ?? [])).toEqual(Array.from(first?.dataSync() ?? []));
     // An image without a variant is computed, not kept; the others come from the cache as before.
     const unkeyed = cache.features(batch(['', null, '']));
-    expect(Array.from(unkeyed.dataSync())).toEqual(Array.from(first.dataSync()));
+    expect(Array.from(unkeyed?.dataSync() ?? [])).toEqual(Array.from(first?.dataSync() ?? []));
     expect(cache.summary()).toMatchObject({ hits: 3, misses: 6, bytes: 2 * perImage });
+    // No image with a variant: nothing to reuse, the whole model runs, nothing counted.
+    expect(cache.features(batch([null, null, null]))).toBeNull();
+    expect(cache.summary()).toMatchObject({ hits: 3, misses: 6 });
     expect(cache.has(4, '')).toBe(true);
     expect(cache.has(4, 'flipped')).toBe(false);
     // A batch that left out its kept images (`loaded`: xs holds positions 1 and 2) gives the same.
     const rest = tf.gather(xs, [1, 2]) as tf.Tensor4D;
     const partial = cache.features({ ...batch(['', 'flipped', '']), xs: rest, loaded: [1, 2] });
-    expect(Array.from(partial.dataSync())).toEqual(Array.from(first.dataSync()));
+    expect(Array.from(partial?.dataSync() ?? [])).toEqual(Array.from(first?.dataSync() ?? []));
     // Leaving out an image that is not kept is refused by name.
     expect(() => cache.features({ ...batch(['', 'new', '']), xs: rest, loaded: [0, 2] })).toThrow(
       /sample 5 was left out of its batch, but its frozen features are not kept/,
     );
-    tf.dispose([first, again, unkeyed, partial, rest]);
+    tf.dispose([first, again, unkeyed, partial, rest].filter((t): t is tf.Tensor => t !== null));
     await expectNoLeak(() => {
       const b = batch(['', 'other', '']);
       b.ys.dispose();
@@ -322,13 +325,31 @@ describe('train with frozen features', () => {
       new Compose([new RandomRotation({ degrees: 10 }), new Rescale({ scale: 1 / 127.5, offset: -1 })]);
     const lines: string[] = [];
     const continuous = await run({ transform: rotation(), epochs: 2, write: (l) => lines.push(l) });
-    // Rotated images run the frozen layers apart (off the tape) but are never kept.
-    expect(continuous.result.frozenFeatures?.train).toMatchObject({ hits: 0, misses: 24, bytes: 0 });
+    // Batches of rotated images only run the whole model: nothing computed apart, nothing kept.
+    expect(continuous.result.frozenFeatures?.train).toMatchObject({ hits: 0, misses: 0, bytes: 0 });
     expect(continuous.result.frozenFeatures?.validation).toMatchObject({ hits: 6, misses: 6 });
     // The progress callback says what the cache saved: validation's 6 images, in epoch 2.
     expect(lines.at(-1)).toBe(
-      'frozen layers (through block_15_add) reused for 6 of 36 images (0.0 MiB kept)',
+      'frozen layers (through block_15_add) reused for 6 of 12 images (0.0 MiB kept)',
     );
+    // A OneOf of a flip and a rotation: flipped images are kept and skipped, rotated ones run
+    // apart in the same batch; the weights are still the whole model's.
+    const mixed = () =>
+      new Compose(
+        [
+          new OneOf([new RandomHorizontalFlip(), new RandomRotation({ degrees: 10 })]),
+          new Rescale({ scale: 1 / 127.5, offset: -1 }),
+        ],
+        { seed: 3 },
+      );
+    const some = await run({ transform: mixed(), epochs: 3 });
+    const stats = some.result.frozenFeatures?.train;
+    expect((stats?.hits ?? 0) + (stats?.misses ?? 0)).toBe(36);
+    expect(stats?.hits).toBeGreaterThan(0);
+    expect(some.loads).toBe((stats?.misses ?? 0) + 6);
+    const someOff = await run({ transform: mixed(), epochs: 3, frozenFeatures: false });
+    expect(differing(some.weights, someOff.weights)).toBe(0);
+    expect(some.result.history).toEqual(someOff.result.history);
     const whole = await run({ transform: rotation(), epochs: 2, frozenFeatures: false });
     expect(differing(continuous.weights, whole.weights)).toBe(0);
     const none = await run({ frozenFeatures: { maxBytes: 0 }, epochs: 2 });
