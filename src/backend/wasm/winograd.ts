@@ -192,7 +192,7 @@ export function filterTransform(
 export function filterTransformGrad(du: Float32Array, ci: number, co: number): Float32Array {
   const k = ci * co;
   // t[i, b] = sum_j G[j, b] dU[i, j]; then dW[a, b] = sum_i G[i, a] t[i, b].
-  const t = new Float32Array(18 * k);
+  const t = reused('t', 18 * k);
   const column = (c: number) => G.map((r) => r[c] as number);
   for (let i = 0; i < 6; i++)
     for (let col = 0; col < 3; col++) weightedRows(t, (i * 3 + col) * k, column(col), du, i * 6 * k, k, k);
