@@ -26,10 +26,12 @@ function childStates(children: readonly Transform[]): RandomState[] {
   return children.flatMap((c) => c.getState());
 }
 
+/** Variant keys of steps in order, joined; null if one of them has none. */
+const joinKeys = (keys: (string | null)[]): string | null => (keys.includes(null) ? null : keys.join('|'));
+
 /** The children's variants joined, or null if one of them has none. */
 function childVariants(children: readonly Transform[]): string | null {
-  const keys = children.map((c) => c.variant());
-  return keys.includes(null) ? null : keys.join('|');
+  return joinKeys(children.map((c) => c.variant()));
 }
 
 /** The size after `children` in order, or null where one of them does not say. */
@@ -61,8 +63,7 @@ function drawChain(
     steps.push(step);
     at = step.size;
   }
-  const keys = steps.map((d) => d.variant);
-  return { steps, variant: keys.includes(null) ? null : keys.join('|'), size: at };
+  return { steps, variant: joinKeys(steps.map((d) => d.variant)), size: at };
 }
 
 function setChildStates(children: readonly Transform[], states: RandomState[]): void {
