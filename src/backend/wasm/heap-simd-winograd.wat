@@ -116,17 +116,66 @@
         (i32.mul (i32.shl (i32.div_u (local.get $r) (local.get $tw)) (i32.const 2)) (local.get $row)))
       (i32.shl (i32.mul (i32.rem_u (local.get $r) (local.get $tw)) (local.get $c)) (i32.const 4))))
 
-  ;; V = B^T d B for tiles [t0, t1) of a zero-padded x ([n, 4 th + 2, 4 tw + 2, c], rows `row`
-  ;; bytes, images `img` bytes): position p of tile t at v + p * stride + t * 4c.
+  ;; n bytes (a multiple of 16, at least 16) from s to d; zeros where s = 0 (no tensor starts at 0).
+  (func $move (param $s i32) (param $d i32) (param $n i32)
+    (local $e i32)
+    (local.set $e (i32.add (local.get $d) (local.get $n)))
+    (if (local.get $s)
+      (then (loop $copy
+        (v128.store (local.get $d) (v128.load (local.get $s)))
+        (local.set $s (i32.add (local.get $s) (i32.const 16)))
+        (br_if $copy (i32.lt_u (local.tee $d (i32.add (local.get $d) (i32.const 16))) (local.get $e)))))
+      (else (loop $zero
+        (v128.store (local.get $d) (v128.const i32x4 0 0 0 0))
+        (br_if $zero (i32.lt_u (local.tee $d (i32.add (local.get $d) (i32.const 16))) (local.get $e)))))))
+
+  ;; V = B^T d B for tiles [t0, t1) of x [n, h, w, c] zero-padded by `top` rows and `left` columns
+  ;; (and as many as the tiles need after): position p of tile t at v + p * stride + t * 4c. A
+  ;; tile's 6x6 window is read in place where it lies inside x, else gathered with its zeros into
+  ;; `stg` (36 c floats), so that x is never copied whole.
   (func $wino_input
-    (param $x i32) (param $v i32) (param $stride i32) (param $th i32) (param $tw i32) (param $row i32)
-    (param $img i32) (param $c i32) (param $scr i32) (param $t0 i32) (param $t1 i32)
-    (local $base i32) (local $o i32) (local $k i32) (local $cb i32)
+    (param $x i32) (param $v i32) (param $stride i32) (param $th i32) (param $tw i32) (param $h i32)
+    (param $w i32) (param $top i32) (param $left i32) (param $c i32) (param $scr i32) (param $stg i32)
+    (param $t0 i32) (param $t1 i32)
+    (local $base i32) (local $o i32) (local $k i32) (local $cb i32) (local $row i32) (local $r i32)
+    (local $r0 i32) (local $c0 i32) (local $img i32) (local $j i32) (local $rr i32) (local $cc i32)
     (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
     (block $done (loop $tile
       (br_if $done (i32.ge_u (local.get $t0) (local.get $t1)))
-      (local.set $base (i32.add (local.get $x)
-        (call $corner (local.get $t0) (local.get $th) (local.get $tw) (local.get $row) (local.get $img) (local.get $c))))
+      ;; The window's corner in x: rows r0.., columns c0.. of image img (negative in the padding).
+      (local.set $r (i32.rem_u (local.get $t0) (i32.mul (local.get $th) (local.get $tw))))
+      (local.set $img (i32.mul (i32.div_u (local.get $t0) (i32.mul (local.get $th) (local.get $tw)))
+        (i32.mul (local.get $h) (i32.mul (local.get $w) (local.get $cb)))))
+      (local.set $r0 (i32.sub (i32.shl (i32.div_u (local.get $r) (local.get $tw)) (i32.const 2)) (local.get $top)))
+      (local.set $c0 (i32.sub (i32.shl (i32.rem_u (local.get $r) (local.get $tw)) (i32.const 2)) (local.get $left)))
+      (if (i32.and
+            (i32.and (i32.ge_s (local.get $r0) (i32.const 0)) (i32.ge_s (local.get $c0) (i32.const 0)))
+            (i32.and (i32.le_s (i32.add (local.get $r0) (i32.const 6)) (local.get $h))
+              (i32.le_s (i32.add (local.get $c0) (i32.const 6)) (local.get $w))))
+        (then
+          (local.set $row (i32.mul (local.get $w) (local.get $cb)))
+          (local.set $base (i32.add (i32.add (local.get $x) (local.get $img))
+            (i32.mul (i32.add (i32.mul (local.get $r0) (local.get $w)) (local.get $c0)) (local.get $cb)))))
+        (else
+          ;; Pixel (k, j) of the window to stg + (6 k + j) c floats; zeros outside x.
+          (local.set $row (i32.mul (i32.const 6) (local.get $cb)))
+          (local.set $base (local.get $stg))
+          (local.set $k (i32.const 0))
+          (loop $gr
+            (local.set $j (i32.const 0))
+            (loop $gc
+              (local.set $rr (i32.add (local.get $r0) (local.get $k)))
+              (local.set $cc (i32.add (local.get $c0) (local.get $j)))
+              (call $move
+                (select
+                  (i32.add (i32.add (local.get $x) (local.get $img))
+                    (i32.mul (i32.add (i32.mul (local.get $rr) (local.get $w)) (local.get $cc)) (local.get $cb)))
+                  (i32.const 0)
+                  (i32.and (i32.lt_u (local.get $rr) (local.get $h)) (i32.lt_u (local.get $cc) (local.get $w))))
+                (i32.add (local.get $stg) (i32.mul (i32.add (i32.mul (local.get $k) (i32.const 6)) (local.get $j)) (local.get $cb)))
+                (local.get $cb))
+              (br_if $gc (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 1))) (i32.const 6))))
+            (br_if $gr (i32.lt_u (local.tee $k (i32.add (local.get $k) (i32.const 1))) (i32.const 6))))))
       (local.set $o (i32.const 0))
       (loop $group
         (local.set $k (i32.const 0))
@@ -360,15 +409,19 @@
       (local.set $i (i32.add (local.get $i) (i32.const 4)))
       (br $iLoop))))
 
-  ;; The forward pass over tiles [t0, t1), TB = 32 tiles at a time, everything of a block in
-  ;; `scr`: [0, 1152) the transforms' scratch, then 36 pointers, V [36, TB, ci], M [36, TB, co].
-  ;; x is zero-padded ([n, 4 th + 2, 4 tw + 2, ci], rows `row` bytes, images `img` bytes), u is
-  ;; U [36, ci, co]; y, bias and act as in wino_output.
+  ;; The forward pass over tiles [t0, t1) of 4x4 outputs (th = ceil(oh / 4) rows of tw = ceil(ow / 4)
+  ;; per image), TB = 32 tiles at a time, everything of a block in `scr`: [0, 1152) the transforms'
+  ;; scratch, then 36 pointers, V [36, TB, ci], M [36, TB, co], and the window of a tile at x's
+  ;; border (36 ci floats). x is [n, h, w, ci], zero-padded by `top` and `left` as wino_input reads
+  ;; it; u is U [36, ci, co]; y, bias and act as in wino_output.
   (func (export "wino_forward")
-    (param $x i32) (param $u i32) (param $y i32) (param $bias i32) (param $act i32) (param $th i32)
-    (param $tw i32) (param $row i32) (param $img i32) (param $ci i32) (param $co i32) (param $oh i32)
-    (param $ow i32) (param $scr i32) (param $t0 i32) (param $t1 i32)
+    (param $x i32) (param $u i32) (param $y i32) (param $bias i32) (param $act i32) (param $h i32)
+    (param $w i32) (param $ci i32) (param $co i32) (param $oh i32) (param $ow i32) (param $top i32)
+    (param $left i32) (param $scr i32) (param $t0 i32) (param $t1 i32)
     (local $e i32) (local $p i32) (local $v i32) (local $mb i32) (local $vs i32) (local $ms i32)
+    (local $th i32) (local $tw i32)
+    (local.set $th (i32.shr_u (i32.add (local.get $oh) (i32.const 3)) (i32.const 2)))
+    (local.set $tw (i32.shr_u (i32.add (local.get $ow) (i32.const 3)) (i32.const 2)))
     ;; Positions 64 bytes more than 32 rows apart: at a power-of-two stride, the 36 would share
     ;; one set of the L1 cache.
     (local.set $vs (i32.add (i32.shl (local.get $ci) (i32.const 7)) (i32.const 64)))
@@ -381,8 +434,9 @@
         (i32.lt_u (i32.sub (local.get $t1) (local.get $t0)) (i32.const 32))))
       (call $wino_input (local.get $x)
         (i32.sub (local.get $v) (i32.mul (local.get $t0) (i32.shl (local.get $ci) (i32.const 2))))
-        (local.get $vs) (local.get $th) (local.get $tw) (local.get $row) (local.get $img) (local.get $ci)
-        (local.get $scr) (local.get $t0) (local.get $e))
+        (local.get $vs) (local.get $th) (local.get $tw) (local.get $h) (local.get $w) (local.get $top)
+        (local.get $left) (local.get $ci) (local.get $scr)
+        (i32.add (local.get $mb) (i32.mul (local.get $ms) (i32.const 36))) (local.get $t0) (local.get $e))
       (local.set $p (i32.const 0))
       (loop $pos
         (call $gemm (i32.add (local.get $v) (i32.mul (local.get $p) (local.get $vs)))
@@ -400,13 +454,16 @@
       (br $block))))
 
   ;; dU [36, ci, co] += V_p^T . (A dy A^T)_p over tiles [t0, t1), TB = 32 tiles at a time: x as in
-  ;; wino_forward, dy zero-padded ([n, 4 th, 4 tw, co], rows `rowd` bytes, images `imgd` bytes);
-  ;; `scr` as in wino_forward.
+  ;; wino_forward, dy zero-padded to whole tiles ([n, 4 th, 4 tw, co]); `scr` as in wino_forward.
   (func (export "wino_filter_grad")
-    (param $x i32) (param $dy i32) (param $du i32) (param $th i32) (param $tw i32) (param $row i32)
-    (param $img i32) (param $rowd i32) (param $imgd i32) (param $ci i32) (param $co i32) (param $scr i32)
+    (param $x i32) (param $dy i32) (param $du i32) (param $h i32) (param $w i32) (param $top i32)
+    (param $left i32) (param $ci i32) (param $co i32) (param $oh i32) (param $ow i32) (param $scr i32)
     (param $t0 i32) (param $t1 i32)
     (local $e i32) (local $p i32) (local $v i32) (local $mb i32) (local $vs i32) (local $ms i32)
+    (local $th i32) (local $tw i32) (local $rowd i32)
+    (local.set $th (i32.shr_u (i32.add (local.get $oh) (i32.const 3)) (i32.const 2)))
+    (local.set $tw (i32.shr_u (i32.add (local.get $ow) (i32.const 3)) (i32.const 2)))
+    (local.set $rowd (i32.shl (i32.mul (local.get $tw) (local.get $co)) (i32.const 4)))
     ;; Positions 64 bytes more than 32 rows apart: at a power-of-two stride, the 36 would share
     ;; one set of the L1 cache.
     (local.set $vs (i32.add (i32.shl (local.get $ci) (i32.const 7)) (i32.const 64)))
@@ -419,11 +476,13 @@
         (i32.lt_u (i32.sub (local.get $t1) (local.get $t0)) (i32.const 32))))
       (call $wino_input (local.get $x)
         (i32.sub (local.get $v) (i32.mul (local.get $t0) (i32.shl (local.get $ci) (i32.const 2))))
-        (local.get $vs) (local.get $th) (local.get $tw) (local.get $row) (local.get $img) (local.get $ci)
-        (local.get $scr) (local.get $t0) (local.get $e))
+        (local.get $vs) (local.get $th) (local.get $tw) (local.get $h) (local.get $w) (local.get $top)
+        (local.get $left) (local.get $ci) (local.get $scr)
+        (i32.add (local.get $mb) (i32.mul (local.get $ms) (i32.const 36))) (local.get $t0) (local.get $e))
       (call $wino_output_grad (local.get $dy)
         (i32.sub (local.get $mb) (i32.mul (local.get $t0) (i32.shl (local.get $co) (i32.const 2))))
-        (local.get $ms) (local.get $th) (local.get $tw) (local.get $rowd) (local.get $imgd) (local.get $co)
+        (local.get $ms) (local.get $th) (local.get $tw) (local.get $rowd)
+        (i32.mul (i32.shl (local.get $th) (i32.const 2)) (local.get $rowd)) (local.get $co)
         (local.get $scr) (local.get $t0) (local.get $e))
       (local.set $p (i32.const 0))
       (loop $pos

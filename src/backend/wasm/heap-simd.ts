@@ -164,7 +164,8 @@ export interface HeapSimd {
   clip_grad(x: number, dy: number, out: number, n: number, loBits: number, hiBits: number): void;
   /**
    * Winograd F(4x4, 3x3) forward pass over tiles [t0, t1): input transform, 36 products with U,
-   * output transform plus a bias, then ReLU (act 1) or ReLU6 (act 2); see heap-simd-winograd.wat.
+   * output transform plus a bias, then ReLU (act 1) or ReLU6 (act 2); x [n, h, w, ci] read as if
+   * zero-padded by `top` and `left`. See heap-simd-winograd.wat.
    */
   wino_forward(
     x: number,
@@ -172,14 +173,14 @@ export interface HeapSimd {
     y: number,
     bias: number,
     act: number,
-    th: number,
-    tw: number,
-    row: number,
-    img: number,
+    h: number,
+    w: number,
     ci: number,
     co: number,
     oh: number,
     ow: number,
+    top: number,
+    left: number,
     scr: number,
     t0: number,
     t1: number,
@@ -194,19 +195,22 @@ export interface HeapSimd {
    * c [k, n]; k a multiple of 4, n of 8. See heap-simd-winograd.wat.
    */
   gemm_tn(a: number, b: number, c: number, m: number, k: number, n: number, lda: number, init: number): void;
-  /** dU += V_p^T . (A dy A^T)_p over tiles [t0, t1); see heap-simd-winograd.wat. */
+  /**
+   * dU += V_p^T . (A dy A^T)_p over tiles [t0, t1): x as in wino_forward, dy [n, oh, ow, co]
+   * zero-padded to whole tiles. See heap-simd-winograd.wat.
+   */
   wino_filter_grad(
     x: number,
     dy: number,
     du: number,
-    th: number,
-    tw: number,
-    row: number,
-    img: number,
-    rowd: number,
-    imgd: number,
+    h: number,
+    w: number,
+    top: number,
+    left: number,
     ci: number,
     co: number,
+    oh: number,
+    ow: number,
     scr: number,
     t0: number,
     t1: number,

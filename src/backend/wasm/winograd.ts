@@ -93,49 +93,37 @@ const tilesOf = (n: number, oh: number, ow: number): Tiles => {
 };
 
 /**
- * `x` [n, h, w, c] zero-padded by `top` and `left` to [n, 4 th + extra, 4 tw + extra, c]; `x`
- * itself (`owned` false) where that adds nothing: the output gradient of a map whose sides are
+ * The output gradient dy [n, oh, ow, c] zero-padded after its last row and column to whole tiles
+ * [n, 4 th, 4 tw, c] for the filter gradient; dy itself (`owned` false) where its sides are
  * multiples of 4 (SimpleCNN's 64x64 and 32x32), which a copy cost 3-6 ms per filter gradient.
+ * (The loops read x as if padded: nothing else is copied.)
  */
-function padToTiles(
-  b: Backend,
-  x: TensorInfo,
-  top: number,
-  left: number,
-  tiles: Tiles,
-  extra: number,
-): { t: TensorInfo; owned: boolean } {
-  const [, h, w] = x.shape as Shape4;
-  const bottom = 4 * tiles.th + extra - h - top;
-  const right = 4 * tiles.tw + extra - w - left;
-  if (top === 0 && left === 0 && bottom === 0 && right === 0) return { t: x, owned: false };
-  const t = call(
-    'PadV2',
-    b,
-    { x },
-    {
-      paddings: [
-        [0, 0],
-        [top, bottom],
-        [left, right],
-        [0, 0],
-      ],
-      constantValue: 0,
-    },
-  );
-  return { t, owned: true };
+function padToTiles(b: Backend, dy: TensorInfo, tiles: Tiles): { t: TensorInfo; owned: boolean } {
+  const [, h, w] = dy.shape as Shape4;
+  const bottom = 4 * tiles.th - h;
+  const right = 4 * tiles.tw - w;
+  if (bottom === 0 && right === 0) return { t: dy, owned: false };
+  const paddings = [
+    [0, 0],
+    [0, bottom],
+    [0, right],
+    [0, 0],
+  ];
+  return { t: call('PadV2', b, { x: dy }, { paddings, constantValue: 0 }), owned: true };
 }
 
 /** Frees what {@link padToTiles} allocated. */
-function release(b: Backend, ...padded: { t: TensorInfo; owned: boolean }[]): void {
-  for (const p of padded) if (p.owned) b.disposeData(p.t.dataId);
+function release(b: Backend, padded: { t: TensorInfo; owned: boolean }): void {
+  if (padded.owned) b.disposeData(padded.t.dataId);
 }
 
 /**
  * Bytes of scratch per thread of the heap loops: 1152, 36 pointers, then V and M of 32 tiles per
- * position, 64 bytes apart (see heap-simd-winograd.wat); whole cache lines, so that threads share none.
+ * position, 64 bytes apart, and a border tile's 6x6 window of x (see heap-simd-winograd.wat);
+ * whole cache lines, so that threads share none.
  */
-const scratchBytes = (ci: number, co: number) => wholeLines(1296 + 36 * (32 * (ci + co) * 4 + 128));
+const scratchBytes = (ci: number, co: number) =>
+  wholeLines(1296 + 36 * (32 * (ci + co) * 4 + 128) + 36 * ci * 4);
 
 /**
  * JavaScript buffers the filter transforms reuse from call to call, by name: a fresh 1 MB
@@ -263,36 +251,33 @@ export function winogradConv(
   const b = backend as HeapBackend;
   const simd = heapSimd(b);
   if (!simd) return null;
-  const [n, , , ci] = x.shape as Shape4;
+  const [n, h, w, ci] = x.shape as Shape4;
   const tiles = tilesOf(n, oh, ow);
-  const padded = padToTiles(b, x, top, left, tiles, 2);
   const ut = b.makeOutput([36, ci, co], 'float32');
   b.typedArrayFromHeap(ut).set(u);
   const y = b.makeOutput([n, oh, ow, co], 'float32');
   const threads = threadsFor(b, Math.ceil(tiles.t / 32));
   const per = scratchBytes(ci, co);
   const { scratch, at: base } = alignedScratch(b, threads * per);
-  const row = (4 * tiles.tw + 2) * ci * 4;
   const args = [
-    b.getMemoryOffset(padded.t.dataId),
+    b.getMemoryOffset(x.dataId),
     b.getMemoryOffset(ut.dataId),
     b.getMemoryOffset(y.dataId),
     bias ? b.getMemoryOffset(bias.dataId) : 0,
     ACTIVATION[activation],
-    tiles.th,
-    tiles.tw,
-    row,
-    (4 * tiles.th + 2) * row,
+    h,
+    w,
     ci,
     co,
     oh,
     ow,
+    top,
+    left,
   ];
   const calls = Array.from({ length: threads }, (_, i) => [
     [...args, base + i * per, ...share(tiles.t, threads, i)],
   ]);
   runSpread(b, 'wino_forward', simd, calls);
-  release(b, padded);
   for (const t of [ut, scratch]) b.disposeData(t.dataId);
   return y;
 }
@@ -333,8 +318,8 @@ export function winogradFilterGrad(
   const [n, oh, ow, co] = dy.shape as Shape4;
   const ci = x.shape[3] as number;
   const tiles = tilesOf(n, oh, ow);
-  const xp = padToTiles(b, x, top, left, tiles, 2);
-  const dyp = padToTiles(b, dy, 0, 0, tiles, 0);
+  const [, h, w] = x.shape as Shape4;
+  const dyp = padToTiles(b, dy, tiles);
   const k = 36 * ci * co;
   // The chunks' dU (k floats, a multiple of 16) from a cache-line boundary, then each thread's scratch.
   const threads = threadsFor(b, CHUNKS);
@@ -342,23 +327,21 @@ export function winogradFilterGrad(
   const { scratch, at: duBase } = alignedScratch(b, CHUNKS * k * 4 + threads * per);
   new Float32Array(b.typedArrayFromHeap(scratch).buffer, duBase, CHUNKS * k).fill(0);
   const base = duBase + CHUNKS * k * 4;
-  const [xBase, dyBase] = [xp, dyp].map((p) => b.getMemoryOffset(p.t.dataId)) as [number, number];
-  const row = (4 * tiles.tw + 2) * ci * 4;
-  const rowd = 4 * tiles.tw * co * 4;
+  const [xBase, dyBase] = [x, dyp.t].map((t) => b.getMemoryOffset(t.dataId)) as [number, number];
   const calls: number[][][] = Array.from({ length: threads }, () => []);
   for (let c = 0; c < CHUNKS; c++)
     (calls[c % threads] as number[][]).push([
       xBase,
       dyBase,
       duBase + c * k * 4,
-      tiles.th,
-      tiles.tw,
-      row,
-      (4 * tiles.th + 2) * row,
-      rowd,
-      4 * tiles.th * rowd,
+      h,
+      w,
+      top,
+      left,
       ci,
       co,
+      oh,
+      ow,
       base + (c % threads) * per,
       ...share(tiles.t, CHUNKS, c),
     ]);
@@ -367,7 +350,7 @@ export function winogradFilterGrad(
   // A copy: JavaScript reads a shared heap's typed arrays several times slower.
   const sum = reused('dU', k);
   sum.set(new Float32Array(b.typedArrayFromHeap(scratch).buffer, duBase, k));
-  release(b, xp, dyp);
+  release(b, dyp);
   b.disposeData(scratch.dataId);
   const out = b.makeOutput([3, 3, ci, co], 'float32');
   b.typedArrayFromHeap(out).set(filterTransformGrad(sum, ci, co));
