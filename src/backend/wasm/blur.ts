@@ -30,8 +30,24 @@ export function separableBlur({ inputs, backend, attrs }: KernelArgs): TensorInf
   const out = b.makeOutput([n, h, w, c], 'float32');
   const tmp = b.makeOutput([n, h, w, c], 'float32');
   const simd = heapSimd(b);
-  // One tap over `len` values: dst[d + i] (=|+=) src[s + i] * tap, offsets in values.
-  let axpy: (
+  if (simd) {
+    // Both passes in the heap loops, one call each (an axpy call per row and tap, ~3,600 per
+    // 224x224x3 image, cost ~0.3 ms in calls alone): the same operations in the same order.
+    const taps = b.makeOutput([kx.length + ky.length], 'float32');
+    b.typedArrayFromHeap(taps).set([...kx, ...ky]);
+    const [px0, pt, po, ptaps] = [x, tmp, out, taps].map((t) => b.getMemoryOffset(t.dataId)) as number[];
+    simd.blur_rows(px0 as number, pt as number, n * h, w, c, ptaps as number, kx.length);
+    simd.blur_cols(pt as number, po as number, n, h, w * c, (ptaps as number) + 4 * kx.length, ky.length);
+    b.disposeData(taps.dataId);
+    b.disposeData(tmp.dataId);
+    return out;
+  }
+  // Without the loops: one tap over `len` values, dst[d + i] (=|+=) src[s + i] * tap (offsets in
+  // values), as the loops' axpy computes it in float32. Views after makeOutput: allocating may
+  // grow (and move) the heap.
+  const view = new Map([x, out, tmp].map((t) => [t, b.typedArrayFromHeap(t) as Float32Array] as const));
+  const f = Math.fround;
+  const axpy = (
     dst: TensorInfo,
     d: number,
     src: TensorInfo,
@@ -39,25 +55,15 @@ export function separableBlur({ inputs, backend, attrs }: KernelArgs): TensorInf
     len: number,
     tap: number,
     init: boolean,
-  ) => void;
-  if (simd) {
-    const base = new Map([x, out, tmp].map((t) => [t, b.getMemoryOffset(t.dataId)] as const));
-    axpy = (dst, d, src, s, len, tap, init) =>
-      simd.axpy((base.get(dst) as number) + 4 * d, (base.get(src) as number) + 4 * s, len, tap, init ? 1 : 0);
-  } else {
-    // Views after makeOutput: allocating may grow (and move) the heap.
-    const view = new Map([x, out, tmp].map((t) => [t, b.typedArrayFromHeap(t) as Float32Array] as const));
-    const f = Math.fround;
-    axpy = (dst, d, src, s, len, tap, init) => {
-      const dv = view.get(dst) as Float32Array;
-      const sv = view.get(src) as Float32Array;
-      const t = f(tap);
-      for (let i = 0; i < len; i++) {
-        const a = f((sv[s + i] as number) * t);
-        dv[d + i] = init ? a : f((dv[d + i] as number) + a);
-      }
-    };
-  }
+  ): void => {
+    const dv = view.get(dst) as Float32Array;
+    const sv = view.get(src) as Float32Array;
+    const t = f(tap);
+    for (let i = 0; i < len; i++) {
+      const a = f((sv[s + i] as number) * t);
+      dv[d + i] = init ? a : f((dv[d + i] as number) + a);
+    }
+  };
   const row = w * c;
   // Horizontal: for each row and tap, the interior in one run, the reflected edges pixel by pixel.
   for (let r = 0; r < n * h; r++) {

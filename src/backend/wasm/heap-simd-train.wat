@@ -1,11 +1,114 @@
 ;; SIMD training loops over the wasm backend's heap, a second module beside heap-simd.wat (each
 ;; stays under the 4 KB a browser compiles synchronously): training-mode batch normalisation, on
 ;; row-major [rows, c] float32 tensors with per-channel vectors of c values, tfjs's Adam update,
-;; the strided depthwise input gradient, and copies (flips, gathers, bytes to float32). Pointers
-;; are byte offsets.
+;; the strided depthwise input gradient, the separable blur's passes, and copies (flips, gathers,
+;; bytes to float32). Pointers are byte offsets.
 ;; Assembled into heap-simd.generated.ts by scripts/build-heap-simd.mjs.
 (module
   (import "env" "memory" (memory 1 65536 shared))
+
+  ;; dst[i] = src[i] * w (init = 1) or dst[i] += src[i] * w (init = 0), i < n: one tap of a
+  ;; separable filter over a contiguous run (the Gaussian blur kernel, blur.ts).
+  (func $axpy (export "axpy")
+    (param $dst i32) (param $src i32) (param $n i32) (param $w f32) (param $init i32)
+    (local $i i32) (local $nv i32) (local $o i32) (local $vw v128) (local $acc v128) (local $a f32)
+    (local.set $nv (i32.and (local.get $n) (i32.const -4)))
+    (local.set $vw (f32x4.splat (local.get $w)))
+    (block $vDone (loop $vLoop
+      (br_if $vDone (i32.ge_u (local.get $i) (local.get $nv)))
+      (local.set $o (i32.shl (local.get $i) (i32.const 2)))
+      (local.set $acc (f32x4.mul (v128.load (i32.add (local.get $src) (local.get $o))) (local.get $vw)))
+      (if (i32.eqz (local.get $init)) (then
+        (local.set $acc (f32x4.add (v128.load (i32.add (local.get $dst) (local.get $o))) (local.get $acc)))))
+      (v128.store (i32.add (local.get $dst) (local.get $o)) (local.get $acc))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $vLoop)))
+    (block $sDone (loop $sLoop
+      (br_if $sDone (i32.ge_u (local.get $i) (local.get $n)))
+      (local.set $o (i32.shl (local.get $i) (i32.const 2)))
+      (local.set $a (f32.mul (f32.load (i32.add (local.get $src) (local.get $o))) (local.get $w)))
+      (if (i32.eqz (local.get $init)) (then
+        (local.set $a (f32.add (f32.load (i32.add (local.get $dst) (local.get $o))) (local.get $a)))))
+      (f32.store (i32.add (local.get $dst) (local.get $o)) (local.get $a))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $sLoop))))
+
+  ;; Reflect padding's source of position i on an axis of `size` (no edge repeat, as torch).
+  (func $reflect (param $i i32) (param $size i32) (result i32)
+    (if (result i32) (i32.lt_s (local.get $i) (i32.const 0))
+      (then (i32.sub (i32.const 0) (local.get $i)))
+      (else (select (i32.sub (i32.shl (i32.sub (local.get $size) (i32.const 1)) (i32.const 1)) (local.get $i))
+        (local.get $i) (i32.ge_s (local.get $i) (local.get $size))))))
+
+  ;; The horizontal pass of a separable blur with reflect padding over `rows` rows of w pixels of c
+  ;; floats: for each row and tap k (ntaps float32 taps at `taps`, shift k - (ntaps - 1) / 2), the
+  ;; interior in one axpy, then the columns whose tap falls in the reflected border one by one.
+  (func (export "blur_rows")
+    (param $x i32) (param $dst i32) (param $rows i32) (param $w i32) (param $c i32) (param $taps i32)
+    (param $ntaps i32)
+    (local $k i32) (local $shift i32) (local $lo i32) (local $hi i32) (local $col i32) (local $cb i32)
+    (local $tap f32) (local $init i32)
+    (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
+    (block $done (loop $row
+      (br_if $done (i32.eqz (local.get $rows)))
+      (local.set $k (i32.const 0))
+      (loop $tapLoop
+        (local.set $tap (f32.load (i32.add (local.get $taps) (i32.shl (local.get $k) (i32.const 2)))))
+        (local.set $init (i32.eqz (local.get $k)))
+        (local.set $shift (i32.sub (local.get $k) (i32.shr_u (i32.sub (local.get $ntaps) (i32.const 1)) (i32.const 1))))
+        (local.set $lo (select (i32.const 0) (i32.sub (i32.const 0) (local.get $shift)) (i32.ge_s (local.get $shift) (i32.const 0))))
+        (local.set $hi (select (local.get $w) (i32.sub (local.get $w) (local.get $shift)) (i32.le_s (local.get $shift) (i32.const 0))))
+        (if (i32.gt_s (local.get $hi) (local.get $lo)) (then
+          (call $axpy (i32.add (local.get $dst) (i32.mul (local.get $lo) (local.get $cb)))
+            (i32.add (local.get $x) (i32.mul (i32.add (local.get $lo) (local.get $shift)) (local.get $cb)))
+            (i32.mul (i32.sub (local.get $hi) (local.get $lo)) (local.get $c)) (local.get $tap) (local.get $init))))
+        ;; Border columns [0, min(lo, w)) and [max(hi, lo), w).
+        (local.set $col (i32.const 0))
+        (block $bDone (loop $border
+          (if (i32.eq (local.get $col) (select (local.get $lo) (local.get $w) (i32.lt_s (local.get $lo) (local.get $w))))
+            (then (local.set $col (select (local.get $hi) (local.get $lo) (i32.gt_s (local.get $hi) (local.get $lo))))))
+          (br_if $bDone (i32.ge_s (local.get $col) (local.get $w)))
+          (call $axpy (i32.add (local.get $dst) (i32.mul (local.get $col) (local.get $cb)))
+            (i32.add (local.get $x)
+              (i32.mul (call $reflect (i32.add (local.get $col) (local.get $shift)) (local.get $w)) (local.get $cb)))
+            (local.get $c) (local.get $tap) (local.get $init))
+          (local.set $col (i32.add (local.get $col) (i32.const 1)))
+          (br $border)))
+        (br_if $tapLoop (i32.lt_u (local.tee $k (i32.add (local.get $k) (i32.const 1))) (local.get $ntaps))))
+      (local.set $x (i32.add (local.get $x) (i32.mul (local.get $w) (local.get $cb))))
+      (local.set $dst (i32.add (local.get $dst) (i32.mul (local.get $w) (local.get $cb))))
+      (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
+      (br $row))))
+
+  ;; The vertical pass over n images of h rows of `row` floats: each output row the taps' weighted
+  ;; sum of whole (reflected) rows, in tap order.
+  (func (export "blur_cols")
+    (param $x i32) (param $dst i32) (param $n i32) (param $h i32) (param $row i32) (param $taps i32)
+    (param $ntaps i32)
+    (local $y i32) (local $k i32) (local $rb i32) (local $img i32)
+    (local.set $rb (i32.shl (local.get $row) (i32.const 2)))
+    (block $done (loop $image
+      (br_if $done (i32.eqz (local.get $n)))
+      (local.set $img (local.get $x))
+      (local.set $y (i32.const 0))
+      (block $yDone (loop $yLoop
+        (br_if $yDone (i32.ge_u (local.get $y) (local.get $h)))
+        (local.set $k (i32.const 0))
+        (loop $tapLoop
+          (call $axpy (local.get $dst)
+            (i32.add (local.get $img) (i32.mul (local.get $rb)
+              (call $reflect (i32.sub (i32.add (local.get $y) (local.get $k))
+                (i32.shr_u (i32.sub (local.get $ntaps) (i32.const 1)) (i32.const 1))) (local.get $h))))
+            (local.get $row) (f32.load (i32.add (local.get $taps) (i32.shl (local.get $k) (i32.const 2))))
+            (i32.eqz (local.get $k)))
+          (br_if $tapLoop (i32.lt_u (local.tee $k (i32.add (local.get $k) (i32.const 1))) (local.get $ntaps))))
+        (local.set $dst (i32.add (local.get $dst) (local.get $rb)))
+        (local.set $y (i32.add (local.get $y) (i32.const 1)))
+        (br $yLoop)))
+      (local.set $x (i32.add (local.get $x) (i32.mul (local.get $h) (local.get $rb))))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br $image))))
+
 
   ;; Per-channel float64 sums over every row r of a [rows, c] float32 matrix and of its products
   ;; with b (b = a: its squares): acc[j] += a[r, j]; acc2[j] += a[r, j] * b[r, j], the products

@@ -110,6 +110,13 @@ export interface HeapSimd {
   /** dst[i] = src[i] * w (init 1) or dst[i] += src[i] * w (init 0), for `n` float32 values. */
   axpy(dst: number, src: number, n: number, w: number, init: number): void;
   /**
+   * A separable blur's horizontal pass with reflect padding over `rows` rows of w pixels of c
+   * floats, `ntaps` float32 taps at `taps`; see heap-simd-train.wat.
+   */
+  blur_rows(x: number, dst: number, rows: number, w: number, c: number, taps: number, ntaps: number): void;
+  /** Its vertical pass over n images of h rows of `row` floats; see heap-simd-train.wat. */
+  blur_cols(x: number, dst: number, n: number, h: number, row: number, taps: number, ntaps: number): void;
+  /**
    * Per-channel float64 sums of a and of a * b over rows (b = a: squares), into acc and acc2; a
    * counted only where lo < y < hi when y is not 0 (lo, hi: float32 bits); see heap-simd-train.wat.
    */

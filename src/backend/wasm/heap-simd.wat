@@ -180,32 +180,6 @@
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $sLoop))))
 
-  ;; dst[i] = src[i] * w (init = 1) or dst[i] += src[i] * w (init = 0), i < n: one tap of a
-  ;; separable filter over a contiguous run (the Gaussian blur kernel, blur.ts).
-  (func (export "axpy")
-    (param $dst i32) (param $src i32) (param $n i32) (param $w f32) (param $init i32)
-    (local $i i32) (local $nv i32) (local $o i32) (local $vw v128) (local $acc v128) (local $a f32)
-    (local.set $nv (i32.and (local.get $n) (i32.const -4)))
-    (local.set $vw (f32x4.splat (local.get $w)))
-    (block $vDone (loop $vLoop
-      (br_if $vDone (i32.ge_u (local.get $i) (local.get $nv)))
-      (local.set $o (i32.shl (local.get $i) (i32.const 2)))
-      (local.set $acc (f32x4.mul (v128.load (i32.add (local.get $src) (local.get $o))) (local.get $vw)))
-      (if (i32.eqz (local.get $init)) (then
-        (local.set $acc (f32x4.add (v128.load (i32.add (local.get $dst) (local.get $o))) (local.get $acc)))))
-      (v128.store (i32.add (local.get $dst) (local.get $o)) (local.get $acc))
-      (local.set $i (i32.add (local.get $i) (i32.const 4)))
-      (br $vLoop)))
-    (block $sDone (loop $sLoop
-      (br_if $sDone (i32.ge_u (local.get $i) (local.get $n)))
-      (local.set $o (i32.shl (local.get $i) (i32.const 2)))
-      (local.set $a (f32.mul (f32.load (i32.add (local.get $src) (local.get $o))) (local.get $w)))
-      (if (i32.eqz (local.get $init)) (then
-        (local.set $a (f32.add (f32.load (i32.add (local.get $dst) (local.get $o))) (local.get $a)))))
-      (f32.store (i32.add (local.get $dst) (local.get $o)) (local.get $a))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $sLoop))))
-
   ;; Column sums of a row-major float32 [rows, cols] matrix into a float64 [cols] buffer (zeroed
   ;; by the caller): acc[j] += src[r, j]. Per-channel statistics of NHWC tensors.
   (func (export "column_sums")
