@@ -9,6 +9,8 @@
  *   forward: V = B^T d B per 6x6 input tile, M_p = V_p . U_p for the 36 positions p (U = G g G^T,
  *   computed here once per call), y = A^T M A per 4x4 output tile with the bias and ReLU/ReLU6;
  *   filter gradient: dU_p += V_p^T . (A dy A^T)_p, then dW = G^T dU G here.
+ * The loops read x in place as if zero-padded: a tile's 6x6 window inside x directly, one at its
+ * border gathered with its zeros into the thread's scratch (no padded copy of x or dy per call).
  * Written through whole-tensor buffers instead (V and M for all tiles, XNNPACK for the products),
  * the transforms cost more than the products saved: at ~3-4 GB/s they moved 100-150 MB per
  * convolution. The forward pass splits by tiles; the filter gradient sums four fixed chunks of
