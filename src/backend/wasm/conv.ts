@@ -227,18 +227,19 @@ function pointwiseFilterGrad(
 }
 
 /**
+ * Chunks of images whose single-channel filter gradients are summed apart, then in order: at most
+ * 16, and at most 64 calls (the pool's per thread) for all filter rows, so that one thread takes
+ * them all; the chunks never depend on the thread count.
+ */
+const FILTER_GRAD_CHUNKS = 16;
+
+/**
  * A single-channel input (a grayscale image's first convolution) on the same loop: the four
  * lanes of one load from a zero-padded copy of x are four neighbouring columns, i.e. the taps
  * kw = 0..3 of one filter row, so each pass computes a filter row's [4, Co] block (the fourth
  * lane is dropped for 3-wide filters). SimpleCNN's 32x128x128x1 -> 32: ~98 -> ~10 ms.
  * Column dilation 1 and filters at most 4 wide.
  */
-/**
- * Chunks of images whose single-channel filter gradients are summed apart, then in order (at most
- * 16 x 3 calls for a 3x3 filter, under the pool's 64 per thread on one thread).
- */
-const FILTER_GRAD_CHUNKS = 16;
-
 function singleChannelFilterGrad(
   b: Backend,
   simd: NonNullable<ReturnType<typeof heapSimd>>,
@@ -281,7 +282,7 @@ function singleChannelFilterGrad(
   // thread (rows alone gave one of 2 threads 2 of a 3x3 filter's 3), the same sums on any count.
   // A thread takes consecutive chunks, all rows of one before the next: a chunk's dy (4 MB for
   // SimpleCNN's 2 images) is read from memory once and from cache for its other rows.
-  const chunks = Math.min(FILTER_GRAD_CHUNKS, n);
+  const chunks = Math.max(1, Math.min(FILTER_GRAD_CHUNKS, n, Math.floor(MAX_CALLS / kh)));
   const size = kh * 4 * co;
   const rows = hb.makeOutput([chunks, kh, 4, co], 'float32');
   hb.typedArrayFromHeap(rows).fill(0);
