@@ -292,12 +292,13 @@ export interface FrozenFeatureStats {
   bytes: number;
 }
 
+/** The cache's key of sample `index` with `variant`. */
+const keyOf = (index: number, variant: string) => `${index}\u0000${variant}`;
+
 /**
  * The cut of each image and variant a source has produced, up to `maxBytes`: what a batch of
  * that source needs from the frozen layers, computed only for images not seen before.
  */
-const keyOf = (index: number, variant: string) => `${index}\u0000${variant}`;
-
 export class FrozenFeatureCache {
   private readonly entries = new Map<string, Float32Array>();
   private readonly size: number;

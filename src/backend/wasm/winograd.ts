@@ -96,27 +96,22 @@ const tilesOf = (n: number, oh: number, ow: number): Tiles => {
 
 /**
  * The output gradient dy [n, oh, ow, c] zero-padded after its last row and column to whole tiles
- * [n, 4 th, 4 tw, c] for the filter gradient; dy itself (`owned` false) where its sides are
- * multiples of 4 (SimpleCNN's 64x64 and 32x32), which a copy cost 3-6 ms per filter gradient.
- * (The loops read x as if padded: nothing else is copied.)
+ * [n, 4 th, 4 tw, c] for the filter gradient; dy itself where its sides are multiples of 4
+ * (SimpleCNN's 64x64 and 32x32), which a copy cost 3-6 ms per filter gradient. (The loops read x
+ * as if padded: nothing else is copied.)
  */
-function padToTiles(b: Backend, dy: TensorInfo, tiles: Tiles): { t: TensorInfo; owned: boolean } {
+function padToTiles(b: Backend, dy: TensorInfo, tiles: Tiles): TensorInfo {
   const [, h, w] = dy.shape as Shape4;
   const bottom = 4 * tiles.th - h;
   const right = 4 * tiles.tw - w;
-  if (bottom === 0 && right === 0) return { t: dy, owned: false };
+  if (bottom === 0 && right === 0) return dy;
   const paddings = [
     [0, 0],
     [0, bottom],
     [0, right],
     [0, 0],
   ];
-  return { t: call('PadV2', b, { x: dy }, { paddings, constantValue: 0 }), owned: true };
-}
-
-/** Frees what {@link padToTiles} allocated. */
-function release(b: Backend, padded: { t: TensorInfo; owned: boolean }): void {
-  if (padded.owned) b.disposeData(padded.t.dataId);
+  return call('PadV2', b, { x: dy }, { paddings, constantValue: 0 });
 }
 
 /**
@@ -329,7 +324,7 @@ export function winogradFilterGrad(
   const { scratch, at: duBase } = alignedScratch(b, CHUNKS * k * 4 + threads * per);
   new Float32Array(b.typedArrayFromHeap(scratch).buffer, duBase, CHUNKS * k).fill(0);
   const base = duBase + CHUNKS * k * 4;
-  const [xBase, dyBase] = [x, dyp.t].map((t) => b.getMemoryOffset(t.dataId)) as [number, number];
+  const [xBase, dyBase] = [x, dyp].map((t) => b.getMemoryOffset(t.dataId)) as [number, number];
   const calls: number[][][] = Array.from({ length: threads }, () => []);
   for (let c = 0; c < CHUNKS; c++)
     (calls[c % threads] as number[][]).push([
@@ -352,7 +347,7 @@ export function winogradFilterGrad(
   // A copy: JavaScript reads a shared heap's typed arrays several times slower.
   const sum = reused('dU', k);
   sum.set(new Float32Array(b.typedArrayFromHeap(scratch).buffer, duBase, k));
-  release(b, dyp);
+  if (dyp !== dy) b.disposeData(dyp.dataId);
   b.disposeData(scratch.dataId);
   const out = b.makeOutput([3, 3, ci, co], 'float32');
   b.typedArrayFromHeap(out).set(filterTransformGrad(sum, ci, co));
