@@ -897,12 +897,18 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     const run = async (backend: 'cpu' | 'wasm') => {
       await useBackend(backend);
       if (backend === 'wasm') registerWasmTrainingKernels();
-      return cases.map(([shape, kernelSize, sigma], i) =>
+      const tensors = tf.memory().numTensors;
+      const buffers = backendDataIds();
+      const out = cases.map(([shape, kernelSize, sigma], i) =>
         tf.tidy(() => {
           const x = tf.randomUniform(shape, 0, 255, 'float32', 40 + i) as tf.Tensor4D;
           return [...gaussianBlur(x, { kernelSize, sigma }).dataSync()];
         }),
       );
+      // Neither tensors nor the kernel's scratch (its taps and the horizontal pass) leak.
+      expect(tf.memory().numTensors).toBe(tensors);
+      expect(backendDataIds()).toBe(buffers);
+      return out;
     };
     const cpu = await run('cpu');
     let first: number[][] | undefined;
