@@ -42,6 +42,21 @@ export interface SeparableBlurAttrs {
 }
 
 /**
+ * A kernel a backend may register to rotate NHWC float32 images about their centre,
+ * nearest-neighbour, same size (torchvision's `F.rotate` with `expand=False`): input `x`;
+ * attributes {@link RotateNearestAttrs}. The wasm backend does (one loop on the heap: each output
+ * pixel's source computed and copied); elsewhere `rotate` gathers in JavaScript or with tfjs ops.
+ * The same values on every path (a copy; the source index in float64 as `rotationSourceIndex`).
+ */
+export const ROTATE_NEAREST_KERNEL = 'MedimgRotateNearest';
+
+/** Attributes of {@link ROTATE_NEAREST_KERNEL}: degrees counter-clockwise, and the value outside. */
+export interface RotateNearestAttrs {
+  angle: number;
+  fill: number;
+}
+
+/**
  * Training-mode batch normalisation over every axis but the last, as a backend may register it
  * (the wasm backend does): inputs `x`, `scale` (gamma), `offset` (beta); attribute
  * `varianceEpsilon` and optionally `activation` ({@link BatchNormActivation}); outputs y, the

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import {
   CLIP_GRAD_KERNEL,
   PIXELS_TO_FLOAT_KERNEL,
+  ROTATE_NEAREST_KERNEL,
   SEPARABLE_BLUR_KERNEL,
 } from '../../src/backend/kernel-names.js';
 import { installPatches } from '../../src/backend/patches/index.js';
@@ -18,8 +19,10 @@ import {
   setInputGradStrategy,
   setPointwiseGemm,
 } from '../../src/backend/wasm/index.js';
+import { rotateNearest } from '../../src/backend/wasm/rotate.js';
 import { pixelsTensor } from '../../src/data/pixels.js';
 import { gaussianBlur, gaussianKernel1d } from '../../src/transforms/functional/gaussian-blur.js';
+import { rotate } from '../../src/transforms/functional/rotate.js';
 import { relativeError, useBackend } from '../helpers.js';
 
 interface ConvCase {
@@ -940,6 +943,70 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
       const expected = taps.reduce((sum, t, k) => sum + t * at(row, reflected(col + k - 3), ch), 0);
       expect(first![2]![(row * 10 + col) * 4 + ch]).toBeCloseTo(expected, 3);
     }
+  });
+
+  it('the rotation kernel gives the JavaScript gather of cpu bit for bit (batches, channels, fill, odd sizes, every quadrant), SIMD and JavaScript', async () => {
+    const cases: [[number, number, number, number], number, number][] = [
+      [[1, 128, 128, 1], 7.3, 0], // the SimpleCNN recipe's images
+      [[2, 9, 7, 3], 17, 40], // a batch of RGB images with a fill
+      [[1, 10, 10, 1], 90, 0], // exact quarter turn: sources on half-pixel ties
+      [[1, 11, 13, 2], -135, 3],
+      [[3, 6, 5, 1], 359.9, 1],
+    ];
+    const run = async (backend: 'cpu' | 'wasm') => {
+      await useBackend(backend);
+      if (backend === 'wasm') registerWasmTrainingKernels();
+      const tensors = tf.memory().numTensors;
+      const buffers = backendDataIds();
+      const out = cases.map(([shape, angle, fill], i) =>
+        tf.tidy(() => {
+          const x = tf.randomUniform(shape, 0, 255, 'float32', 60 + i) as tf.Tensor4D;
+          return [...rotate(x, { angle, fill }).dataSync()];
+        }),
+      );
+      expect(tf.memory().numTensors).toBe(tensors);
+      expect(backendDataIds()).toBe(buffers);
+      return out;
+    };
+    const cpu = await run('cpu');
+    const counter = { calls: 0 };
+    await withAndWithoutHeapSimd(
+      async () => {
+        await useBackend('wasm');
+        const simd = heapSimd(tf.backend()) as unknown as {
+          rotate_nearest?: (...a: number[]) => void;
+        } | null;
+        const original = simd?.rotate_nearest;
+        if (simd && original)
+          simd.rotate_nearest = (...args: number[]) => {
+            counter.calls++;
+            original(...args);
+          };
+        try {
+          return await run('wasm');
+        } finally {
+          if (simd && original) simd.rotate_nearest = original;
+        }
+      },
+      (wasm, simd) => {
+        expect(tf.getKernel(ROTATE_NEAREST_KERNEL, 'wasm')?.kernelFunc).toBe(rotateNearest);
+        expect(wasm, `simd ${simd}`).toEqual(cpu);
+      },
+    );
+    // A warm-up and a run of the five cases with the loops on; none with them off.
+    expect(counter.calls).toBe(10);
+    // Worked by hand: a quarter turn counter-clockwise of a 3x3 image of 0..8 (row-major) makes
+    // the right column, read downwards, the top row.
+    await useBackend('wasm');
+    registerWasmTrainingKernels();
+    const x = tf.tensor4d([0, 1, 2, 3, 4, 5, 6, 7, 8], [1, 3, 3, 1]);
+    expect([...rotate(x, { angle: 90 }).dataSync()]).toEqual([2, 5, 8, 1, 4, 7, 0, 3, 6]);
+    x.dispose();
+    expect(() =>
+      tf
+        .engine()
+        .runKernel(ROTATE_NEAREST_KERNEL, { x: tf.zeros([2, 2, 1], 'int32') }, { angle: 5, fill: 0 }),
+    ).toThrow(/needs a float32 NHWC image/);
   });
 
   it("ClipByValue gradient (ReLU6) is the composite's, bit for bit, at the bounds, outside them and for NaN", async () => {

@@ -117,6 +117,21 @@ export interface HeapSimd {
   /** Its vertical pass over n images of h rows of `row` floats; see heap-simd-train.wat. */
   blur_cols(x: number, dst: number, n: number, h: number, row: number, taps: number, ntaps: number): void;
   /**
+   * Nearest-neighbour rotation of n images h x w x c about their centre, `cos` and `sin` of the
+   * angle in float64, `fill` outside; see heap-simd-train.wat.
+   */
+  rotate_nearest(
+    x: number,
+    dst: number,
+    n: number,
+    h: number,
+    w: number,
+    c: number,
+    cos: number,
+    sin: number,
+    fill: number,
+  ): void;
+  /**
    * Per-channel float64 sums of a and of a * b over rows (b = a: squares), into acc and acc2; a
    * counted only where lo < y < hi when y is not 0 (lo, hi: float32 bits); see heap-simd-train.wat.
    */

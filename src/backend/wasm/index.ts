@@ -20,6 +20,7 @@
  * - `copy.ts`: Reverse, GatherV2, Slice, PadV2 and Tile as runs of contiguous copies (flips,
  *   rotations, crops, zero padding, broadcasts), and 8-bit pixels to float32 (a custom kernel)
  * - `blur.ts`: the separable Gaussian blur of `GaussianBlur` (a custom kernel)
+ * - `rotate.ts`: the nearest-neighbour rotation of `RandomRotation` (a custom kernel)
  * - `adabelief.ts`, `adam.ts`: the fused AdaBelief and Adam updates (custom kernels)
  * - `batchnorm-train.ts`: training-mode BatchNorm and its gradient (custom kernels)
  * Gradient *definitions* this library replaces live in `../patches/`.
@@ -32,6 +33,7 @@ import {
   BATCHNORM_TRAIN_KERNEL,
   CLIP_GRAD_KERNEL,
   PIXELS_TO_FLOAT_KERNEL,
+  ROTATE_NEAREST_KERNEL,
   SEPARABLE_BLUR_KERNEL,
 } from '../kernel-names.js';
 import { adaBeliefUpdate } from './adabelief.js';
@@ -47,6 +49,7 @@ import { add, clipByValueGrad, identity, transpose } from './elementwise.js';
 import { batchMatMul } from './matmul.js';
 import { maxPoolGrad } from './max-pool.js';
 import { leadingReduction } from './reductions.js';
+import { rotateNearest } from './rotate.js';
 import { conv2D, fusedConv2D } from './winograd.js';
 
 const KERNELS: [string, (args: KernelArgs) => TensorInfo | TensorInfo[]][] = [
@@ -55,6 +58,7 @@ const KERNELS: [string, (args: KernelArgs) => TensorInfo | TensorInfo[]][] = [
   [ADABELIEF_UPDATE_KERNEL, adaBeliefUpdate],
   [CLIP_GRAD_KERNEL, clipByValueGrad],
   [SEPARABLE_BLUR_KERNEL, separableBlur],
+  [ROTATE_NEAREST_KERNEL, rotateNearest],
   [ADAM_UPDATE_KERNEL, adamUpdate],
   [BATCHNORM_TRAIN_KERNEL, batchNormTrain],
   [BATCHNORM_TRAIN_GRAD_KERNEL, batchNormTrainGrad],

@@ -92,9 +92,4 @@ export function perChannel(
     : tf.tensor1d(values.length === 1 ? [values[0] as number] : values);
 }
 
-/** Python's round(): halves go to the even neighbour (torchvision computes sizes with it). */
-export function roundHalfEven(x: number): number {
-  // Math.round rounds halves up; a half (r - x exactly 0.5) that went to an odd number goes down.
-  const r = Math.round(x);
-  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
+export { roundHalfEven } from '../../util/geometry.js';
