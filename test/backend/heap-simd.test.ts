@@ -2,6 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
+  HEAP_SIMD_CONV_SHARED,
+  HEAP_SIMD_CONV_UNSHARED,
   HEAP_SIMD_SHARED,
   HEAP_SIMD_TRAIN_SHARED,
   HEAP_SIMD_TRAIN_UNSHARED,
@@ -27,6 +29,8 @@ describe('heap SIMD module', () => {
       HEAP_SIMD_TRAIN_UNSHARED,
       HEAP_SIMD_WINOGRAD_SHARED,
       HEAP_SIMD_WINOGRAD_UNSHARED,
+      HEAP_SIMD_CONV_SHARED,
+      HEAP_SIMD_CONV_UNSHARED,
     ]) {
       expect(Buffer.from(base64, 'base64').length).toBeLessThan(4096);
     }

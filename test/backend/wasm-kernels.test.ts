@@ -20,6 +20,7 @@ import {
   setPointwiseGemm,
 } from '../../src/backend/wasm/index.js';
 import { rotateNearest } from '../../src/backend/wasm/rotate.js';
+import { setSingleChannelConv } from '../../src/backend/wasm/single-channel.js';
 import { pixelsTensor } from '../../src/data/pixels.js';
 import { gaussianBlur, gaussianKernel1d } from '../../src/transforms/functional/gaussian-blur.js';
 import { rotate } from '../../src/transforms/functional/rotate.js';
@@ -943,6 +944,85 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
       const expected = taps.reduce((sum, t, k) => sum + t * at(row, reflected(col + k - 3), ch), 0);
       expect(first![2]![(row * 10 + col) * 4 + ch]).toBeCloseTo(expected, 3);
     }
+  });
+
+  it('a single-channel 3x3 convolution (a grayscale first layer) runs as one heap loop: equal to cpu within 1e-5, bias and activations, borders, without leaks', async () => {
+    const cases: [
+      [number, number, number, number],
+      number,
+      'same' | 'valid',
+      boolean,
+      'linear' | 'relu' | 'relu6',
+    ][] = [
+      [[4, 16, 16, 1], 32, 'same', false, 'linear'], // SimpleCNN's layout
+      [[2, 9, 7, 1], 64, 'valid', true, 'relu6'], // two blocks of 32 channels, no padding
+      [[3, 5, 6, 1], 32, 'same', true, 'relu'], // more border than interior
+      [[1, 2, 2, 1], 32, 'same', true, 'linear'], // every tap window crosses a border
+    ];
+    const run = async (backend: 'cpu' | 'wasm') => {
+      await useBackend(backend);
+      if (backend === 'wasm') registerWasmTrainingKernels();
+      const tensors = tf.memory().numTensors;
+      const buffers = backendDataIds();
+      const out = cases.map(([shape, co, pad, withBias, activation], i) =>
+        tf.tidy(() => {
+          const x = tf.randomUniform(shape, -2, 2, 'float32', 70 + i) as tf.Tensor4D;
+          const filter = tf.randomUniform([3, 3, 1, co], -1, 1, 'float32', 80 + i) as tf.Tensor4D;
+          const bias = withBias ? tf.randomUniform([co], -1, 1, 'float32', 90 + i) : undefined;
+          const fused = tf.fused.conv2d({
+            x,
+            filter,
+            strides: 1,
+            pad,
+            ...(bias ? { bias } : {}),
+            activation,
+          });
+          return [...fused.dataSync(), ...tf.conv2d(x, filter, 1, pad).dataSync()];
+        }),
+      );
+      expect(tf.memory().numTensors).toBe(tensors);
+      expect(backendDataIds()).toBe(buffers);
+      return out;
+    };
+    const cpu = await run('cpu');
+    await useBackend('wasm');
+    const counter = countLoopCalls('conv1_forward');
+    let wasm: number[][];
+    try {
+      wasm = await run('wasm');
+    } finally {
+      counter.restore();
+    }
+    // Each case once fused and once plain.
+    expect(counter.calls.conv1_forward).toBe(2 * cases.length);
+    wasm.forEach((values, i) => {
+      expect(values.length).toBe(cpu[i]!.length);
+      const worst = Math.max(...values.map((v, j) => Math.abs(v - cpu[i]![j]!)));
+      expect(worst, `case ${i}`).toBeLessThan(1e-5);
+    });
+    // XNNPACK's convolution (the loop switched off) sums the taps in the same order.
+    setSingleChannelConv(false);
+    try {
+      const xnnpack = await run('wasm');
+      xnnpack.forEach((values, i) => {
+        const worst = Math.max(...values.map((v, j) => Math.abs(v - wasm[i]![j]!)));
+        expect(worst, `case ${i}`).toBeLessThan(1e-5);
+      });
+    } finally {
+      setSingleChannelConv(true);
+    }
+    // Worked by hand: a 2x2 image [[1, 2], [3, 4]], 'same', filter value k * (c + 1) at tap k
+    // (row-major), channel c: output (0, 0) sees taps 4, 5, 7, 8 on pixels 1, 2, 3, 4.
+    await useBackend('wasm');
+    const x = tf.tensor4d([1, 2, 3, 4], [1, 2, 2, 1]);
+    const f = tf.tensor4d(
+      Array.from({ length: 9 * 32 }, (_, i) => Math.floor(i / 32) * ((i % 32) + 1)),
+      [3, 3, 1, 32],
+    );
+    const y = tf.conv2d(x, f, 1, 'same');
+    expect(y.dataSync()[0]).toBe(4 * 1 + 5 * 2 + 7 * 3 + 8 * 4);
+    expect(y.dataSync()[31]).toBe((4 * 1 + 5 * 2 + 7 * 3 + 8 * 4) * 32);
+    tf.dispose([x, f, y]);
   });
 
   it('the rotation kernel gives the JavaScript gather of cpu bit for bit (batches, channels, fill, odd sizes, every quadrant), SIMD and JavaScript', async () => {

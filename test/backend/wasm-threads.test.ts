@@ -11,6 +11,7 @@ const child = join(import.meta.dirname, 'scripts', 'wasm-threads-child.ts');
 
 interface ChildResult {
   threads: number;
+  gray: { count: number; sha256: string };
   heapThreads: number;
   wino: { count: number; sha256: string };
   pointwise: { count: number; sha256: string };
@@ -59,6 +60,9 @@ describe('wasm threads in Node', () => {
     expect(two.heapThreads).toBe(2);
     // XNNPACK splits work by output tiles, never the reduction: the sums are the same.
     expect(two.conv).toEqual(one.conv);
+    // The grayscale first layer's heap loop computes each output whole on one thread.
+    expect(two.gray).toEqual(one.gray);
+    expect(one.gray.count).toBe(5 * 20 * 19 * 32);
     // Winograd's tiles split over threads; its filter gradient sums fixed chunks in a fixed order.
     expect(two.wino).toEqual(one.wino);
     expect(one.wino.count).toBe(2 * 4 * 30 * 30 * 16 + 9 * 16 * 16);

@@ -23,6 +23,7 @@ export const PARALLEL_FUNCTIONS = [
   'depthwise_filter_grad',
   'clip_grad',
   'affine_channels',
+  'conv1_forward',
 ] as const;
 export type ParallelFunction = (typeof PARALLEL_FUNCTIONS)[number];
 

@@ -5,6 +5,8 @@
  * null and callers keep their JavaScript loops.
  */
 import {
+  HEAP_SIMD_CONV_SHARED,
+  HEAP_SIMD_CONV_UNSHARED,
   HEAP_SIMD_SHARED,
   HEAP_SIMD_TRAIN_SHARED,
   HEAP_SIMD_TRAIN_UNSHARED,
@@ -19,7 +21,10 @@ import {
  */
 type DepthwiseLoop = (a: number, b: number, out: number, ...geometry: number[]) => void;
 
-/** The modules' exports (heap-simd.wat, heap-simd-train.wat, heap-simd-winograd.wat); pointers are byte offsets into the backend's heap. */
+/**
+ * The modules' exports (heap-simd.wat, heap-simd-train.wat, heap-simd-winograd.wat,
+ * heap-simd-conv.wat); pointers are byte offsets into the backend's heap.
+ */
 export interface HeapSimd {
   /** dst[r, j] = src[r, j] * a[j] + b[j], for `rows` rows of `c` values. */
   affine_channels(src: number, dst: number, a: number, b: number, rows: number, c: number): void;
@@ -106,6 +111,26 @@ export interface HeapSimd {
     c: number,
     oh: number,
     ow: number,
+  ): void;
+  /**
+   * A single-channel 3x3 stride-1 convolution of n images h x w into oh x ow x co (co a multiple
+   * of 32), zero-padded by `top` and `left`, plus `bias` [co] (0: none), then act (0 linear,
+   * 1 ReLU, 2 ReLU6); see heap-simd-conv.wat.
+   */
+  conv1_forward(
+    x: number,
+    f: number,
+    y: number,
+    bias: number,
+    act: number,
+    n: number,
+    h: number,
+    w: number,
+    co: number,
+    oh: number,
+    ow: number,
+    top: number,
+    left: number,
   ): void;
   /** dst[i] = src[i] * w (init 1) or dst[i] += src[i] * w (init 0), for `n` float32 values. */
   axpy(dst: number, src: number, n: number, w: number, init: number): void;
@@ -263,8 +288,8 @@ function decode(base64: string): Uint8Array<ArrayBuffer> {
 export function heapSimdModules(shared: boolean): Uint8Array<ArrayBuffer>[] {
   return (
     shared
-      ? [HEAP_SIMD_SHARED, HEAP_SIMD_TRAIN_SHARED, HEAP_SIMD_WINOGRAD_SHARED]
-      : [HEAP_SIMD_UNSHARED, HEAP_SIMD_TRAIN_UNSHARED, HEAP_SIMD_WINOGRAD_UNSHARED]
+      ? [HEAP_SIMD_SHARED, HEAP_SIMD_TRAIN_SHARED, HEAP_SIMD_WINOGRAD_SHARED, HEAP_SIMD_CONV_SHARED]
+      : [HEAP_SIMD_UNSHARED, HEAP_SIMD_TRAIN_UNSHARED, HEAP_SIMD_WINOGRAD_UNSHARED, HEAP_SIMD_CONV_UNSHARED]
   ).map(decode);
 }
 

@@ -32,6 +32,7 @@ import {
 } from './common.js';
 import { alignedScratch, runSpread, share, threadsFor, wholeLines } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
+import { singleChannelForward } from './single-channel.js';
 
 /** G, the filter transform of F(4x4, 3x3) (6x3). */
 const G = [
@@ -404,12 +405,16 @@ function winogradForward(
   return winogradConv(b, x, u, info.outChannels, top, left, info.outHeight, info.outWidth, bias, activation);
 }
 
-/** Conv2D: Winograd where {@link useWinograd} says so, else the shipped XNNPACK kernel. */
+/**
+ * Conv2D: Winograd where {@link useWinograd} says so, a single input channel's heap loop
+ * (`single-channel.ts`), else the shipped XNNPACK kernel.
+ */
 export function conv2D({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const b = backend as Backend;
   const { x, filter } = inputs as { x: TensorInfo; filter: TensorInfo };
   return (
     winogradForward(b, x, filter, attrs, null, 'linear') ??
+    singleChannelForward(b as HeapBackend, x, filter, attrs, null, 'linear') ??
     original('Conv2D', b, inputs as Record<string, TensorInfo>, attrs)
   );
 }
@@ -428,6 +433,9 @@ export function fusedConv2D({ inputs, backend, attrs }: KernelArgs): TensorInfo 
     !preluActivationWeights &&
     activation in ACTIVATION &&
     (!bias || (bias.dtype === 'float32' && bias.shape.reduce((s, d) => s * d, 1) === filter.shape[3]));
-  const y = fits ? winogradForward(b, x, filter, attrs, bias ?? null, activation as Activation) : null;
+  const y = fits
+    ? (winogradForward(b, x, filter, attrs, bias ?? null, activation as Activation) ??
+      singleChannelForward(b as HeapBackend, x, filter, attrs, bias ?? null, activation))
+    : null;
   return y ?? original('FusedConv2D', b, inputs as Record<string, TensorInfo>, attrs);
 }

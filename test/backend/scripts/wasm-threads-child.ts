@@ -51,6 +51,14 @@ const conv = tf.tidy(() => {
   const w = tf.randomNormal([3, 3, 8, 16], 0, 1, 'float32', 2) as tf.Tensor4D;
   return Array.from(tf.conv2d(x, w, 1, 'same').dataSync());
 });
+// A grayscale first layer, 32 outputs with a bias and ReLU6: the single-channel heap loop
+// (single-channel.ts), images split over the heap pool.
+const gray = tf.tidy(() => {
+  const x = tf.randomNormal([5, 20, 19, 1], 0, 1, 'float32', 11) as tf.Tensor4D;
+  const w = tf.randomNormal([3, 3, 1, 32], 0, 1, 'float32', 12) as tf.Tensor4D;
+  const bias = tf.randomNormal([32], 0, 1, 'float32', 13);
+  return hashed([tf.fused.conv2d({ x, filter: w, strides: 1, pad: 'same', bias, activation: 'relu6' })]);
+});
 // 4 x 8 x 8 = 256 tiles of 16 -> 16 channels: Winograd F(4x4, 3x3) (winograd.ts).
 const wino = tf.tidy(() => {
   const x = tf.randomNormal([4, 30, 30, 16], 0, 1, 'float32', 3) as tf.Tensor4D;
@@ -133,6 +141,7 @@ console.log(
     heapThreads,
     note: info.threadsNote,
     conv,
+    gray,
     wino,
     pointwise,
     elementwise,
