@@ -11,7 +11,7 @@
  *   channel blocks and grayscale inputs as a heap loop)
  * - `winograd.ts`: 3x3 stride-1 convolutions, their input and filter gradients as Winograd
  *   F(4x4, 3x3) (`heap-simd-winograd.wat`)
- * - `single-channel.ts`: the forward pass of a single-channel 3x3 convolution (a grayscale
+ * - `direct-conv.ts`: the forward pass of a single-channel 3x3 convolution (a grayscale
  *   network's first layer) as a heap loop (`heap-simd-conv.wat`)
  * - `depthwise.ts`: depthwise input and filter gradients
  * - `matmul.ts`: flag-free BatchMatMul, choosing the cheaper arrangement
@@ -115,6 +115,6 @@ export {
   useHeapForFilterGrad,
   useMatMulForInputGrad,
 } from './conv.js';
+export { setDirectConv } from './direct-conv.js';
 export { collapsePermutation } from './elementwise.js';
-export { setSingleChannelConv } from './single-channel.js';
 export { setWinograd, useWinograd } from './winograd.js';

@@ -30,9 +30,9 @@ import {
   type Shape4,
   type TensorInfo,
 } from './common.js';
+import { singleChannelForward } from './direct-conv.js';
 import { alignedScratch, runSpread, share, threadsFor, wholeLines } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
-import { singleChannelForward } from './single-channel.js';
 
 /** G, the filter transform of F(4x4, 3x3) (6x3). */
 const G = [
@@ -407,7 +407,7 @@ function winogradForward(
 
 /**
  * Conv2D: Winograd where {@link useWinograd} says so, a single input channel's heap loop
- * (`single-channel.ts`), else the shipped XNNPACK kernel.
+ * (`direct-conv.ts`), else the shipped XNNPACK kernel.
  */
 export function conv2D({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const b = backend as Backend;

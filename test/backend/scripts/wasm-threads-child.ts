@@ -52,7 +52,7 @@ const conv = tf.tidy(() => {
   return Array.from(tf.conv2d(x, w, 1, 'same').dataSync());
 });
 // A grayscale first layer, 32 outputs with a bias and ReLU6: the single-channel heap loop
-// (single-channel.ts), images split over the heap pool.
+// (direct-conv.ts), images split over the heap pool.
 const gray = tf.tidy(() => {
   const x = tf.randomNormal([5, 20, 19, 1], 0, 1, 'float32', 11) as tf.Tensor4D;
   const w = tf.randomNormal([3, 3, 1, 32], 0, 1, 'float32', 12) as tf.Tensor4D;

@@ -1,3 +1,9 @@
+/**
+ * Direct convolutions as heap loops (`heap-simd-conv.wat`) where XNNPACK's general kernels leave
+ * most of the wasm SIMD peak unused: a grayscale network's first layer. It sums its taps in
+ * XNNPACK's order, from the bias, and gives its numbers; `setDirectConv(false)` restores
+ * XNNPACK's kernel.
+ */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Attrs, ConvAttrs, HeapBackend, Shape4, TensorInfo } from './common.js';
 import { runSpread, share, threadsFor } from './heap-parallel.js';
@@ -6,11 +12,10 @@ import { heapSimd } from './heap-simd.js';
 let enabled = true;
 
 /**
- * Turns the heap loop for single-channel 3x3 convolutions off (`false`: XNNPACK's convolution, as
- * before) or on again. Both round within float32 of each other (the taps are summed in another
- * order); tests compare the two.
+ * Turns the direct-convolution heap loop off (`false`: XNNPACK's convolution, as before) or on
+ * again; tests compare the two.
  */
-export function setSingleChannelConv(on: boolean): void {
+export function setDirectConv(on: boolean): void {
   enabled = on;
 }
 
