@@ -1,5 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { type Backend, type ConvAttrs, call, reshape, type Shape4, type TensorInfo } from './common.js';
+import {
+  type Attrs,
+  type Backend,
+  type ConvAttrs,
+  call,
+  reshape,
+  type Shape4,
+  type TensorInfo,
+} from './common.js';
 
 /** Zero-pads `x` by `[before, after]` per axis; negative amounts crop. */
 function padOrCrop(
@@ -168,3 +176,27 @@ export function fullCorrelationInput(
     [0, 0],
   ]);
 }
+
+/** The forward geometry of a Conv2D/FusedConv2D call; null for NCHW or other ranks than 4. */
+export function forwardInfo(
+  x: TensorInfo,
+  filter: TensorInfo,
+  attrs: Attrs,
+): tf.backend_util.Conv2DInfo | null {
+  const a = attrs as unknown as ConvAttrs;
+  if (a.dataFormat === 'NCHW' || x.shape.length !== 4 || filter.shape.length !== 4) return null;
+  return tf.backend_util.computeConv2DInfo(
+    x.shape as Shape4,
+    filter.shape as Shape4,
+    a.strides,
+    a.dilations ?? 1,
+    a.pad,
+    a.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+}
+
+/** The activations the heap convolution loops apply as they store, and their codes there. */
+export type Activation = 'linear' | 'relu' | 'relu6';
+export const ACTIVATION: Record<Activation, number> = { linear: 0, relu: 1, relu6: 2 };

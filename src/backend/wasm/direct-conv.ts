@@ -4,8 +4,8 @@
  * XNNPACK's order, from the bias, and gives its numbers; `setDirectConv(false)` restores
  * XNNPACK's kernel.
  */
-import * as tf from '@tensorflow/tfjs-core';
-import type { Attrs, ConvAttrs, HeapBackend, Shape4, TensorInfo } from './common.js';
+import type { Attrs, HeapBackend, TensorInfo } from './common.js';
+import { ACTIVATION, type Activation, forwardInfo } from './conv-geometry.js';
 import { runSpread, share, threadsFor } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
 
@@ -19,9 +19,6 @@ export function setDirectConv(on: boolean): void {
   enabled = on;
 }
 
-/** The activations the loop applies as it stores (codes of heap-simd-conv.wat). */
-const ACTIVATION: Record<string, number> = { linear: 0, relu: 1, relu6: 2 };
-
 /**
  * The forward pass of a grayscale network's first layer, one input channel, 3x3 at stride 1 and
  * dilation 1, output channels a multiple of 32, NHWC float32, as one heap loop (`conv1_forward`):
@@ -30,7 +27,8 @@ const ACTIVATION: Record<string, number> = { linear: 0, relu: 1, relu6: 2 };
  * took ~9-17 ms of a SimpleCNN step for 32 x 128 x 128 x 1 -> 32 (about a fifth of the wasm SIMD
  * peak: one input channel leaves its products little to reuse). Images are split over the heap
  * pool's threads; each output is computed whole by one call, so the numbers are the same on any
- * thread count. Null where it does not apply (then XNNPACK runs).
+ * thread count. Null where it does not apply (then XNNPACK runs); the caller checks that a bias
+ * has one value per output channel.
  */
 export function singleChannelForward(
   b: HeapBackend,
@@ -38,31 +36,10 @@ export function singleChannelForward(
   filter: TensorInfo,
   attrs: Attrs,
   bias: TensorInfo | null,
-  activation: string,
+  activation: Activation,
 ): TensorInfo | null {
-  const a = attrs as unknown as ConvAttrs;
-  if (
-    !enabled ||
-    a.dataFormat === 'NCHW' ||
-    x.shape.length !== 4 ||
-    filter.shape.length !== 4 ||
-    x.shape[3] !== 1 ||
-    x.dtype !== 'float32' ||
-    filter.dtype !== 'float32' ||
-    !(activation in ACTIVATION) ||
-    (bias && (bias.dtype !== 'float32' || bias.shape.reduce((s, d) => s * d, 1) !== filter.shape[3]))
-  )
-    return null;
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as Shape4,
-    filter.shape as Shape4,
-    a.strides,
-    a.dilations ?? 1,
-    a.pad,
-    a.dimRoundingMode,
-    false,
-    'channelsLast',
-  );
+  const info = enabled ? forwardInfo(x, filter, attrs) : null;
+  if (!info || x.shape[3] !== 1 || x.dtype !== 'float32' || filter.dtype !== 'float32') return null;
   const { top, left, bottom, right } = info.padInfo;
   if (
     info.filterHeight !== 3 ||
@@ -85,15 +62,23 @@ export function singleChannelForward(
   const threads = threadsFor(b, n);
   const calls = Array.from({ length: threads }, (_, t) => {
     const [i0, i1] = share(n, threads, t);
+    const images = i1 - i0;
     return [
       [
         px + i0 * h * w * 4,
         pf,
         py + i0 * oh * ow * co * 4,
         pb,
-        ACTIVATION[activation] as number,
-        i1 - i0,
-      ].concat([h, w, co, oh, ow, top, left]),
+        ACTIVATION[activation],
+        images,
+        h,
+        w,
+        co,
+        oh,
+        ow,
+        top,
+        left,
+      ],
     ];
   });
   runSpread(b, 'conv1_forward', simd, calls);

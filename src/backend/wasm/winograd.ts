@@ -18,11 +18,10 @@
  * The rounding differs from a direct convolution (relative error ~1e-6 for typical activations);
  * `setWinograd(false)` restores XNNPACK's direct path.
  */
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 import {
   type Attrs,
   type Backend,
-  type ConvAttrs,
   call,
   type HeapBackend,
   type KernelArgs,
@@ -30,6 +29,7 @@ import {
   type Shape4,
   type TensorInfo,
 } from './common.js';
+import { ACTIVATION, type Activation, forwardInfo } from './conv-geometry.js';
 import { singleChannelForward } from './direct-conv.js';
 import { alignedScratch, runSpread, share, threadsFor, wholeLines } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
@@ -226,9 +226,6 @@ function weightedRows(
       w5 * (src[s5 + e] as number);
 }
 
-export type Activation = 'linear' | 'relu' | 'relu6';
-const ACTIVATION: Record<Activation, number> = { linear: 0, relu: 1, relu6: 2 };
-
 /**
  * y [n, oh, ow, co] = the correlation of x [n, h, w, ci], zero-padded by `top` and `left`, with a
  * 3x3 filter given by its transform `u` [36, ci, co]; plus `bias` [co], then `activation`.
@@ -354,21 +351,6 @@ export function winogradFilterGrad(
   b.typedArrayFromHeap(out).set(filterTransformGrad(sum, ci, co));
   return out;
 }
-/** The forward geometry of a Conv2D/FusedConv2D call. */
-function forwardInfo(x: TensorInfo, filter: TensorInfo, attrs: Attrs): tf.backend_util.Conv2DInfo | null {
-  const a = attrs as unknown as ConvAttrs;
-  if (a.dataFormat === 'NCHW' || x.shape.length !== 4 || filter.shape.length !== 4) return null;
-  return tf.backend_util.computeConv2DInfo(
-    x.shape as Shape4,
-    filter.shape as Shape4,
-    a.strides,
-    a.dilations ?? 1,
-    a.pad,
-    a.dimRoundingMode,
-    false,
-    'channelsLast',
-  );
-}
 
 /**
  * The filter's values as U [36, ci, co] (`flip`: the input gradient's, [36, co, ci]) where the
@@ -435,7 +417,7 @@ export function fusedConv2D({ inputs, backend, attrs }: KernelArgs): TensorInfo 
     (!bias || (bias.dtype === 'float32' && bias.shape.reduce((s, d) => s * d, 1) === filter.shape[3]));
   const y = fits
     ? (winogradForward(b, x, filter, attrs, bias ?? null, activation as Activation) ??
-      singleChannelForward(b as HeapBackend, x, filter, attrs, bias ?? null, activation))
+      singleChannelForward(b as HeapBackend, x, filter, attrs, bias ?? null, activation as Activation))
     : null;
   return y ?? original('FusedConv2D', b, inputs as Record<string, TensorInfo>, attrs);
 }
