@@ -38,8 +38,9 @@ export function singleChannelForward(
   bias: TensorInfo | null,
   activation: Activation,
 ): TensorInfo | null {
-  const info = enabled ? forwardInfo(x, filter, attrs) : null;
-  if (!info || x.shape[3] !== 1 || x.dtype !== 'float32' || filter.dtype !== 'float32') return null;
+  if (!enabled || x.shape[3] !== 1 || x.dtype !== 'float32' || filter.dtype !== 'float32') return null;
+  const info = forwardInfo(x, filter, attrs);
+  if (!info) return null;
   const { top, left, bottom, right } = info.padInfo;
   if (
     info.filterHeight !== 3 ||

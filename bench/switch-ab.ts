@@ -1,0 +1,44 @@
+/**
+ * A library switch's effect on whole training steps, on and off alternating in one process
+ * (ten rounds of two steps each way, ABBA order), on wasm with every core:
+ *   node --import tsx bench/switch-ab.ts directConv|winograd|batchNormFolding|fusedAdam simple-cnn|user-cnn|mobilenetv2|resnet50v2 [size] [full|frozen|conv5|last-block|blocks-13|inference]
+ * Runs minutes apart on these machines differ by more than most single changes; alternating in
+ * one process keeps both sides on the same machine state. Prints the median step each way and
+ * the median of the paired ratios (on / off: below 1, the switch on is faster).
+ */
+import { setBatchNormFolding, setDirectConv, setFusedAdam, setupBackend, setWinograd } from '../src/node.js';
+import { type BenchModel, type BenchTrain, benchModel, benchStep } from './common.js';
+
+const SWITCHES: Record<string, (on: boolean) => void> = {
+  directConv: setDirectConv,
+  winograd: setWinograd,
+  batchNormFolding: setBatchNormFolding,
+  fusedAdam: setFusedAdam,
+};
+const [which = 'directConv', name = 'simple-cnn', sizeArg, trainArg = 'full'] = process.argv.slice(2);
+const set = SWITCHES[which];
+if (!set) throw new Error(`unknown switch '${which}': one of ${Object.keys(SWITCHES).join(', ')}`);
+const channels = name.endsWith('cnn') ? 1 : 3;
+const size = Number(sizeArg ?? (channels === 1 ? 128 : 224));
+await setupBackend('wasm');
+const model = benchModel(name as BenchModel, trainArg as BenchTrain, size, channels);
+const step = benchStep(model, trainArg as BenchTrain, 32, size, channels);
+for (const on of [true, false, true, false]) {
+  set(on);
+  await step();
+}
+const times = { on: [] as number[], off: [] as number[] };
+for (let round = 0; round < 10; round++)
+  for (const on of round % 2 ? [true, false] : [false, true]) {
+    set(on);
+    const t0 = performance.now();
+    await step();
+    await step();
+    times[on ? 'on' : 'off'].push((performance.now() - t0) / 2);
+  }
+set(true);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] as number;
+const ratio = median(times.on.map((t, i) => t / (times.off[i] as number)));
+console.log(
+  `${which} on ${name} ${size} ${trainArg}, batch 32: on ${median(times.on).toFixed(1)} ms, off ${median(times.off).toFixed(1)} ms per step; paired ratio on/off ${ratio.toFixed(3)}`,
+);
