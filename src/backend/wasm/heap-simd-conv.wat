@@ -1,6 +1,7 @@
 ;; Direct convolutions in SIMD128 over the tfjs wasm backend's heap (see heap-simd.wat for how the
 ;; modules are built and bound): a grayscale network's first layer, where XNNPACK's general
-;; convolution spent ~14 ms of a 128x128 batch of 32 on one input channel.
+;; convolution spent ~14 ms of a 128x128 batch of 32 on one input channel; and the nearest-neighbour
+;; rotation of RandomRotation.
 (module
   (import "env" "memory" (memory 1 65536 shared))
 
@@ -110,4 +111,63 @@
       (local.set $x (i32.add (local.get $x) (i32.shl (i32.mul (local.get $h) (local.get $w)) (i32.const 2))))
       (local.set $n (i32.sub (local.get $n) (i32.const 1)))
       (br $image))))
+
+  ;; Nearest-neighbour rotation of n images h x w x c about their centre (torchvision's grid):
+  ;; output pixel (y, x) copies source pixel (row, col) of each image, with
+  ;; col = nearest-even((cos * px - sin * py + w / 2) - 0.5), row = nearest-even((sin * px + cos * py
+  ;; + h / 2) - 0.5), px = (x + 0.5) - w / 2, py = (y + 0.5) - h / 2, in float64 as JavaScript
+  ;; computes them; `fill` where (row, col) falls outside.
+  (func (export "rotate_nearest")
+    (param $x i32) (param $dst i32) (param $n i32) (param $h i32) (param $w i32) (param $c i32)
+    (param $cos f64) (param $sin f64) (param $fill f32)
+    (local $y i32) (local $xx i32) (local $px f64) (local $sp f64) (local $cp f64) (local $fc f64)
+    (local $fr f64) (local $hw f64) (local $hh f64) (local $fw f64) (local $fh f64)
+    (local $from i32) (local $o i32) (local $b i32) (local $k i32) (local $image i32)
+    (local.set $image (i32.shl (i32.mul (i32.mul (local.get $h) (local.get $w)) (local.get $c)) (i32.const 2)))
+    (local.set $fw (f64.convert_i32_u (local.get $w)))
+    (local.set $fh (f64.convert_i32_u (local.get $h)))
+    (local.set $hw (f64.div (local.get $fw) (f64.const 2)))
+    (local.set $hh (f64.div (local.get $fh) (f64.const 2)))
+    (block $yDone (loop $yLoop
+      (br_if $yDone (i32.ge_u (local.get $y) (local.get $h)))
+      ;; sin * py and cos * py, py = (y + 0.5) - h / 2: the row's share of sx and sy.
+      (local.set $sp (f64.sub (f64.add (f64.convert_i32_u (local.get $y)) (f64.const 0.5)) (local.get $hh)))
+      (local.set $cp (f64.mul (local.get $cos) (local.get $sp)))
+      (local.set $sp (f64.mul (local.get $sin) (local.get $sp)))
+      (local.set $xx (i32.const 0))
+      (block $xDone (loop $xLoop
+        (br_if $xDone (i32.ge_u (local.get $xx) (local.get $w)))
+        (local.set $px (f64.sub (f64.add (f64.convert_i32_u (local.get $xx)) (f64.const 0.5)) (local.get $hw)))
+        (local.set $fc (f64.nearest (f64.sub (f64.add
+          (f64.sub (f64.mul (local.get $cos) (local.get $px)) (local.get $sp)) (local.get $hw)) (f64.const 0.5))))
+        (local.set $fr (f64.nearest (f64.sub (f64.add
+          (f64.add (f64.mul (local.get $sin) (local.get $px)) (local.get $cp)) (local.get $hh)) (f64.const 0.5))))
+        ;; -1 outside, else the source pixel's byte offset in an image.
+        (local.set $from (i32.const -1))
+        (if (i32.and
+              (i32.and (f64.ge (local.get $fc) (f64.const 0)) (f64.lt (local.get $fc) (local.get $fw)))
+              (i32.and (f64.ge (local.get $fr) (f64.const 0)) (f64.lt (local.get $fr) (local.get $fh))))
+          (then (local.set $from (i32.shl (i32.mul (i32.add (i32.mul (i32.trunc_f64_s (local.get $fr)) (local.get $w))
+            (i32.trunc_f64_s (local.get $fc))) (local.get $c)) (i32.const 2)))))
+        (local.set $o (i32.shl (i32.mul (i32.add (i32.mul (local.get $y) (local.get $w)) (local.get $xx)) (local.get $c)) (i32.const 2)))
+        (local.set $b (i32.const 0))
+        (block $bDone (loop $bLoop
+          (br_if $bDone (i32.ge_u (local.get $b) (local.get $n)))
+          (local.set $k (i32.const 0))
+          (block $kDone (loop $kLoop
+            (br_if $kDone (i32.ge_u (local.get $k) (local.get $c)))
+            (f32.store (i32.add (i32.add (local.get $dst) (local.get $o)) (i32.shl (local.get $k) (i32.const 2)))
+              (if (result f32) (i32.lt_s (local.get $from) (i32.const 0))
+                (then (local.get $fill))
+                (else (f32.load (i32.add (i32.add (local.get $x) (local.get $from)) (i32.shl (local.get $k) (i32.const 2)))))))
+            (local.set $k (i32.add (local.get $k) (i32.const 1)))
+            (br $kLoop)))
+          (local.set $o (i32.add (local.get $o) (local.get $image)))
+          (local.set $from (select (local.get $from) (i32.add (local.get $from) (local.get $image)) (i32.lt_s (local.get $from) (i32.const 0))))
+          (local.set $b (i32.add (local.get $b) (i32.const 1)))
+          (br $bLoop)))
+        (local.set $xx (i32.add (local.get $xx) (i32.const 1)))
+        (br $xLoop)))
+      (local.set $y (i32.add (local.get $y) (i32.const 1)))
+      (br $yLoop))))
 )

@@ -40,38 +40,91 @@
       (else (select (i32.sub (i32.shl (i32.sub (local.get $size) (i32.const 1)) (i32.const 1)) (local.get $i))
         (local.get $i) (i32.ge_s (local.get $i) (local.get $size))))))
 
+  ;; dst[i] = sum over taps k of src[i + k * stride / 4] * taps[k], i < n, summed in tap order from
+  ;; the first (the order axpy's passes per tap add in): every tap of a blur's interior in one pass.
+  (func $taps_run (param $dst i32) (param $src i32) (param $n i32) (param $stride i32) (param $taps i32)
+    (param $ntaps i32)
+    (local $i i32) (local $k i32) (local $p i32) (local $acc v128) (local $a f32)
+    (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128) (local $t4 v128)
+    ;; Five taps (GaussianBlur's usual kernel size): their splats stay in registers.
+    (if (i32.eq (local.get $ntaps) (i32.const 5)) (then
+      (local.set $t0 (v128.load32_splat (local.get $taps)))
+      (local.set $t1 (v128.load32_splat offset=4 (local.get $taps)))
+      (local.set $t2 (v128.load32_splat offset=8 (local.get $taps)))
+      (local.set $t3 (v128.load32_splat offset=12 (local.get $taps)))
+      (local.set $t4 (v128.load32_splat offset=16 (local.get $taps)))
+      (block $fDone (loop $fLoop
+        (br_if $fDone (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $n)))
+        (local.set $p (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 2))))
+        (local.set $acc (f32x4.mul (v128.load (local.get $p)) (local.get $t0)))
+        (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (v128.load (local.tee $p (i32.add (local.get $p) (local.get $stride)))) (local.get $t1))))
+        (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (v128.load (local.tee $p (i32.add (local.get $p) (local.get $stride)))) (local.get $t2))))
+        (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (v128.load (local.tee $p (i32.add (local.get $p) (local.get $stride)))) (local.get $t3))))
+        (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (v128.load (local.tee $p (i32.add (local.get $p) (local.get $stride)))) (local.get $t4))))
+        (v128.store (i32.add (local.get $dst) (i32.shl (local.get $i) (i32.const 2))) (local.get $acc))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $fLoop)))))
+    (block $vDone (loop $vLoop
+      (br_if $vDone (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $n)))
+      (local.set $p (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 2))))
+      (local.set $acc (f32x4.mul (v128.load (local.get $p)) (v128.load32_splat (local.get $taps))))
+      (local.set $k (i32.const 1))
+      (block $kDone (loop $kLoop
+        (br_if $kDone (i32.ge_u (local.get $k) (local.get $ntaps)))
+        (local.set $p (i32.add (local.get $p) (local.get $stride)))
+        (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (v128.load (local.get $p))
+          (v128.load32_splat (i32.add (local.get $taps) (i32.shl (local.get $k) (i32.const 2)))))))
+        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        (br $kLoop)))
+      (v128.store (i32.add (local.get $dst) (i32.shl (local.get $i) (i32.const 2))) (local.get $acc))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $vLoop)))
+    (block $sDone (loop $sLoop
+      (br_if $sDone (i32.ge_u (local.get $i) (local.get $n)))
+      (local.set $p (i32.add (local.get $src) (i32.shl (local.get $i) (i32.const 2))))
+      (local.set $a (f32.mul (f32.load (local.get $p)) (f32.load (local.get $taps))))
+      (local.set $k (i32.const 1))
+      (block $kDone (loop $kLoop
+        (br_if $kDone (i32.ge_u (local.get $k) (local.get $ntaps)))
+        (local.set $p (i32.add (local.get $p) (local.get $stride)))
+        (local.set $a (f32.add (local.get $a) (f32.mul (f32.load (local.get $p))
+          (f32.load (i32.add (local.get $taps) (i32.shl (local.get $k) (i32.const 2)))))))
+        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        (br $kLoop)))
+      (f32.store (i32.add (local.get $dst) (i32.shl (local.get $i) (i32.const 2))) (local.get $a))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $sLoop))))
+
   ;; The horizontal pass of a separable blur with reflect padding over `rows` rows of w pixels of c
   ;; floats: for each row and tap k (ntaps float32 taps at `taps`, shift k - (ntaps - 1) / 2), the
   ;; interior in one axpy, then the columns whose tap falls in the reflected border one by one.
   (func (export "blur_rows")
     (param $x i32) (param $dst i32) (param $rows i32) (param $w i32) (param $c i32) (param $taps i32)
     (param $ntaps i32)
-    (local $k i32) (local $shift i32) (local $lo i32) (local $hi i32) (local $col i32) (local $cb i32)
-    (local $tap f32) (local $init i32)
+    (local $k i32) (local $shift i32) (local $p i32) (local $col i32) (local $cb i32) (local $tap f32)
     (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $p (i32.shr_u (i32.sub (local.get $ntaps) (i32.const 1)) (i32.const 1)))
     (block $done (loop $row
       (br_if $done (i32.eqz (local.get $rows)))
+      ;; Columns [p, w - p), all of whose taps fall inside the row: every tap in one pass.
+      (if (i32.gt_s (local.get $w) (i32.shl (local.get $p) (i32.const 1))) (then
+        (call $taps_run (i32.add (local.get $dst) (i32.mul (local.get $p) (local.get $cb))) (local.get $x)
+          (i32.mul (i32.sub (local.get $w) (i32.shl (local.get $p) (i32.const 1))) (local.get $c))
+          (local.get $cb) (local.get $taps) (local.get $ntaps))))
+      ;; The others tap by tap, reflected at the edges.
       (local.set $k (i32.const 0))
       (loop $tapLoop
         (local.set $tap (f32.load (i32.add (local.get $taps) (i32.shl (local.get $k) (i32.const 2)))))
-        (local.set $init (i32.eqz (local.get $k)))
-        (local.set $shift (i32.sub (local.get $k) (i32.shr_u (i32.sub (local.get $ntaps) (i32.const 1)) (i32.const 1))))
-        (local.set $lo (select (i32.const 0) (i32.sub (i32.const 0) (local.get $shift)) (i32.ge_s (local.get $shift) (i32.const 0))))
-        (local.set $hi (select (local.get $w) (i32.sub (local.get $w) (local.get $shift)) (i32.le_s (local.get $shift) (i32.const 0))))
-        (if (i32.gt_s (local.get $hi) (local.get $lo)) (then
-          (call $axpy (i32.add (local.get $dst) (i32.mul (local.get $lo) (local.get $cb)))
-            (i32.add (local.get $x) (i32.mul (i32.add (local.get $lo) (local.get $shift)) (local.get $cb)))
-            (i32.mul (i32.sub (local.get $hi) (local.get $lo)) (local.get $c)) (local.get $tap) (local.get $init))))
-        ;; Border columns [0, min(lo, w)) and [max(hi, lo), w).
+        (local.set $shift (i32.sub (local.get $k) (local.get $p)))
         (local.set $col (i32.const 0))
         (block $bDone (loop $border
-          (if (i32.eq (local.get $col) (select (local.get $lo) (local.get $w) (i32.lt_s (local.get $lo) (local.get $w))))
-            (then (local.set $col (select (local.get $hi) (local.get $lo) (i32.gt_s (local.get $hi) (local.get $lo))))))
+          (if (i32.and (i32.eq (local.get $col) (local.get $p)) (i32.gt_s (local.get $w) (i32.shl (local.get $p) (i32.const 1))))
+            (then (local.set $col (i32.sub (local.get $w) (local.get $p)))))
           (br_if $bDone (i32.ge_s (local.get $col) (local.get $w)))
           (call $axpy (i32.add (local.get $dst) (i32.mul (local.get $col) (local.get $cb)))
             (i32.add (local.get $x)
               (i32.mul (call $reflect (i32.add (local.get $col) (local.get $shift)) (local.get $w)) (local.get $cb)))
-            (local.get $c) (local.get $tap) (local.get $init))
+            (local.get $c) (local.get $tap) (i32.eqz (local.get $k)))
           (local.set $col (i32.add (local.get $col) (i32.const 1)))
           (br $border)))
         (br_if $tapLoop (i32.lt_u (local.tee $k (i32.add (local.get $k) (i32.const 1))) (local.get $ntaps))))
@@ -85,7 +138,7 @@
   (func (export "blur_cols")
     (param $x i32) (param $dst i32) (param $n i32) (param $h i32) (param $row i32) (param $taps i32)
     (param $ntaps i32)
-    (local $y i32) (local $k i32) (local $rb i32) (local $img i32)
+    (local $y i32) (local $k i32) (local $rb i32) (local $img i32) (local $p i32)
     (local.set $rb (i32.shl (local.get $row) (i32.const 2)))
     (block $done (loop $image
       (br_if $done (i32.eqz (local.get $n)))
@@ -94,6 +147,15 @@
       (block $yDone (loop $yLoop
         (br_if $yDone (i32.ge_u (local.get $y) (local.get $h)))
         (local.set $k (i32.const 0))
+        ;; Rows whose taps all fall inside the image: every tap in one pass (k = ntaps skips the
+        ;; tap-by-tap loop below).
+        (local.set $p (i32.shr_u (i32.sub (local.get $ntaps) (i32.const 1)) (i32.const 1)))
+        (if (i32.and (i32.ge_u (local.get $y) (local.get $p)) (i32.lt_u (i32.add (local.get $y) (local.get $p)) (local.get $h)))
+          (then
+            (call $taps_run (local.get $dst) (i32.add (local.get $img) (i32.mul (local.get $rb) (i32.sub (local.get $y) (local.get $p))))
+              (local.get $row) (local.get $rb) (local.get $taps) (local.get $ntaps))
+            (local.set $k (local.get $ntaps))))
+        (if (i32.lt_u (local.get $k) (local.get $ntaps)) (then
         (loop $tapLoop
           (call $axpy (local.get $dst)
             (i32.add (local.get $img) (i32.mul (local.get $rb)
@@ -101,7 +163,7 @@
                 (i32.shr_u (i32.sub (local.get $ntaps) (i32.const 1)) (i32.const 1))) (local.get $h))))
             (local.get $row) (f32.load (i32.add (local.get $taps) (i32.shl (local.get $k) (i32.const 2))))
             (i32.eqz (local.get $k)))
-          (br_if $tapLoop (i32.lt_u (local.tee $k (i32.add (local.get $k) (i32.const 1))) (local.get $ntaps))))
+          (br_if $tapLoop (i32.lt_u (local.tee $k (i32.add (local.get $k) (i32.const 1))) (local.get $ntaps))))))
         (local.set $dst (i32.add (local.get $dst) (local.get $rb)))
         (local.set $y (i32.add (local.get $y) (i32.const 1)))
         (br $yLoop)))
@@ -109,67 +171,7 @@
       (local.set $n (i32.sub (local.get $n) (i32.const 1)))
       (br $image))))
 
-
-;; Nearest-neighbour rotation of n images h x w x c about their centre (torchvision's grid):
-  ;; output pixel (y, x) copies source pixel (row, col) of each image, with
-  ;; col = nearest-even((cos * px - sin * py + w / 2) - 0.5), row = nearest-even((sin * px + cos * py
-  ;; + h / 2) - 0.5), px = (x + 0.5) - w / 2, py = (y + 0.5) - h / 2, in float64 as JavaScript
-  ;; computes them; `fill` where (row, col) falls outside.
-  (func (export "rotate_nearest")
-    (param $x i32) (param $dst i32) (param $n i32) (param $h i32) (param $w i32) (param $c i32)
-    (param $cos f64) (param $sin f64) (param $fill f32)
-    (local $y i32) (local $xx i32) (local $px f64) (local $sp f64) (local $cp f64) (local $fc f64)
-    (local $fr f64) (local $hw f64) (local $hh f64) (local $fw f64) (local $fh f64)
-    (local $from i32) (local $o i32) (local $b i32) (local $k i32) (local $image i32)
-    (local.set $image (i32.shl (i32.mul (i32.mul (local.get $h) (local.get $w)) (local.get $c)) (i32.const 2)))
-    (local.set $fw (f64.convert_i32_u (local.get $w)))
-    (local.set $fh (f64.convert_i32_u (local.get $h)))
-    (local.set $hw (f64.div (local.get $fw) (f64.const 2)))
-    (local.set $hh (f64.div (local.get $fh) (f64.const 2)))
-    (block $yDone (loop $yLoop
-      (br_if $yDone (i32.ge_u (local.get $y) (local.get $h)))
-      ;; sin * py and cos * py, py = (y + 0.5) - h / 2: the row's share of sx and sy.
-      (local.set $sp (f64.sub (f64.add (f64.convert_i32_u (local.get $y)) (f64.const 0.5)) (local.get $hh)))
-      (local.set $cp (f64.mul (local.get $cos) (local.get $sp)))
-      (local.set $sp (f64.mul (local.get $sin) (local.get $sp)))
-      (local.set $xx (i32.const 0))
-      (block $xDone (loop $xLoop
-        (br_if $xDone (i32.ge_u (local.get $xx) (local.get $w)))
-        (local.set $px (f64.sub (f64.add (f64.convert_i32_u (local.get $xx)) (f64.const 0.5)) (local.get $hw)))
-        (local.set $fc (f64.nearest (f64.sub (f64.add
-          (f64.sub (f64.mul (local.get $cos) (local.get $px)) (local.get $sp)) (local.get $hw)) (f64.const 0.5))))
-        (local.set $fr (f64.nearest (f64.sub (f64.add
-          (f64.add (f64.mul (local.get $sin) (local.get $px)) (local.get $cp)) (local.get $hh)) (f64.const 0.5))))
-        ;; -1 outside, else the source pixel's byte offset in an image.
-        (local.set $from (i32.const -1))
-        (if (i32.and
-              (i32.and (f64.ge (local.get $fc) (f64.const 0)) (f64.lt (local.get $fc) (local.get $fw)))
-              (i32.and (f64.ge (local.get $fr) (f64.const 0)) (f64.lt (local.get $fr) (local.get $fh))))
-          (then (local.set $from (i32.shl (i32.mul (i32.add (i32.mul (i32.trunc_f64_s (local.get $fr)) (local.get $w))
-            (i32.trunc_f64_s (local.get $fc))) (local.get $c)) (i32.const 2)))))
-        (local.set $o (i32.shl (i32.mul (i32.add (i32.mul (local.get $y) (local.get $w)) (local.get $xx)) (local.get $c)) (i32.const 2)))
-        (local.set $b (i32.const 0))
-        (block $bDone (loop $bLoop
-          (br_if $bDone (i32.ge_u (local.get $b) (local.get $n)))
-          (local.set $k (i32.const 0))
-          (block $kDone (loop $kLoop
-            (br_if $kDone (i32.ge_u (local.get $k) (local.get $c)))
-            (f32.store (i32.add (i32.add (local.get $dst) (local.get $o)) (i32.shl (local.get $k) (i32.const 2)))
-              (if (result f32) (i32.lt_s (local.get $from) (i32.const 0))
-                (then (local.get $fill))
-                (else (f32.load (i32.add (i32.add (local.get $x) (local.get $from)) (i32.shl (local.get $k) (i32.const 2)))))))
-            (local.set $k (i32.add (local.get $k) (i32.const 1)))
-            (br $kLoop)))
-          (local.set $o (i32.add (local.get $o) (local.get $image)))
-          (local.set $from (select (local.get $from) (i32.add (local.get $from) (local.get $image)) (i32.lt_s (local.get $from) (i32.const 0))))
-          (local.set $b (i32.add (local.get $b) (i32.const 1)))
-          (br $bLoop)))
-        (local.set $xx (i32.add (local.get $xx) (i32.const 1)))
-        (br $xLoop)))
-      (local.set $y (i32.add (local.get $y) (i32.const 1)))
-      (br $yLoop))))
-
-    ;; Per-channel float64 sums over every row r of a [rows, c] float32 matrix and of its products
+  ;; Per-channel float64 sums over every row r of a [rows, c] float32 matrix and of its products
   ;; with b (b = a: its squares): acc[j] += a[r, j]; acc2[j] += a[r, j] * b[r, j], the products
   ;; in float64 (exact for float32 values). One pass gives a batch norm's mean and variance (x, x^2)
   ;; or its gradient's dbeta and dgamma (dy, dy * x). With y (not 0), a[r, j] counts only where
