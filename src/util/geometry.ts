@@ -12,7 +12,7 @@ export function roundHalfEven(x: number): number {
 /**
  * Source pixel (flat index `row * width + col`, or -1 outside) for each output pixel of a
  * nearest-neighbour rotation by `angle` degrees counter-clockwise about the image centre, as
- * torchvision's `grid_sample` path. The wasm kernel (`rotate_nearest` in heap-simd-train.wat)
+ * torchvision's `grid_sample` path. The wasm kernel (`rotate_nearest` in heap-simd-conv.wat)
  * computes the same float64 expressions in the same order.
  */
 export function rotationSourceIndex(height: number, width: number, angle: number): Int32Array {

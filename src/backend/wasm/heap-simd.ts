@@ -143,7 +143,7 @@ export interface HeapSimd {
   blur_cols(x: number, dst: number, n: number, h: number, row: number, taps: number, ntaps: number): void;
   /**
    * Nearest-neighbour rotation of n images h x w x c about their centre, `cos` and `sin` of the
-   * angle in float64, `fill` outside; see heap-simd-train.wat.
+   * angle in float64, `fill` outside; see heap-simd-conv.wat.
    */
   rotate_nearest(
     x: number,
