@@ -96,8 +96,8 @@
       (br $sLoop))))
 
   ;; The horizontal pass of a separable blur with reflect padding over `rows` rows of w pixels of c
-  ;; floats: for each row and tap k (ntaps float32 taps at `taps`, shift k - (ntaps - 1) / 2), the
-  ;; interior in one axpy, then the columns whose tap falls in the reflected border one by one.
+  ;; floats (ntaps float32 taps at `taps`, tap k shifted by k - p, p = (ntaps - 1) / 2): per row,
+  ;; the columns all of whose taps fall inside in one taps_run, the p at each edge tap by tap.
   (func (export "blur_rows")
     (param $x i32) (param $dst i32) (param $rows i32) (param $w i32) (param $c i32) (param $taps i32)
     (param $ntaps i32)
@@ -134,36 +134,33 @@
       (br $row))))
 
   ;; The vertical pass over n images of h rows of `row` floats: each output row the taps' weighted
-  ;; sum of whole (reflected) rows, in tap order.
+  ;; sum of whole rows, in tap order; in one taps_run where all of them fall inside the image,
+  ;; tap by tap with reflected rows at the edges.
   (func (export "blur_cols")
     (param $x i32) (param $dst i32) (param $n i32) (param $h i32) (param $row i32) (param $taps i32)
     (param $ntaps i32)
     (local $y i32) (local $k i32) (local $rb i32) (local $img i32) (local $p i32)
     (local.set $rb (i32.shl (local.get $row) (i32.const 2)))
+    (local.set $p (i32.shr_u (i32.sub (local.get $ntaps) (i32.const 1)) (i32.const 1)))
     (block $done (loop $image
       (br_if $done (i32.eqz (local.get $n)))
       (local.set $img (local.get $x))
       (local.set $y (i32.const 0))
       (block $yDone (loop $yLoop
         (br_if $yDone (i32.ge_u (local.get $y) (local.get $h)))
-        (local.set $k (i32.const 0))
-        ;; Rows whose taps all fall inside the image: every tap in one pass (k = ntaps skips the
-        ;; tap-by-tap loop below).
-        (local.set $p (i32.shr_u (i32.sub (local.get $ntaps) (i32.const 1)) (i32.const 1)))
         (if (i32.and (i32.ge_u (local.get $y) (local.get $p)) (i32.lt_u (i32.add (local.get $y) (local.get $p)) (local.get $h)))
           (then
             (call $taps_run (local.get $dst) (i32.add (local.get $img) (i32.mul (local.get $rb) (i32.sub (local.get $y) (local.get $p))))
-              (local.get $row) (local.get $rb) (local.get $taps) (local.get $ntaps))
-            (local.set $k (local.get $ntaps))))
-        (if (i32.lt_u (local.get $k) (local.get $ntaps)) (then
-        (loop $tapLoop
-          (call $axpy (local.get $dst)
-            (i32.add (local.get $img) (i32.mul (local.get $rb)
-              (call $reflect (i32.sub (i32.add (local.get $y) (local.get $k))
-                (i32.shr_u (i32.sub (local.get $ntaps) (i32.const 1)) (i32.const 1))) (local.get $h))))
-            (local.get $row) (f32.load (i32.add (local.get $taps) (i32.shl (local.get $k) (i32.const 2))))
-            (i32.eqz (local.get $k)))
-          (br_if $tapLoop (i32.lt_u (local.tee $k (i32.add (local.get $k) (i32.const 1))) (local.get $ntaps))))))
+              (local.get $row) (local.get $rb) (local.get $taps) (local.get $ntaps)))
+          (else
+            (local.set $k (i32.const 0))
+            (loop $tapLoop
+              (call $axpy (local.get $dst)
+                (i32.add (local.get $img) (i32.mul (local.get $rb)
+                  (call $reflect (i32.sub (i32.add (local.get $y) (local.get $k)) (local.get $p)) (local.get $h))))
+                (local.get $row) (f32.load (i32.add (local.get $taps) (i32.shl (local.get $k) (i32.const 2))))
+                (i32.eqz (local.get $k)))
+              (br_if $tapLoop (i32.lt_u (local.tee $k (i32.add (local.get $k) (i32.const 1))) (local.get $ntaps))))))
         (local.set $dst (i32.add (local.get $dst) (local.get $rb)))
         (local.set $y (i32.add (local.get $y) (i32.const 1)))
         (br $yLoop)))

@@ -1,7 +1,7 @@
 /**
  * Training kernels for the wasm backend, one file per kernel family, composed from its own fast
  * kernels (XNNPACK convolution and matrix multiply, pad, slice, transpose) and from the SIMD loops
- * of `heap-simd.wat` and `heap-simd-train.wat` (in Node, some on a pool of worker threads:
+ * of the `heap-simd*.wat` modules (in Node, some on a pool of worker threads:
  * `heap-parallel.ts`). tfjs-backend-wasm 4.22 ships no `Conv2DBackpropFilter` and no depthwise
  * backprops, so a CNN cannot train on it as shipped, and its `Conv2DBackpropInput` is a slow
  * direct loop. Kernels are looked up in the registry (`tf.getKernel`) rather than imported,
