@@ -1,12 +1,19 @@
 /**
  * A library switch's effect on whole training steps, on and off alternating in one process
  * (ten rounds of two steps each way, ABBA order), on wasm with every core:
- *   node --import tsx bench/switch-ab.ts directConv|winograd|batchNormFolding|fusedAdam simple-cnn|user-cnn|mobilenetv2|resnet50v2 [size] [full|frozen|conv5|last-block|blocks-13|inference]
+ *   node --import tsx bench/switch-ab.ts directConv|winograd|batchNormFolding|fusedAdam|balancedPool simple-cnn|user-cnn|mobilenetv2|resnet50v2 [size] [full|frozen|conv5|last-block|blocks-13|inference]
  * Runs minutes apart on these machines differ by more than most single changes; alternating in
  * one process keeps both sides on the same machine state. Prints the median step each way and
  * the median of the paired ratios (on / off: below 1, the switch on is faster).
  */
-import { setBatchNormFolding, setDirectConv, setFusedAdam, setupBackend, setWinograd } from '../src/node.js';
+import {
+  setBalancedPool,
+  setBatchNormFolding,
+  setDirectConv,
+  setFusedAdam,
+  setupBackend,
+  setWinograd,
+} from '../src/node.js';
 import { type BenchModel, type BenchTrain, benchModel, benchStep } from './common.js';
 
 const SWITCHES: Record<string, (on: boolean) => void> = {
@@ -14,6 +21,7 @@ const SWITCHES: Record<string, (on: boolean) => void> = {
   winograd: setWinograd,
   batchNormFolding: setBatchNormFolding,
   fusedAdam: setFusedAdam,
+  balancedPool: setBalancedPool,
 };
 const [which = 'directConv', name = 'simple-cnn', sizeArg, trainArg = 'full'] = process.argv.slice(2);
 const set = SWITCHES[which];

@@ -14,6 +14,7 @@ export { setSkipUnusedInputGradients } from './backend/patches/unused-input-grad
 export type { BackendInfo, BackendName, PackageImporter, SetupBackendOptions } from './backend/setup.js';
 export { availableBackends, BACKEND_NAMES, setupBackend } from './backend/setup.js';
 export { setDirectConv } from './backend/wasm/direct-conv.js';
+export { setBalancedPool } from './backend/wasm/heap-parallel.js';
 export { setWinograd } from './backend/wasm/winograd.js';
 // --- Data: splits, batching, synthetic phantoms (no file system) ---
 export * from './data/index.js';

@@ -17,6 +17,7 @@ interface ChildResult {
   pointwise: { count: number; sha256: string };
   elementwise: { wrong: number; count: number };
   split: number[];
+  balanced: { wrong: number; fixedSame: boolean };
   note?: string;
   conv: number[];
   weights: number[];
@@ -70,6 +71,10 @@ describe('wasm threads in Node', () => {
     expect(one.pointwise.count).toBe(4 * 24 * 24 * 16 + 16 * 24 + 4 * 23 * 23 * 16 + 9 * 16);
     expect(two.elementwise).toEqual({ wrong: 0, count: 70001 });
     expect(one.elementwise).toEqual({ wrong: 0, count: 70001 });
+    // The balanced pool ran every group once, with each thread's own argument, and gives the same
+    // bits as fixed shares.
+    expect(two.balanced).toEqual({ wrong: 0, fixedSame: true });
+    expect(one.balanced).toEqual({ wrong: 0, fixedSame: true });
     expect(two.weights).toEqual(one.weights);
     expect(one.weights.length).toBe(17723);
     expect(two.note).toBeUndefined();

@@ -13,7 +13,7 @@ import {
   type BatchNormActivation,
 } from '../kernel-names.js';
 import { floatBits, type HeapBackend, type KernelArgs, type TensorInfo } from './common.js';
-import { runSpread, share, threadsFor } from './heap-parallel.js';
+import { runShares, threadsFor } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
 import { chunkedColumnSums } from './reductions.js';
 
@@ -148,25 +148,21 @@ function centeredAffine(
     const [lo, hi] = floatBits(...(mask?.bounds ?? clamp ?? [0, 0])) as [number, number];
     // Rows split over the heap pool's threads: no sums, the same numbers on any count.
     const threads = threadsFor(b, m, ((g ? 3 : 2) + (mask ? 1 : 0)) * m * c);
-    const calls = Array.from({ length: threads }, (_, t) => {
-      const [r0, r1] = share(m, threads, t);
+    runShares(b, 'centered_affine', simd, threads, m, 1, (r0, r1) => {
       const o = r0 * c * 4;
       return [
-        [
-          (px as number) + o,
-          (pg as number) + o,
-          (pd as number) + o,
-          pf as number,
-          r1 - r0,
-          c,
-          mask ? py + o : 0,
-          lo,
-          hi,
-          clamp ? 1 : 0,
-        ],
+        (px as number) + o,
+        (pg as number) + o,
+        (pd as number) + o,
+        pf as number,
+        r1 - r0,
+        c,
+        mask ? py + o : 0,
+        lo,
+        hi,
+        clamp ? 1 : 0,
       ];
     });
-    runSpread(b, 'centered_affine', simd, calls);
     b.disposeData(f.dataId);
     return;
   }

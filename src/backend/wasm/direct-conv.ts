@@ -6,7 +6,7 @@
  */
 import type { Attrs, HeapBackend, TensorInfo } from './common.js';
 import { ACTIVATION, type Activation, forwardInfo } from './conv-geometry.js';
-import { runSpread, share, threadsFor } from './heap-parallel.js';
+import { runShares, threadsFor } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
 
 let enabled = true;
@@ -61,27 +61,20 @@ export function singleChannelForward(
   const [px, pf, py] = [x, filter, y].map((t) => b.getMemoryOffset(t.dataId)) as [number, number, number];
   const pb = bias ? b.getMemoryOffset(bias.dataId) : 0;
   const threads = threadsFor(b, n);
-  const calls = Array.from({ length: threads }, (_, t) => {
-    const [i0, i1] = share(n, threads, t);
-    const images = i1 - i0;
-    return [
-      [
-        px + i0 * h * w * 4,
-        pf,
-        py + i0 * oh * ow * co * 4,
-        pb,
-        ACTIVATION[activation],
-        images,
-        h,
-        w,
-        co,
-        oh,
-        ow,
-        top,
-        left,
-      ],
-    ];
-  });
-  runSpread(b, 'conv1_forward', simd, calls);
+  runShares(b, 'conv1_forward', simd, threads, n, 1, (i0, i1) => [
+    px + i0 * h * w * 4,
+    pf,
+    py + i0 * oh * ow * co * 4,
+    pb,
+    ACTIVATION[activation],
+    i1 - i0,
+    h,
+    w,
+    co,
+    oh,
+    ow,
+    top,
+    left,
+  ]);
   return y;
 }

@@ -30,6 +30,23 @@ export type ParallelFunction = (typeof PARALLEL_FUNCTIONS)[number];
 /** The most calls a pool takes per thread in one job (`heap-pool.node.ts`). */
 export const MAX_CALLS = 64;
 
+/** The most groups of calls a pool balances in one job ({@link runBalanced}), and calls in all. */
+export const MAX_GROUPS = 256;
+export const MAX_GROUP_CALLS = 1024;
+
+/**
+ * Chunks per thread that {@link runShares} cuts work into: enough that the last one taken ends
+ * close to the others (on SimpleCNN's step, 8 per thread left the caller waiting ~1.5 ms per
+ * Winograd call for the worker's last chunk, and the step ran 2-7% slower than fixed halves).
+ */
+export const BALANCE = 32;
+
+/** A per-thread argument: argument `arg` of every call is `values[t]` on thread t (0: the caller's). */
+export interface PerThread {
+  arg: number;
+  values: number[];
+}
+
 /**
  * Part `i` of `parts` of the range [0, total) as [from, to): contiguous, in order, boundaries
  * on multiples of `unit` (which must divide `total`).
@@ -47,6 +64,19 @@ export interface HeapParallel {
    * thread has finished; each call is `fn(...args)`, at most 16 arguments.
    */
   run(fn: ParallelFunction, simd: HeapSimd, calls: number[][][]): void;
+  /**
+   * Runs every group of `groups`, each group's calls in order on one thread, the groups taken in
+   * order by whichever thread is free next (the caller's included), and returns once all have run;
+   * with `perThread`, a call's argument `perThread.arg` is the running thread's value (its scratch,
+   * say); only the first `threads` threads (default: all) take part. See {@link runBalanced}.
+   */
+  runBalanced(
+    fn: ParallelFunction,
+    simd: HeapSimd,
+    groups: number[][][],
+    perThread?: PerThread,
+    threads?: number,
+  ): void;
 }
 
 const pools = new WeakMap<WebAssembly.Memory, HeapParallel>();
@@ -105,6 +135,107 @@ export function threadsFor(backend: unknown, units: number, values = Number.POSI
 export function runHere(fn: ParallelFunction, simd: HeapSimd, calls: number[][][]): void {
   const f = simd[fn] as (...a: number[]) => void;
   for (const list of calls) for (const args of list) f(...args);
+}
+
+/** Runs every group of `groups` on this thread, in order, with thread 0's value of `perThread`. */
+export function runGroupsHere(
+  fn: ParallelFunction,
+  simd: HeapSimd,
+  groups: number[][][],
+  perThread?: PerThread,
+): void {
+  const f = simd[fn] as (...a: number[]) => void;
+  const mine = perThread?.values[0];
+  for (const group of groups)
+    for (const args of group) {
+      if (mine === undefined || !perThread) f(...args);
+      else f(...args.map((a, i) => (i === perThread.arg ? mine : a)));
+    }
+}
+
+/**
+ * Runs `groups` of calls on `backend`'s pool, balanced: every thread takes the next group not yet
+ * taken until none is left, so a thread that starts late (a worker waking from its sleep takes
+ * 0.1-0.3 ms here) or runs slow (a core shared with another thread) takes fewer. A group's calls
+ * run in order on one thread, and no call may depend on which thread runs it, only on
+ * `perThread`'s value for it (scratch that each call fills before it reads): the numbers are then
+ * the same on any number of threads. At most `threads` threads take part (default: the pool's;
+ * and no more than `perThread` has values for). Without a pool, all of them run here.
+ */
+export function runBalanced(
+  backend: unknown,
+  fn: ParallelFunction,
+  simd: HeapSimd,
+  groups: number[][][],
+  perThread?: PerThread,
+  threads?: number,
+): void {
+  const pool = groups.length > 1 && (threads ?? 2) > 1 ? heapParallel(backend) : null;
+  if (!pool) runGroupsHere(fn, simd, groups, perThread);
+  else if (balanced) pool.runBalanced(fn, simd, groups, perThread, threads);
+  else {
+    // Fixed shares: thread t runs the t-th run of consecutive groups.
+    const taking = Math.min(
+      pool.threads,
+      groups.length,
+      threads ?? pool.threads,
+      perThread?.values.length ?? pool.threads,
+    );
+    const calls = Array.from({ length: taking }, (_, t) => {
+      const [from, to] = share(groups.length, taking, t);
+      const value = perThread?.values[t];
+      return groups
+        .slice(from, to)
+        .flat()
+        .map((args) =>
+          value === undefined || !perThread ? args : args.map((a, i) => (i === perThread.arg ? value : a)),
+        );
+    });
+    pool.run(fn, simd, calls);
+  }
+}
+
+let balanced = true;
+
+/**
+ * Turns the balanced pool off (each thread runs a fixed share of the groups, as before the tenth
+ * session) or back on; for benchmarks that compare the two. The numbers are the same either way.
+ */
+export function setBalancedPool(on: boolean): void {
+  balanced = on;
+}
+
+/**
+ * Runs `call(from, to)` over [0, total) on `threads` threads ({@link threadsFor}): cut into up to
+ * {@link BALANCE} chunks per thread (boundaries on multiples of `unit`, which must divide `total`)
+ * that the threads take as they come free ({@link runBalanced}), or, with the balanced pool off,
+ * one share per thread. `call` gives one call, or a group of `perChunk` calls run in order. For
+ * loops whose chunks write disjoint outputs, each value computed the same way whatever chunk it
+ * falls in: the numbers are then the same on any number of threads.
+ */
+export function runShares(
+  backend: unknown,
+  fn: ParallelFunction,
+  simd: HeapSimd,
+  threads: number,
+  total: number,
+  unit: number,
+  call: (from: number, to: number) => number[] | number[][],
+  options: { perThread?: PerThread; perChunk?: number } = {},
+): void {
+  const units = total / unit;
+  const most = Math.min(MAX_GROUPS, Math.floor(MAX_GROUP_CALLS / (options.perChunk ?? 1)));
+  const chunks =
+    threads <= 1
+      ? 1
+      : balanced
+        ? Math.min(units, Math.max(threads, Math.min(threads * BALANCE, most)))
+        : threads;
+  const groups = Array.from({ length: chunks }, (_, i) => {
+    const c = call(...share(total, chunks, i, unit));
+    return Array.isArray(c[0]) ? (c as number[][]) : [c as number[]];
+  });
+  runBalanced(backend, fn, simd, groups, options.perThread, threads);
 }
 
 /** Runs `calls[t]` on thread t of `backend`'s pool (see {@link threadsFor}), or all here. */

@@ -117,4 +117,5 @@ export {
 } from './conv.js';
 export { setDirectConv } from './direct-conv.js';
 export { collapsePermutation } from './elementwise.js';
+export { setBalancedPool } from './heap-parallel.js';
 export { setWinograd, useWinograd } from './winograd.js';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type HeapBackend, type KernelArgs, original, type Shape4, type TensorInfo } from './common.js';
-import { runSpread, share, threadsFor } from './heap-parallel.js';
+import { runShares, threadsFor } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
 
 /**
@@ -46,12 +46,18 @@ export function maxPoolGrad({ inputs, backend, attrs }: KernelArgs) {
         number,
       ];
       const threads = threadsFor(b, n, n * (2 * H * W + 2 * OH * OW) * C);
-      const calls = Array.from({ length: threads }, (_, t) => {
-        const [i0, i1] = share(n, threads, t);
-        const image = H * W * C * 4;
-        return [[px + i0 * image, pg + i0 * OH * OW * C * 4, pdx + i0 * image, i1 - i0, H, W, C, OH, OW]];
-      });
-      runSpread(b, 'maxpool_grad_2x2', simd, calls);
+      const image = H * W * C * 4;
+      runShares(b, 'maxpool_grad_2x2', simd, threads, n, 1, (i0, i1) => [
+        px + i0 * image,
+        pg + i0 * OH * OW * C * 4,
+        pdx + i0 * image,
+        i1 - i0,
+        H,
+        W,
+        C,
+        OH,
+        OW,
+      ]);
     } else {
       dx.fill(0);
       maxPoolGrad2x2(x, g, dx, n, H, W, C, OH, OW);

@@ -2,6 +2,7 @@ import { type HeapBackend, type KernelArgs, normAxes, original, type TensorInfo 
 import {
   alignedScratch,
   MAX_CALLS,
+  runBalanced,
   runHere,
   runSpread,
   share,
@@ -107,8 +108,12 @@ export function columnSumsOf(b: HeapBackend, x: TensorInfo, rows: number, cols: 
   ]);
 }
 
-/** Row chunks whose float64 column sums are taken separately, then added in this order. */
-const SUM_CHUNKS = 4;
+/**
+ * Row chunks whose float64 column sums are taken separately, then added in this order: enough for
+ * the pool's threads to share them evenly as they come free (`runBalanced`; 4 left one thread a
+ * quarter of the work behind when the other woke late).
+ */
+const SUM_CHUNKS = 16;
 
 /**
  * float64 column sums over `rows` rows by the heap loop `fn`, in {@link SUM_CHUNKS} fixed chunks of
@@ -135,12 +140,12 @@ export function chunkedColumnSums(
   b.typedArrayFromHeap(scratch).fill(0);
   // Values read: `width` = 2 reads a second [rows, cols] array beside the first.
   const threads = threadsFor(b, chunks, width * rows * cols);
-  const calls: number[][][] = Array.from({ length: threads }, () => []);
-  for (let k = 0; k < chunks; k++) {
+  // Each chunk into its own accumulator, on whichever thread takes it.
+  const groups = Array.from({ length: chunks }, (_, k) => {
     const [r0, r1] = share(rows, chunks, k);
-    (calls[k % threads] as number[][]).push(args(r0, r1 - r0, at + k * stride));
-  }
-  runSpread(b, fn, simd, calls);
+    return [args(r0, r1 - r0, at + k * stride)];
+  });
+  runBalanced(b, fn, simd, groups, undefined, threads);
   const heap = b.typedArrayFromHeap(scratch).buffer;
   const acc = new Float64Array(heap, at, size).slice();
   for (let k = 1; k < chunks; k++) {

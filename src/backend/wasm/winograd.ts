@@ -31,7 +31,7 @@ import {
 } from './common.js';
 import { ACTIVATION, type Activation, forwardInfo } from './conv-geometry.js';
 import { singleChannelForward } from './direct-conv.js';
-import { alignedScratch, runSpread, share, threadsFor, wholeLines } from './heap-parallel.js';
+import { alignedScratch, runBalanced, runShares, share, threadsFor, wholeLines } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
 
 /** G, the filter transform of F(4x4, 3x3) (6x3). */
@@ -269,10 +269,19 @@ export function winogradConv(
     top,
     left,
   ];
-  const calls = Array.from({ length: threads }, (_, i) => [
-    [...args, base + i * per, ...share(tiles.t, threads, i)],
-  ]);
-  runSpread(b, 'wino_forward', simd, calls);
+  // Whole blocks of 32 tiles per chunk, taken by whichever thread is free; the argument after
+  // `args` is the running thread's scratch.
+  const scratches = Array.from({ length: threads }, (_, i) => base + i * per);
+  runShares(
+    b,
+    'wino_forward',
+    simd,
+    threads,
+    Math.ceil(tiles.t / 32),
+    1,
+    (from, to) => [...args, 0, 32 * from, Math.min(tiles.t, 32 * to)],
+    { perThread: { arg: args.length, values: scratches } },
+  );
   for (const t of [ut, scratch]) b.disposeData(t.dataId);
   return y;
 }
@@ -323,24 +332,15 @@ export function winogradFilterGrad(
   new Float32Array(b.typedArrayFromHeap(scratch).buffer, duBase, CHUNKS * k).fill(0);
   const base = duBase + CHUNKS * k * 4;
   const [xBase, dyBase] = [x, dyp].map((t) => b.getMemoryOffset(t.dataId)) as [number, number];
-  const calls: number[][][] = Array.from({ length: threads }, () => []);
+  // Each chunk sums its tiles into its own dU on whichever thread is free; the argument before the
+  // tile range is the running thread's scratch.
+  const groups: number[][][] = [];
   for (let c = 0; c < CHUNKS; c++)
-    (calls[c % threads] as number[][]).push([
-      xBase,
-      dyBase,
-      duBase + c * k * 4,
-      h,
-      w,
-      top,
-      left,
-      ci,
-      co,
-      oh,
-      ow,
-      base + (c % threads) * per,
-      ...share(tiles.t, CHUNKS, c),
+    groups.push([
+      [xBase, dyBase, duBase + c * k * 4, h, w, top, left, ci, co, oh, ow, 0, ...share(tiles.t, CHUNKS, c)],
     ]);
-  runSpread(b, 'wino_filter_grad', simd, calls);
+  const scratches = Array.from({ length: threads }, (_, i) => base + i * per);
+  runBalanced(b, 'wino_filter_grad', simd, groups, { arg: 11, values: scratches });
   for (let c = 1; c < CHUNKS; c++) simd.axpy(duBase, duBase + c * k * 4, k, 1, 0);
   // A copy: JavaScript reads a shared heap's typed arrays several times slower.
   const sum = reused('dU', k);

@@ -9,7 +9,14 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { heapParallel, setMinPooledValues, threadsFor } from '../../../src/backend/wasm/heap-parallel.js';
+import {
+  heapParallel,
+  runBalanced,
+  setBalancedPool,
+  setMinPooledValues,
+  threadsFor,
+} from '../../../src/backend/wasm/heap-parallel.js';
+import { heapSimd } from '../../../src/backend/wasm/heap-simd.js';
 import {
   adaBelief,
   nodeWasmThreading,
@@ -110,6 +117,66 @@ const elementwise = tf.tidy(() => {
   }
   return { wrong, count: xv.length };
 });
+// The balanced pool (heap-parallel.ts `runBalanced`), driven directly: 50 groups of `gemm` calls
+// that add (init = 0) a . b into disjoint 4-row blocks of a zeroed c, so a group run twice or
+// never shows; then the same with argument 0 a per-thread value (thread t's copy of a, two
+// identical copies), every group adding a's first rows. Then the Winograd convolution above with
+// the pool's fixed shares: the same bits.
+const balanced = (() => {
+  const be = tf.backend() as unknown as {
+    makeOutput(shape: number[], dtype: 'float32'): { dataId: object };
+    getMemoryOffset(id: object): number;
+    typedArrayFromHeap(t: { dataId: object }): Float32Array;
+    disposeData(id: object): void;
+  };
+  const simd = heapSimd(be);
+  if (!simd) throw new Error('heap SIMD loops unavailable');
+  const [m, k, n] = [200, 12, 8];
+  const av = Float32Array.from({ length: m * k }, (_, i) => ((i * 7919) % 13) - 6);
+  const bv = Float32Array.from({ length: k * n }, (_, i) => ((i * 104729) % 11) - 5);
+  const [a1, a2, bt, ct] = [m * k, m * k, k * n, m * n].map((size) => be.makeOutput([size], 'float32'));
+  for (const t of [a1, a2]) be.typedArrayFromHeap(t as { dataId: object }).set(av);
+  be.typedArrayFromHeap(bt as { dataId: object }).set(bv);
+  be.typedArrayFromHeap(ct as { dataId: object }).fill(0);
+  const at = (t: { dataId: object } | undefined) => be.getMemoryOffset((t as { dataId: object }).dataId);
+  // Group g adds rows [4g, 4g + 4) of a . b into the same rows of c.
+  const block = (g: number, a: number) => [a + g * 4 * k * 4, at(bt), at(ct) + g * 4 * n * 4, 4, k, n, k, 0];
+  runBalanced(
+    tf.backend(),
+    'gemm',
+    simd,
+    Array.from({ length: m / 4 }, (_, g) => [block(g, at(a1))]),
+  );
+  const c = be.typedArrayFromHeap(ct as { dataId: object });
+  let wrong = 0;
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let sum = 0;
+      for (let q = 0; q < k; q++) sum += (av[i * k + q] as number) * (bv[q * n + j] as number);
+      if (c[i * n + j] !== sum) wrong++;
+    }
+  // A per-thread argument: every group adds row block 0 of a (thread t's copy) into its own block.
+  be.typedArrayFromHeap(ct as { dataId: object }).fill(0);
+  runBalanced(
+    tf.backend(),
+    'gemm',
+    simd,
+    Array.from({ length: m / 4 }, (_, g) => [[0, ...block(g, 0).slice(1)]]),
+    { arg: 0, values: Array.from({ length: 8 }, (_, t) => at(t % 2 ? a2 : a1)) },
+  );
+  const c2 = be.typedArrayFromHeap(ct as { dataId: object });
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) if (c2[i * n + j] !== c[(i % 4) * n + j]) wrong++;
+  for (const t of [a1, a2, bt, ct]) be.disposeData((t as { dataId: object }).dataId);
+  setBalancedPool(false);
+  const fixed = tf.tidy(() => {
+    const x = tf.randomNormal([4, 30, 30, 16], 0, 1, 'float32', 3) as tf.Tensor4D;
+    const w = tf.randomNormal([3, 3, 16, 16], 0, 1, 'float32', 4) as tf.Tensor4D;
+    const conv = (a: tf.Tensor4D, f: tf.Tensor4D) => tf.conv2d(a, f, 1, 'same');
+    return hashed([conv(x, w), ...probedGrads(conv, x, w, 5)]);
+  });
+  setBalancedPool(true);
+  return { wrong, fixedSame: fixed.sha256 === wino.sha256 };
+})();
 const model = simpleCnn({
   inputShape: [32, 32, 1],
   numClasses: 3,
@@ -147,5 +214,6 @@ console.log(
     elementwise,
     weights,
     split,
+    balanced,
   }),
 );
