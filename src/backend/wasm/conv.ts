@@ -12,7 +12,7 @@ import {
   type TensorInfo,
 } from './common.js';
 import { convInfo, fullCorrelationInput, paddedInput, tap } from './conv-geometry.js';
-import { MAX_CALLS, runSpread, share, threadsFor } from './heap-parallel.js';
+import { MAX_CALLS, runBalanced, runSpread, share, threadsFor } from './heap-parallel.js';
 import { type HeapSimd, heapSimd } from './heap-simd.js';
 import { gemmRows } from './matmul.js';
 import { winogradFilterGrad, winogradInputGrad } from './winograd.js';
@@ -280,7 +280,7 @@ function singleChannelFilterGrad(
   const [n, ph, pw] = padded.shape as Shape4;
   // Chunks of images x filter rows, each summed apart and then in chunk order: work for every
   // thread (rows alone gave one of 2 threads 2 of a 3x3 filter's 3), the same sums on any count.
-  // A thread takes consecutive chunks, all rows of one before the next: a chunk's dy (4 MB for
+  // A thread takes a chunk, all of its rows, then the next chunk left: a chunk's dy (4 MB for
   // SimpleCNN's 2 images) is read from memory once and from cache for its other rows.
   const chunks = Math.max(1, Math.min(FILTER_GRAD_CHUNKS, n, Math.floor(MAX_CALLS / kh)));
   const size = kh * 4 * co;
@@ -292,11 +292,12 @@ function singleChannelFilterGrad(
     number,
   ];
   const threads = threadsFor(b, kh * chunks);
-  const calls: number[][][] = Array.from({ length: threads }, () => []);
+  // A chunk's filter rows in order on whichever thread takes it (`runBalanced`).
+  const groups: number[][][] = Array.from({ length: chunks }, () => []);
   for (let c = 0; c < chunks; c++)
     for (let ty = 0; ty < kh; ty++) {
       const [b0, b1] = share(n, chunks, c);
-      (calls[Math.floor((c * threads) / chunks)] as number[][]).push([
+      (groups[c] as number[][]).push([
         xp + b0 * ph * pw * 4,
         dyp + b0 * oh * ow * co * 4,
         rowsp + (c * size + ty * 4 * co) * 4,
@@ -313,7 +314,7 @@ function singleChannelFilterGrad(
         co,
       ]);
     }
-  runSpread(b, 'conv_filter_grad', simd, calls);
+  runBalanced(b, 'conv_filter_grad', simd, groups, undefined, threads);
   for (let c = 1; c < chunks; c++) simd.axpy(rowsp, rowsp + c * size * 4, size, 1, 0);
   const out = hb.makeOutput(filterShape, 'float32');
   const dst = hb.typedArrayFromHeap(out);

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { CLIP_GRAD_KERNEL } from '../kernel-names.js';
 import { floatBits, type HeapBackend, type KernelArgs, original, type TensorInfo } from './common.js';
-import { runSpread, share, threadsFor } from './heap-parallel.js';
-import { heapSimd } from './heap-simd.js';
+import { type ParallelFunction, runShares, threadsFor } from './heap-parallel.js';
+import { type HeapSimd, heapSimd } from './heap-simd.js';
 
 /**
  * Identity without a copy: the result shares the input's buffer and holds a reference of its
@@ -70,23 +70,23 @@ export function transpose({ inputs, backend, attrs }: KernelArgs): TensorInfo {
 }
 
 /**
- * Calls of an elementwise heap loop over `n` values, one per thread of the heap pool (ranges on
- * whole cache lines) when the `touched` values (reads and writes) reach the pooled minimum
- * (`threadsFor`), else one: `call(i0, count)` gives each.
+ * Runs an elementwise heap loop over `n` values: split over the heap pool in chunks of whole cache
+ * lines (`runShares`) when the `touched` values (reads and writes) reach the pooled minimum
+ * (`threadsFor`), else on this thread; `call(i0, count)` gives each call.
  * Each value is computed alone, so any split gives the same numbers.
  */
-function elementRanges(
+function runElementwise(
   b: HeapBackend,
+  fn: ParallelFunction,
+  simd: HeapSimd,
   n: number,
   touched: number,
   call: (i0: number, count: number) => number[],
-): number[][][] {
-  const threads = threadsFor(b, n, touched);
+): void {
   const lines = Math.ceil(n / 16);
-  return Array.from({ length: threads }, (_, t) => {
-    const [l0, l1] = share(lines, threads, t);
+  runShares(b, fn, simd, threadsFor(b, n, touched), lines, 1, (l0, l1) => {
     const i0 = l0 * 16;
-    return [call(i0, Math.min(n, l1 * 16) - i0)];
+    return call(i0, Math.min(n, l1 * 16) - i0);
   });
 }
 
@@ -124,21 +124,14 @@ export function add({ inputs, backend }: KernelArgs): TensorInfo {
   cv.set(b.typedArrayFromHeap(small), c);
   const [px, pout, pc] = [big, out, coeffs].map((t) => b.getMemoryOffset(t.dataId)) as number[];
   const rows = n / c;
-  const threads = threadsFor(b, rows, 2 * n);
-  const calls = Array.from({ length: threads }, (_, t) => {
-    const [r0, r1] = share(rows, threads, t);
-    return [
-      [
-        (px as number) + r0 * c * 4,
-        (pout as number) + r0 * c * 4,
-        pc as number,
-        (pc as number) + c * 4,
-        r1 - r0,
-        c,
-      ],
-    ];
-  });
-  runSpread(b, 'affine_channels', simd, calls);
+  runShares(b, 'affine_channels', simd, threadsFor(b, rows, 2 * n), rows, 1, (r0, r1) => [
+    (px as number) + r0 * c * 4,
+    (pout as number) + r0 * c * 4,
+    pc as number,
+    (pc as number) + c * 4,
+    r1 - r0,
+    c,
+  ]);
   b.disposeData(coeffs.dataId);
   return out;
 }
@@ -161,19 +154,14 @@ export function clipByValueGrad({ inputs, backend, attrs }: KernelArgs): TensorI
   if (simd) {
     const [px, pdy, pout] = [x, dy, out].map((t) => b.getMemoryOffset(t.dataId)) as number[];
     const [loBits, hiBits] = floatBits(lo, hi);
-    runSpread(
-      b,
-      'clip_grad',
-      simd,
-      elementRanges(b, n, 3 * n, (i0, count) => [
-        (px as number) + i0 * 4,
-        (pdy as number) + i0 * 4,
-        (pout as number) + i0 * 4,
-        count,
-        loBits as number,
-        hiBits as number,
-      ]),
-    );
+    runElementwise(b, 'clip_grad', simd, n, 3 * n, (i0, count) => [
+      (px as number) + i0 * 4,
+      (pdy as number) + i0 * 4,
+      (pout as number) + i0 * 4,
+      count,
+      loBits as number,
+      hiBits as number,
+    ]);
     return out;
   }
   // Views after makeOutput: allocating may grow (and move) the heap.

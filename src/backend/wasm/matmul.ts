@@ -9,7 +9,7 @@ import {
   scoped,
   type TensorInfo,
 } from './common.js';
-import { MAX_CALLS, runShares, runSpread, share, threadsFor } from './heap-parallel.js';
+import { MAX_CALLS, runSpread, share, threadsFor } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
 
 /** Right operands XNNPACK has packed already: it caches the packed form by the tensor's buffer. */
@@ -132,28 +132,26 @@ export function gemmRows(
   const threads = threadsFor(b, m / 4);
   // At most MAX_CALLS panels: the pool takes that many calls per thread in one job.
   const panel = Math.max(PANEL, Math.ceil(k / MAX_CALLS));
-  const panels = Math.ceil(k / panel);
-  // Each chunk of rows sums its panels in order, on whichever thread takes it.
-  runShares(
-    b,
-    'gemm',
-    simd,
-    threads,
-    m,
-    4,
-    (r0, r1) =>
-      Array.from({ length: panels }, (_, p) => [
-        pa + (r0 * lda + p * panel) * 4,
-        pb + p * panel * n * 4,
+  // Fixed shares, not balanced chunks: a thread's rows take each panel of b while it is in cache
+  // (a dense layer's 4 MB-a-side weights against 32 rows: per 4-row chunk, b would stream from
+  // memory once per chunk).
+  const calls = Array.from({ length: threads }, (_, t) => {
+    const [r0, r1] = share(m, threads, t, 4);
+    const list: number[][] = [];
+    for (let kp = 0; kp < k; kp += panel)
+      list.push([
+        pa + (r0 * lda + kp) * 4,
+        pb + kp * n * 4,
         pc + r0 * n * 4,
         r1 - r0,
-        Math.min(panel, k - p * panel),
+        Math.min(panel, k - kp),
         n,
         lda,
-        p === 0 ? 1 : 0,
-      ]),
-    { perChunk: panels },
-  );
+        kp === 0 ? 1 : 0,
+      ]);
+    return list;
+  });
+  runSpread(b, 'gemm', simd, calls);
 }
 
 /**
