@@ -342,6 +342,90 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     }
   });
 
+  it('stride-1 input gradients (depthwise, and convolutions off the Winograd and 1x1 paths) pad inside the convolution: the bits of a padded copy, no PadV2, no leaks', async () => {
+    await useBackend('wasm');
+    registerWasmTrainingKernels();
+    const cases: { kernel: string; dy: number[]; filter: number[]; pad: 'same' | 'valid' | number }[] = [
+      { kernel: 'DepthwiseConv2dNativeBackpropInput', dy: [2, 7, 7, 12], filter: [3, 3, 12, 1], pad: 'same' },
+      { kernel: 'DepthwiseConv2dNativeBackpropInput', dy: [1, 6, 5, 8], filter: [5, 3, 8, 1], pad: 'valid' },
+      // 2 tiles of 4x4: too few for Winograd.
+      { kernel: 'Conv2DBackpropInput', dy: [2, 4, 4, 8], filter: [3, 3, 6, 8], pad: 'same' },
+      { kernel: 'Conv2DBackpropInput', dy: [1, 5, 5, 4], filter: [3, 3, 3, 4], pad: 1 },
+    ];
+    for (const c of cases) {
+      const depthwise = c.kernel.startsWith('Depthwise');
+      const [n, oh, ow] = c.dy as [number, number, number, number];
+      const [kh, kw, ci] = c.filter as [number, number, number, number];
+      const p =
+        c.pad === 'same' ? [(kh - 1) >> 1, (kw - 1) >> 1] : c.pad === 'valid' ? [0, 0] : [c.pad, c.pad];
+      const inputShape = [n, oh + kh - 1 - 2 * (p[0] as number), ow + kw - 1 - 2 * (p[1] as number), ci];
+      const dy = tf.randomNormal(c.dy, 0, 1, 'float32', 21);
+      const filter = tf.randomNormal(c.filter, 0, 1, 'float32', 22);
+      const before = tf.memory().numTensors;
+      // PadV2 calls, including those the gradient kernels make inside the backend.
+      const pad = tf.getKernel('PadV2', 'wasm') as tf.KernelConfig;
+      let pads = 0;
+      tf.unregisterKernel('PadV2', 'wasm');
+      tf.registerKernel({ ...pad, kernelFunc: (args) => (pads++, pad.kernelFunc(args)) });
+      let dx: tf.Tensor;
+      try {
+        dx = tf.engine().runKernel(
+          c.kernel,
+          { dy, filter },
+          {
+            strides: [1, 1],
+            pad: c.pad,
+            dilations: [1, 1],
+            dataFormat: 'NHWC',
+            inputShape,
+          },
+        ) as tf.Tensor;
+      } finally {
+        tf.unregisterKernel('PadV2', 'wasm');
+        tf.registerKernel(pad);
+      }
+      expect(dx.shape, c.kernel).toEqual(inputShape);
+      expect(pads, c.kernel).toBe(0);
+      // The full correlation on an explicitly zero-padded dy, with the flipped (and, for a
+      // convolution, transposed) filter.
+      const reference = tf.tidy(() => {
+        const padded = tf.pad(dy, [
+          [0, 0],
+          [kh - 1 - (p[0] as number), kh - 1 - (p[0] as number)],
+          [kw - 1 - (p[1] as number), kw - 1 - (p[1] as number)],
+          [0, 0],
+        ]) as tf.Tensor4D;
+        const flipped = tf.reverse(filter, [0, 1]) as tf.Tensor4D;
+        return depthwise
+          ? tf.depthwiseConv2d(padded, flipped, 1, 'valid')
+          : tf.conv2d(padded, tf.transpose(flipped, [0, 1, 3, 2]) as tf.Tensor4D, 1, 'valid');
+      });
+      expect(Array.from(dx.dataSync()), c.kernel).toEqual(Array.from(reference.dataSync()));
+      // And the cpu backend's gradient, within float32 rounding.
+      const values = Array.from(dx.dataSync());
+      const [dyValues, filterValues] = [dy, filter].map((t) => Array.from(t.dataSync()));
+      tf.dispose([dx, reference, dy, filter]);
+      expect(tf.memory().numTensors).toBe(before - 2);
+      await useBackend('cpu');
+      const onCpu = tf.tidy(() =>
+        Array.from(
+          (
+            tf.engine().runKernel(
+              c.kernel,
+              {
+                dy: tf.tensor(dyValues as number[], c.dy),
+                filter: tf.tensor(filterValues as number[], c.filter),
+              },
+              { strides: [1, 1], pad: c.pad, dilations: [1, 1], dataFormat: 'NHWC', inputShape },
+            ) as tf.Tensor
+          ).dataSync(),
+        ),
+      );
+      await useBackend('wasm');
+      expect(relativeError(values, onCpu), c.kernel).toBeLessThan(1e-5);
+    }
+  });
+
   it('MaxPoolGrad matches cpu exactly (2x2/2 in SIMD and JavaScript, 3x3/2 same with padding, ties after ReLU)', async () => {
     const grads = async (
       backend: 'cpu' | 'wasm',

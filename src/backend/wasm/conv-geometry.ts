@@ -155,26 +155,46 @@ export function convInfo(
 }
 
 /**
- * The input gradient of a convolution is a "full" correlation of dy with the flipped filter:
- * dilate dy by the stride, then pad it so that a stride-1 valid convolution gives the input size.
+ * The input gradient of a convolution is a "full" correlation of dy with the flipped filter `w`
+ * (for Conv2D also transposed to [kh, kw, co, ci]): dilate dy by the stride, then pad it so that a
+ * stride-1 valid convolution gives the input size. At stride 1, where no side is cropped, the
+ * padding is the convolution's own (XNNPACK's implicit zeros, the same sums): no padded copy of dy
+ * (MobileNetV2's trainable 32x7x7x336 depthwise input gradient 1.32 -> 0.55 ms, its 32x112x112x16
+ * 10.5 -> 6.2 ms; bit-identical).
  */
-export function fullCorrelationInput(
+export function fullCorrelation(
   b: Backend,
   keep: (t: TensorInfo) => TensorInfo,
+  kernel: 'Conv2D' | 'DepthwiseConv2dNative',
   dy: TensorInfo,
+  w: TensorInfo,
   info: tf.backend_util.Conv2DInfo,
 ): TensorInfo {
   const kh = info.filterHeight;
   const kw = info.filterWidth;
+  const attrs = { strides: [1, 1], dataFormat: 'NHWC', dilations: [1, 1] };
+  const { top, bottom, left, right } = info.padInfo;
+  const pads = [kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right];
+  if (info.strideHeight === 1 && info.strideWidth === 1 && pads.every((p) => p >= 0)) {
+    const [t, bo, l, r] = pads as [number, number, number, number];
+    const pad = [
+      [0, 0],
+      [t, bo],
+      [l, r],
+      [0, 0],
+    ];
+    return call(kernel, b, { x: dy, filter: w }, { ...attrs, pad });
+  }
   const dilated = dilateSpatial(b, keep, dy, info.strideHeight, info.strideWidth);
-  const padTop = kh - 1 - info.padInfo.top;
-  const padLeft = kw - 1 - info.padInfo.left;
-  return padOrCrop(b, keep, dilated, [
+  const padTop = kh - 1 - top;
+  const padLeft = kw - 1 - left;
+  const padded = padOrCrop(b, keep, dilated, [
     [0, 0],
     [padTop, info.inHeight + kh - 1 - (dilated.shape[1] as number) - padTop],
     [padLeft, info.inWidth + kw - 1 - (dilated.shape[2] as number) - padLeft],
     [0, 0],
   ]);
+  return call(kernel, b, { x: padded, filter: w }, { ...attrs, pad: 'valid' });
 }
 
 /** The forward geometry of a Conv2D/FusedConv2D call; null for NCHW or other ranks than 4. */

@@ -11,7 +11,7 @@ import {
   scoped,
   type TensorInfo,
 } from './common.js';
-import { convInfo, fullCorrelationInput, paddedInput, tap } from './conv-geometry.js';
+import { convInfo, fullCorrelation, paddedInput, tap } from './conv-geometry.js';
 import { MAX_CALLS, runBalanced, runSpread, share, threadsFor } from './heap-parallel.js';
 import { type HeapSimd, heapSimd } from './heap-simd.js';
 import { gemmRows } from './matmul.js';
@@ -462,13 +462,7 @@ export function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs) {
     const pointwise = info.filterHeight === 1 && info.filterWidth === 1;
     const flipped = pointwise ? filter : keep(flipTaps(b, filter));
     const w = keep(call('Transpose', b, { x: flipped }, { perm: [0, 1, 3, 2] }));
-    const padded = fullCorrelationInput(b, keep, dy, info);
-    return call(
-      'Conv2D',
-      b,
-      { x: padded, filter: w },
-      { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [1, 1] },
-    );
+    return fullCorrelation(b, keep, 'Conv2D', dy, w, info);
   });
 }
 

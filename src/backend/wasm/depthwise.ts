@@ -11,7 +11,7 @@ import {
   type TensorInfo,
 } from './common.js';
 import { flipTaps } from './conv.js';
-import { convInfo, fullCorrelationInput, paddedInput, tap } from './conv-geometry.js';
+import { convInfo, fullCorrelation, paddedInput, tap } from './conv-geometry.js';
 import { alignedScratch, runSpread, share, threadsFor, wholeLines } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
 
@@ -117,7 +117,8 @@ export function depthwiseBackpropFilter({ inputs, backend, attrs }: KernelArgs) 
  * 1 and channels a multiple of 4. Otherwise, a depthwise convolution of dilate(dy) with the
  * flipped filter on XNNPACK, whose dilated copy of dy is 4x the size at stride 2 (2 threads:
  * MobileNetV2's 32x113x113x48 46.9 -> 13.3 ms, its 32x15x15x192 3.8 -> 0.65 ms). At stride 1 the
- * loop ties XNNPACK (1-2 ms at 7x7 to 28x28, 10-20% slower at 56x56 and 112x112), so it is not used.
+ * loop tied XNNPACK on a padded copy of dy (1-2 ms at 7x7 to 28x28, 10-20% slower at 56x56 and
+ * 112x112), and XNNPACK padding by itself is faster still (`fullCorrelation`), so it is not used.
  */
 export function depthwiseBackpropInput({ inputs, backend, attrs }: KernelArgs) {
   const b = backend as Backend;
@@ -163,12 +164,6 @@ export function depthwiseBackpropInput({ inputs, backend, attrs }: KernelArgs) {
   }
   return scoped(b, (keep) => {
     const w = keep(flipTaps(b, filter));
-    const padded = fullCorrelationInput(b, keep, dy, info);
-    return call(
-      'DepthwiseConv2dNative',
-      b,
-      { x: padded, filter: w },
-      { strides: [1, 1], pad: 'valid', dilations: [1, 1], dataFormat: 'NHWC' },
-    );
+    return fullCorrelation(b, keep, 'DepthwiseConv2dNative', dy, w, info);
   });
 }
