@@ -14,8 +14,8 @@ import {
   MAX_CALLS,
   MAX_GROUP_CALLS,
   MAX_GROUPS,
+  onThread,
   PARALLEL_FUNCTIONS,
-  type PerThread,
   runGroupsHere,
   runHere,
 } from './wasm/heap-parallel.js';
@@ -170,13 +170,9 @@ export function startHeapPool(memory: WebAssembly.Memory, workers: number): Heap
       q[layout.starts + groups.length] = c;
       Atomics.store(q, 0, 0);
       const f = simd[fn] as (...a: number[]) => void;
-      const mine = perThread?.values[0];
       post(fn, 1, () => {
         for (let g = Atomics.add(q, 0, 1); g < groups.length; g = Atomics.add(q, 0, 1))
-          for (const args of groups[g] as number[][]) {
-            if (mine === undefined) f(...args);
-            else f(...args.map((a, i) => (i === (perThread as PerThread).arg ? mine : a)));
-          }
+          for (const args of groups[g] as number[][]) f(...onThread(args, 0, perThread));
       });
     },
   };

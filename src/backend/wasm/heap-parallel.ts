@@ -137,6 +137,14 @@ export function runHere(fn: ParallelFunction, simd: HeapSimd, calls: number[][][
   for (const list of calls) for (const args of list) f(...args);
 }
 
+/** A call's arguments as thread `t` runs it: `perThread`'s argument replaced by its value for t. */
+export function onThread(args: number[], t: number, perThread?: PerThread): number[] {
+  if (!perThread) return args;
+  const out = args.slice();
+  out[perThread.arg] = perThread.values[t] as number;
+  return out;
+}
+
 /** Runs every group of `groups` on this thread, in order, with thread 0's value of `perThread`. */
 export function runGroupsHere(
   fn: ParallelFunction,
@@ -145,12 +153,7 @@ export function runGroupsHere(
   perThread?: PerThread,
 ): void {
   const f = simd[fn] as (...a: number[]) => void;
-  const mine = perThread?.values[0];
-  for (const group of groups)
-    for (const args of group) {
-      if (mine === undefined || !perThread) f(...args);
-      else f(...args.map((a, i) => (i === perThread.arg ? mine : a)));
-    }
+  for (const group of groups) for (const args of group) f(...onThread(args, 0, perThread));
 }
 
 /**
@@ -183,13 +186,10 @@ export function runBalanced(
     );
     const calls = Array.from({ length: taking }, (_, t) => {
       const [from, to] = share(groups.length, taking, t);
-      const value = perThread?.values[t];
       return groups
         .slice(from, to)
         .flat()
-        .map((args) =>
-          value === undefined || !perThread ? args : args.map((a, i) => (i === perThread.arg ? value : a)),
-        );
+        .map((args) => onThread(args, t, perThread));
     });
     pool.run(fn, simd, calls);
   }
@@ -209,9 +209,8 @@ export function setBalancedPool(on: boolean): void {
  * Runs `call(from, to)` over [0, total) on `threads` threads ({@link threadsFor}): cut into up to
  * {@link BALANCE} chunks per thread (boundaries on multiples of `unit`, which must divide `total`)
  * that the threads take as they come free ({@link runBalanced}), or, with the balanced pool off,
- * one share per thread. `call` gives one call, or a group of `perChunk` calls run in order. For
- * loops whose chunks write disjoint outputs, each value computed the same way whatever chunk it
- * falls in: the numbers are then the same on any number of threads.
+ * one share per thread. For loops whose chunks write disjoint outputs, each value computed the
+ * same way whatever chunk it falls in: the numbers are then the same on any number of threads.
  */
 export function runShares(
   backend: unknown,
@@ -220,22 +219,15 @@ export function runShares(
   threads: number,
   total: number,
   unit: number,
-  call: (from: number, to: number) => number[] | number[][],
-  options: { perThread?: PerThread; perChunk?: number } = {},
+  call: (from: number, to: number) => number[],
+  perThread?: PerThread,
 ): void {
   const units = total / unit;
-  const most = Math.min(MAX_GROUPS, Math.floor(MAX_GROUP_CALLS / (options.perChunk ?? 1)));
+  const most = threads * BALANCE;
   const chunks =
-    threads <= 1
-      ? 1
-      : balanced
-        ? Math.min(units, Math.max(threads, Math.min(threads * BALANCE, most)))
-        : threads;
-  const groups = Array.from({ length: chunks }, (_, i) => {
-    const c = call(...share(total, chunks, i, unit));
-    return Array.isArray(c[0]) ? (c as number[][]) : [c as number[]];
-  });
-  runBalanced(backend, fn, simd, groups, options.perThread, threads);
+    threads <= 1 ? 1 : balanced ? Math.min(units, Math.max(threads, Math.min(most, MAX_GROUPS))) : threads;
+  const groups = Array.from({ length: chunks }, (_, i) => [call(...share(total, chunks, i, unit))]);
+  runBalanced(backend, fn, simd, groups, perThread, threads);
 }
 
 /** Runs `calls[t]` on thread t of `backend`'s pool (see {@link threadsFor}), or all here. */

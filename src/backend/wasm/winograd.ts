@@ -280,7 +280,7 @@ export function winogradConv(
     Math.ceil(tiles.t / 32),
     1,
     (from, to) => [...args, 0, 32 * from, Math.min(tiles.t, 32 * to)],
-    { perThread: { arg: args.length, values: scratches } },
+    { arg: args.length, values: scratches },
   );
   for (const t of [ut, scratch]) b.disposeData(t.dataId);
   return y;
