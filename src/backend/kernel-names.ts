@@ -116,3 +116,17 @@ export interface PixelsToFloatAttrs {
   pixels: Uint8Array;
   shape: number[];
 }
+
+/**
+ * Per-channel `x * a[c] + b[c]` (`op: 'mul-add'`, Rescale) or `(x - a[c]) / b[c]` (`'sub-div'`,
+ * Normalize) over the last axis of a float32 tensor, in one pass with the two tfjs ops' float32
+ * roundings (wasm; elsewhere the transforms run the two ops).
+ */
+export const CHANNEL_PAIR_KERNEL = 'MedimgChannelPair';
+
+export interface ChannelPairAttrs {
+  op: 'mul-add' | 'sub-div';
+  /** One value per channel (the last axis). */
+  a: number[];
+  b: number[];
+}

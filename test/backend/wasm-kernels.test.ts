@@ -3,6 +3,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
 import {
+  CHANNEL_PAIR_KERNEL,
   CLIP_GRAD_KERNEL,
   PIXELS_TO_FLOAT_KERNEL,
   ROTATE_NEAREST_KERNEL,
@@ -24,6 +25,7 @@ import { rotateNearest } from '../../src/backend/wasm/rotate.js';
 import { pixelsTensor } from '../../src/data/pixels.js';
 import { gaussianBlur, gaussianKernel1d } from '../../src/transforms/functional/gaussian-blur.js';
 import { rotate } from '../../src/transforms/functional/rotate.js';
+import { Normalize, Rescale } from '../../src/transforms/index.js';
 import { relativeError, useBackend } from '../helpers.js';
 
 interface ConvCase {
@@ -244,6 +246,24 @@ function backendDataIds(): number {
 }
 
 /**
+ * Counts calls of wasm kernel `name`, including those other kernels make inside the backend
+ * (through the registry), until `restore`.
+ */
+function countKernelCalls(name: string): { calls(): number; restore(): void } {
+  const config = tf.getKernel(name, 'wasm') as tf.KernelConfig;
+  let calls = 0;
+  tf.unregisterKernel(name, 'wasm');
+  tf.registerKernel({ ...config, kernelFunc: (args) => (calls++, config.kernelFunc(args)) });
+  return {
+    calls: () => calls,
+    restore: () => {
+      tf.unregisterKernel(name, 'wasm');
+      tf.registerKernel(config);
+    },
+  };
+}
+
+/**
  * Counts the calls of the named heap loops on the active wasm backend (without a pool they run
  * on this thread, from this object) until `restore()`.
  */
@@ -362,11 +382,7 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
       const dy = tf.randomNormal(c.dy, 0, 1, 'float32', 21);
       const filter = tf.randomNormal(c.filter, 0, 1, 'float32', 22);
       const before = tf.memory().numTensors;
-      // PadV2 calls, including those the gradient kernels make inside the backend.
-      const pad = tf.getKernel('PadV2', 'wasm') as tf.KernelConfig;
-      let pads = 0;
-      tf.unregisterKernel('PadV2', 'wasm');
-      tf.registerKernel({ ...pad, kernelFunc: (args) => (pads++, pad.kernelFunc(args)) });
+      const pads = countKernelCalls('PadV2');
       let dx: tf.Tensor;
       try {
         dx = tf.engine().runKernel(
@@ -381,11 +397,10 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
           },
         ) as tf.Tensor;
       } finally {
-        tf.unregisterKernel('PadV2', 'wasm');
-        tf.registerKernel(pad);
+        pads.restore();
       }
       expect(dx.shape, c.kernel).toEqual(inputShape);
-      expect(pads, c.kernel).toBe(0);
+      expect(pads.calls(), c.kernel).toBe(0);
       // The full correlation on an explicitly zero-padded dy, with the flipped (and, for a
       // convolution, transposed) filter.
       const reference = tf.tidy(() => {
@@ -962,6 +977,73 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     expect(() =>
       tf.engine().runKernel(PIXELS_TO_FLOAT_KERNEL, {}, { pixels: new Uint8Array(3), shape: [2, 2, 1] }),
     ).toThrow(/needs a Uint8Array of \[2,2,1\] values; got 3/);
+  });
+
+  it("Rescale and Normalize run as one pass each (MedimgChannelPair): the two ops' bits, SIMD and JavaScript, every channel count, leak-free", async () => {
+    await useBackend('wasm');
+    registerWasmTrainingKernels();
+    // Whole rows of lcm(4, C) values and a partial last one (the 2x5x7 images), negative zeros.
+    const shapes: number[][] = [
+      [224, 224, 3],
+      [2, 5, 7, 3],
+      [17, 13, 1],
+      [3, 3, 2],
+      [1, 9, 9, 4],
+    ];
+    const opsOf = (x: tf.Tensor, c: number) => {
+      const mean = Array.from({ length: c }, (_, i) => 0.4 + i * 0.05);
+      const std = Array.from({ length: c }, (_, i) => 0.2 + i * 0.03);
+      return [
+        tf.add(tf.mul(x, 1 / 255), -0.25),
+        tf.div(tf.sub(x, tf.tensor1d(mean)), tf.tensor1d(std)),
+        tf.div(tf.sub(x, 0.5), 0.5),
+      ];
+    };
+    const viaTransforms = (x: tf.Tensor3D | tf.Tensor4D, c: number) => [
+      new Rescale({ scale: 1 / 255, offset: -0.25 }).apply(x),
+      new Normalize({
+        mean: Array.from({ length: c }, (_, i) => 0.4 + i * 0.05),
+        std: Array.from({ length: c }, (_, i) => 0.2 + i * 0.03),
+      }).apply(x),
+      new Normalize({ mean: 0.5, std: 0.5 }).apply(x),
+    ];
+    const bits = (t: tf.Tensor) => Array.from(new Uint32Array(Float32Array.from(t.dataSync()).buffer));
+    const counter = countKernelCalls(CHANNEL_PAIR_KERNEL);
+    try {
+      await withAndWithoutHeapSimd(
+        async () =>
+          shapes.map((shape, i) =>
+            tf.tidy(() => {
+              const c = shape.at(-1) as number;
+              // Values around zero too, with -0 among them.
+              const x = tf.mul(tf.randomUniform(shape, -50, 300, 'float32', 60 + i), tf.scalar(-1)) as
+                | tf.Tensor3D
+                | tf.Tensor4D;
+              const got = viaTransforms(x, c).map(bits);
+              const want = opsOf(x, c).map(bits);
+              return { got, want };
+            }),
+          ),
+        (results, simd) => {
+          for (const [i, { got, want }] of results.entries())
+            got.forEach((g, k) => {
+              const w = want[k] as number[];
+              expect(g.length).toBe(w.length);
+              const differing = g.filter((v, j) => v !== w[j]).length;
+              expect(differing, `shape ${shapes[i]}, op ${k}, simd ${simd}`).toBe(0);
+            });
+        },
+      );
+      // Three transforms per shape, per run (two runs each with and without SIMD).
+      expect(counter.calls()).toBe(4 * 3 * shapes.length);
+    } finally {
+      counter.restore();
+    }
+    expect(() =>
+      tf
+        .engine()
+        .runKernel(CHANNEL_PAIR_KERNEL, { x: tf.zeros([2, 2, 3]) }, { op: 'mul-add', a: [1], b: [0] }),
+    ).toThrow(/3 channels|C values/);
   });
 
   it('the separable Gaussian blur kernel matches the ops path on cpu (RGB and gray, unequal taps, reflect edges), SIMD and JavaScript bit for bit', async () => {

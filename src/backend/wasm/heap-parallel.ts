@@ -24,6 +24,7 @@ export const PARALLEL_FUNCTIONS = [
   'clip_grad',
   'affine_channels',
   'conv1_forward',
+  'sub_div_channels',
 ] as const;
 export type ParallelFunction = (typeof PARALLEL_FUNCTIONS)[number];
 

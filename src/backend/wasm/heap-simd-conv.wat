@@ -1,7 +1,7 @@
 ;; Direct convolutions in SIMD128 over the tfjs wasm backend's heap (see heap-simd.wat for how the
 ;; modules are built and bound): a grayscale network's first layer, where XNNPACK's general
-;; convolution spent ~14 ms of a 128x128 batch of 32 on one input channel; and the nearest-neighbour
-;; rotation of RandomRotation.
+;; convolution spent ~14 ms of a 128x128 batch of 32 on one input channel; the nearest-neighbour
+;; rotation of RandomRotation; and Normalize's per-channel (x - mean) / std in one pass.
 (module
   (import "env" "memory" (memory 1 65536 shared))
 
@@ -112,7 +112,49 @@
       (local.set $n (i32.sub (local.get $n) (i32.const 1)))
       (br $image))))
 
-  ;; Nearest-neighbour rotation of n images h x w x c about their centre (torchvision's grid):
+;; dst[r, j] = (src[r, j] - a[j]) / b[j] for r < rows, j < c (Normalize in one pass; Rescale's
+  ;; x * a + b is affine_channels in heap-simd.wat).
+  (func (export "sub_div_channels")
+    (param $src i32) (param $dst i32) (param $a i32) (param $b i32) (param $rows i32) (param $c i32)
+    (local $j i32) (local $cv i32) (local $o i32)
+    (local.set $cv (i32.and (local.get $c) (i32.const -4)))
+    (block $done
+      (br_if $done (i32.eqz (local.get $rows)))
+      (loop $row
+        (local.set $j (i32.const 0))
+        (block $vdone
+          (loop $v
+            (br_if $vdone (i32.ge_u (local.get $j) (local.get $cv)))
+            (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+            (v128.store
+              (i32.add (local.get $dst) (local.get $o))
+              (f32x4.div
+                (f32x4.sub
+                  (v128.load (i32.add (local.get $src) (local.get $o)))
+                  (v128.load (i32.add (local.get $a) (local.get $o))))
+                (v128.load (i32.add (local.get $b) (local.get $o)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 4)))
+            (br $v)))
+        (block $sdone
+          (loop $s
+            (br_if $sdone (i32.ge_u (local.get $j) (local.get $c)))
+            (local.set $o (i32.shl (local.get $j) (i32.const 2)))
+            (f32.store
+              (i32.add (local.get $dst) (local.get $o))
+              (f32.div
+                (f32.sub
+                  (f32.load (i32.add (local.get $src) (local.get $o)))
+                  (f32.load (i32.add (local.get $a) (local.get $o))))
+                (f32.load (i32.add (local.get $b) (local.get $o)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $s)))
+        (local.set $o (i32.shl (local.get $c) (i32.const 2)))
+        (local.set $src (i32.add (local.get $src) (local.get $o)))
+        (local.set $dst (i32.add (local.get $dst) (local.get $o)))
+        (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
+        (br_if $row (local.get $rows)))))
+
+    ;; Nearest-neighbour rotation of n images h x w x c about their centre (torchvision's grid):
   ;; output pixel (y, x) copies source pixel (row, col) of each image, with
   ;; col = nearest-even((cos * px - sin * py + w / 2) - 0.5), row = nearest-even((sin * px + cos * py
   ;; + h / 2) - 0.5), px = (x + 0.5) - w / 2, py = (y + 0.5) - h / 2, in float64 as JavaScript

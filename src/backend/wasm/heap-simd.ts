@@ -132,6 +132,8 @@ export interface HeapSimd {
     top: number,
     left: number,
   ): void;
+  /** dst[r, j] = (src[r, j] - a[j]) / b[j] for r < rows, j < c; see heap-simd-conv.wat. */
+  sub_div_channels(src: number, dst: number, a: number, b: number, rows: number, c: number): void;
   /** dst[i] = src[i] * w (init 1) or dst[i] += src[i] * w (init 0), for `n` float32 values. */
   axpy(dst: number, src: number, n: number, w: number, init: number): void;
   /**

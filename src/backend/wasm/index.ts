@@ -23,6 +23,7 @@
  *   rotations, crops, zero padding, broadcasts), and 8-bit pixels to float32 (a custom kernel)
  * - `blur.ts`: the separable Gaussian blur of `GaussianBlur` (a custom kernel)
  * - `rotate.ts`: the nearest-neighbour rotation of `RandomRotation` (a custom kernel)
+ * - `elementwise.ts`: also Rescale's and Normalize's one-pass per-channel kernel (custom)
  * - `adabelief.ts`, `adam.ts`: the fused AdaBelief and Adam updates (custom kernels)
  * - `batchnorm-train.ts`: training-mode BatchNorm and its gradient (custom kernels)
  * Gradient *definitions* this library replaces live in `../patches/`.
@@ -33,6 +34,7 @@ import {
   ADAM_UPDATE_KERNEL,
   BATCHNORM_TRAIN_GRAD_KERNEL,
   BATCHNORM_TRAIN_KERNEL,
+  CHANNEL_PAIR_KERNEL,
   CLIP_GRAD_KERNEL,
   PIXELS_TO_FLOAT_KERNEL,
   ROTATE_NEAREST_KERNEL,
@@ -47,7 +49,7 @@ import { type KernelArgs, shipped, type TensorInfo } from './common.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv.js';
 import { gatherV2, padV2, pixelsToFloat, reverse, slice, tile } from './copy.js';
 import { depthwiseBackpropFilter, depthwiseBackpropInput } from './depthwise.js';
-import { add, clipByValueGrad, identity, transpose } from './elementwise.js';
+import { add, channelPair, clipByValueGrad, identity, transpose } from './elementwise.js';
 import { batchMatMul } from './matmul.js';
 import { maxPoolGrad } from './max-pool.js';
 import { leadingReduction } from './reductions.js';
@@ -59,6 +61,7 @@ const KERNELS: [string, (args: KernelArgs) => TensorInfo | TensorInfo[]][] = [
   ['Add', add],
   [ADABELIEF_UPDATE_KERNEL, adaBeliefUpdate],
   [CLIP_GRAD_KERNEL, clipByValueGrad],
+  [CHANNEL_PAIR_KERNEL, channelPair],
   [SEPARABLE_BLUR_KERNEL, separableBlur],
   [ROTATE_NEAREST_KERNEL, rotateNearest],
   [ADAM_UPDATE_KERNEL, adamUpdate],

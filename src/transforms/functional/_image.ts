@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { CHANNEL_PAIR_KERNEL, type ChannelPairAttrs } from '../../backend/kernel-names.js';
 import { check, MedimgError } from '../../util/errors.js';
 
 /** An image (H x W x C) or a batch of images (N x H x W x C). */
@@ -90,6 +91,24 @@ export function perChannel(
   return typeof value === 'number'
     ? tf.scalar(value)
     : tf.tensor1d(values.length === 1 ? [values[0] as number] : values);
+}
+
+/**
+ * `x * a[c] + b[c]` ('mul-add') or `(x - a[c]) / b[c]` ('sub-div') per channel of a float32
+ * batch, in one pass where the backend registers {@link CHANNEL_PAIR_KERNEL} (wasm) with the
+ * two ops' float32 roundings; null elsewhere, where the caller runs the two ops.
+ */
+export function channelPair(
+  batch: tf.Tensor4D,
+  op: ChannelPairAttrs['op'],
+  a: number[],
+  b: number[],
+): tf.Tensor4D | null {
+  if (batch.dtype !== 'float32' || !tf.getKernel(CHANNEL_PAIR_KERNEL, tf.getBackend())) return null;
+  const attrs: ChannelPairAttrs = { op, a, b };
+  return tf
+    .engine()
+    .runKernel(CHANNEL_PAIR_KERNEL, { x: batch }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
 }
 
 export { roundHalfEven } from '../../util/geometry.js';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { check } from '../../util/errors.js';
-import { type Image, imageSize, mapBatch, perChannel } from './_image.js';
+import { channelPair, channelValues, type Image, imageSize, mapBatch, perChannel } from './_image.js';
 
 export interface NormalizeOptions {
   mean: number | readonly number[];
@@ -16,10 +16,19 @@ export function normalize<T extends Image>(image: T, options: NormalizeOptions):
   const { channels } = imageSize(image);
   const stds = typeof options?.std === 'number' ? [options.std] : (options?.std ?? []);
   for (const s of stds) check(s !== 0, op, 'std must not contain 0 (division by zero)');
-  return mapBatch(op, image, (batch) =>
-    tf.div(
-      tf.sub(batch, perChannel(op, 'mean', options.mean, channels)),
-      perChannel(op, 'std', options.std, channels),
-    ),
+  const perC = (name: string, v: number | readonly number[]) => {
+    const values = channelValues(op, name, v, channels);
+    return Array.from({ length: channels }, (_, c) => values[values.length === 1 ? 0 : c] as number);
+  };
+  const [means, sds] = [perC('mean', options.mean), perC('std', options.std)];
+  return mapBatch(
+    op,
+    image,
+    (batch) =>
+      channelPair(batch, 'sub-div', means, sds) ??
+      tf.div(
+        tf.sub(batch, perChannel(op, 'mean', options.mean, channels)),
+        perChannel(op, 'std', options.std, channels),
+      ),
   );
 }
