@@ -139,3 +139,25 @@ export function stepGflopPerImage(model: tfl.LayersModel, train: BenchTrain): nu
   walk(model.layers, true);
   return flops / 1e9;
 }
+
+/**
+ * Wraps every registered wasm kernel with a wall-clock timer that reports each call to `record`
+ * (its name, inputs and milliseconds) while the returned switch's `on` is true. A kernel that
+ * calls others through the registry is counted with them.
+ */
+export function timeWasmKernels(
+  record: (kernel: string, inputs: tf.NamedTensorInfoMap, ms: number) => void,
+): { on: boolean } {
+  const timing = { on: false };
+  for (const config of tf.getKernelsForBackend('wasm')) {
+    const run = config.kernelFunc;
+    (config as { kernelFunc: typeof run }).kernelFunc = (args) => {
+      if (!timing.on) return run(args);
+      const t0 = performance.now();
+      const out = run(args);
+      record(config.kernelName, args.inputs, performance.now() - t0);
+      return out;
+    };
+  }
+  return timing;
+}

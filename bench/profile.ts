@@ -13,7 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { setupBackend } from '../src/node.js';
-import { type BenchModel, type BenchTrain, benchModel, benchStep } from './common.js';
+import { type BenchModel, type BenchTrain, benchModel, benchStep, timeWasmKernels } from './common.js';
 
 const [name = 'simple-cnn', sizeArg, batchArg, trainArg = 'full'] = process.argv.slice(2);
 const trainMode = trainArg as BenchTrain;
@@ -70,27 +70,19 @@ if (process.env.PROFILE === 'tf') {
     add(`${k.name} ${JSON.stringify(k.inputShapes)}`, (await k.kernelTimeMs) as number);
   print(1, null);
 } else {
-  let timing = false;
-  for (const config of tf.getKernelsForBackend('wasm')) {
-    const run = config.kernelFunc;
-    (config as { kernelFunc: typeof run }).kernelFunc = (args) => {
-      if (!timing) return run(args);
-      const t0 = performance.now();
-      const out = run(args);
-      const shapes = Object.values(args.inputs)
-        .map((t) => (t as tf.TensorInfo | undefined)?.shape.join('x'))
-        .join(', ');
-      add(`${config.kernelName} [${shapes}]`, performance.now() - t0);
-      return out;
-    };
-  }
+  const timing = timeWasmKernels((kernel, inputs, ms) => {
+    const shapes = Object.values(inputs)
+      .map((t) => (t as tf.TensorInfo | undefined)?.shape.join('x'))
+      .join(', ');
+    add(`${kernel} [${shapes}]`, ms);
+  });
   // Four warm-up steps: the heap grows, pages are touched, V8 tiers the loops up.
   for (let i = 0; i < 4; i++) await step();
   const steps = 3;
-  timing = true;
+  timing.on = true;
   const t0 = performance.now();
   for (let i = 0; i < steps; i++) await step();
   const wall = (performance.now() - t0) / steps;
-  timing = false;
+  timing.on = false;
   print(steps, wall);
 }

@@ -18,21 +18,14 @@ import {
   setupBackend,
   type Transform,
 } from '../src/node.js';
+import { timeWasmKernels } from './common.js';
 
 await setupBackend('wasm');
 if (process.env.CHANNEL_PAIR === 'off') tf.unregisterKernel(CHANNEL_PAIR_KERNEL, 'wasm');
 const kernelMs = new Map<string, number>();
-let timing = false;
-for (const config of tf.getKernelsForBackend('wasm')) {
-  const run = config.kernelFunc;
-  (config as { kernelFunc: typeof run }).kernelFunc = (args) => {
-    if (!timing) return run(args);
-    const t0 = performance.now();
-    const out = run(args);
-    kernelMs.set(config.kernelName, (kernelMs.get(config.kernelName) ?? 0) + performance.now() - t0);
-    return out;
-  };
-}
+const timing = timeWasmKernels((kernel, _inputs, ms) =>
+  kernelMs.set(kernel, (kernelMs.get(kernel) ?? 0) + ms),
+);
 const images = Array.from(
   { length: 32 },
   (_, i) => tf.floor(tf.randomUniform([224, 224, 3], 0, 256, 'float32', i)) as tf.Tensor3D,
@@ -55,13 +48,13 @@ for (const [name, transform] of transforms) {
   for (let i = 0; i < 3; i++) round();
   const walls: number[] = [];
   kernelMs.clear();
-  timing = true;
+  timing.on = true;
   for (let i = 0; i < 10; i++) {
     const t0 = performance.now();
     round();
     walls.push(performance.now() - t0);
   }
-  timing = false;
+  timing.on = false;
   const wall = [...walls].sort((a, b) => a - b)[5] as number;
   const kernels = [...kernelMs].sort((a, b) => b[1] - a[1]).map(([k, ms]) => `${k} ${(ms / 10).toFixed(2)}`);
   console.log(`${name.padEnd(22)} ${wall.toFixed(2)} ms per 32 images; kernels: ${kernels.join(', ')}`);
