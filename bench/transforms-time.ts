@@ -3,12 +3,12 @@
  * 224x224x3 (0-255 floats, seeded), and the kernels' time inside it, after three warm-up rounds,
  * the median of ten:
  *   node --import tsx bench/transforms-time.ts
- * `CHANNEL_PAIR=off` unregisters the one-pass Rescale/Normalize kernel (`MedimgChannelPair`), so
- * the transforms run their two tfjs ops each, as before the tenth session.
+ * `OFF=MedimgChannelPair,MedimgEraseRect` unregisters those kernels (the one-pass Rescale and
+ * Normalize, RandomErasing's copy and fill), so the transforms run their tfjs ops, as before the
+ * tenth session.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
-import { CHANNEL_PAIR_KERNEL } from '../src/backend/kernel-names.js';
 import {
   Compose,
   GaussianBlur,
@@ -21,7 +21,7 @@ import {
 import { timeWasmKernels } from './common.js';
 
 await setupBackend('wasm');
-if (process.env.CHANNEL_PAIR === 'off') tf.unregisterKernel(CHANNEL_PAIR_KERNEL, 'wasm');
+for (const kernel of (process.env.OFF ?? '').split(',').filter(Boolean)) tf.unregisterKernel(kernel, 'wasm');
 const kernelMs = new Map<string, number>();
 const timing = timeWasmKernels((kernel, _inputs, ms) =>
   kernelMs.set(kernel, (kernelMs.get(kernel) ?? 0) + ms),

@@ -130,3 +130,15 @@ export interface ChannelPairAttrs {
   a: number[];
   b: number[];
 }
+
+/**
+ * `x` with the rectangle at (`top`, `left`) of every image replaced by `block` ([h, w, C]):
+ * RandomErasing's assignment as one copy and a fill of the rectangle (wasm; elsewhere `erase`
+ * slices and concatenates).
+ */
+export const ERASE_RECT_KERNEL = 'MedimgEraseRect';
+
+export interface EraseRectAttrs {
+  top: number;
+  left: number;
+}

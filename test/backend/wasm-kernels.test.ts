@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import {
   CHANNEL_PAIR_KERNEL,
   CLIP_GRAD_KERNEL,
+  ERASE_RECT_KERNEL,
   PIXELS_TO_FLOAT_KERNEL,
   ROTATE_NEAREST_KERNEL,
   SEPARABLE_BLUR_KERNEL,
@@ -23,6 +24,7 @@ import {
 } from '../../src/backend/wasm/index.js';
 import { rotateNearest } from '../../src/backend/wasm/rotate.js';
 import { pixelsTensor } from '../../src/data/pixels.js';
+import { erase } from '../../src/transforms/functional/erase.js';
 import { gaussianBlur, gaussianKernel1d } from '../../src/transforms/functional/gaussian-blur.js';
 import { rotate } from '../../src/transforms/functional/rotate.js';
 import { Normalize, Rescale } from '../../src/transforms/index.js';
@@ -977,6 +979,72 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     expect(() =>
       tf.engine().runKernel(PIXELS_TO_FLOAT_KERNEL, {}, { pixels: new Uint8Array(3), shape: [2, 2, 1] }),
     ).toThrow(/needs a Uint8Array of \[2,2,1\] values; got 3/);
+  });
+
+  it("erase on wasm is one copy and the rectangle (MedimgEraseRect): the slices path's bits on cpu, batches, edges, per-channel and tensor values, leak-free, bad input named", async () => {
+    const cases: {
+      shape: number[];
+      rect: [number, number, number, number];
+      value: 'noise' | number | number[];
+    }[] = [
+      { shape: [224, 224, 3], rect: [30, 40, 50, 60], value: 0 },
+      { shape: [2, 9, 11, 3], rect: [0, 0, 9, 4], value: [1, -2, 3] }, // full height, left edge
+      { shape: [7, 5, 1], rect: [6, 2, 1, 3], value: 'noise' }, // bottom row, right edge
+      { shape: [1, 6, 6, 4], rect: [2, 2, 0, 3], value: 5 }, // empty rectangle: a copy
+    ];
+    const run = async (backend: 'cpu' | 'wasm') => {
+      await useBackend(backend);
+      if (backend === 'wasm') registerWasmTrainingKernels();
+      const tensors = tf.memory().numTensors;
+      const out = cases.map(({ shape, rect: [top, left, height, width], value }, i) =>
+        tf.tidy(() => {
+          const x = tf.randomUniform(shape as [number, number, number], 0, 255, 'float32', 80 + i) as
+            | tf.Tensor3D
+            | tf.Tensor4D;
+          const c = shape.at(-1) as number;
+          const v =
+            value === 'noise'
+              ? (tf.randomNormal([height, width, c], 0, 1, 'float32', 90 + i) as tf.Tensor3D)
+              : value;
+          return Array.from(erase(x, { top, left, height, width, value: v }).dataSync());
+        }),
+      );
+      expect(tf.memory().numTensors).toBe(tensors);
+      return out;
+    };
+    const cpu = await run('cpu');
+    await useBackend('wasm');
+    registerWasmTrainingKernels();
+    const counter = countKernelCalls(ERASE_RECT_KERNEL);
+    let wasm: number[][];
+    try {
+      wasm = await run('wasm');
+      // Every case but the empty rectangle, which is a clone.
+      expect(counter.calls()).toBe(3);
+    } finally {
+      counter.restore();
+    }
+    wasm.forEach((values, i) => expect(values, `case ${i}`).toEqual(cpu[i]));
+    // The erased values are there, the rest untouched (case 1: rows 0-8, columns 0-3 of image 1).
+    expect(wasm[1]![(9 * 11 + 3 * 11 + 2) * 3 + 1]).toBe(-2);
+    expect(() =>
+      tf
+        .engine()
+        .runKernel(
+          ERASE_RECT_KERNEL,
+          { x: tf.zeros([1, 4, 4, 3]), block: tf.zeros([2, 2, 1]) },
+          { top: 0, left: 0 },
+        ),
+    ).toThrow(/MedimgEraseRect needs .*block \[h, w, C\]/);
+    expect(() =>
+      tf
+        .engine()
+        .runKernel(
+          ERASE_RECT_KERNEL,
+          { x: tf.zeros([1, 4, 4, 3]), block: tf.zeros([2, 2, 3]) },
+          { top: 3, left: 0 },
+        ),
+    ).toThrow(/inside them/);
   });
 
   it("Rescale and Normalize run as one pass each (MedimgChannelPair): the two ops' bits, SIMD and JavaScript, every channel count, leak-free", async () => {

@@ -1,5 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { PIXELS_TO_FLOAT_KERNEL, type PixelsToFloatAttrs } from '../kernel-names.js';
+import {
+  ERASE_RECT_KERNEL,
+  type EraseRectAttrs,
+  PIXELS_TO_FLOAT_KERNEL,
+  type PixelsToFloatAttrs,
+} from '../kernel-names.js';
 import { type HeapBackend, type KernelArgs, normAxes, original, type TensorInfo } from './common.js';
 import { type HeapSimd, heapSimd } from './heap-simd.js';
 
@@ -296,5 +301,44 @@ export function pixelsToFloat({ backend, attrs }: KernelArgs): TensorInfo {
   new Uint8Array(bytes.buffer, bytes.byteOffset, pixels.length).set(pixels);
   simd.bytes_to_float(b.getMemoryOffset(scratch.dataId), b.getMemoryOffset(out.dataId), pixels.length);
   b.disposeData(scratch.dataId);
+  return out;
+}
+
+/**
+ * {@link ERASE_RECT_KERNEL} on the heap: the images copied whole, then each row of the rectangle
+ * overwritten from `block`, where `erase` built the result from four slices, the block and two
+ * concatenations (~0.2 ms per erased 224x224x3 image).
+ */
+export function eraseRect({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  const b = backend as HeapBackend;
+  const { x, block } = inputs as { x: TensorInfo; block: TensorInfo };
+  const { top, left } = attrs as unknown as EraseRectAttrs;
+  const [n, H, W, C] = x.shape as [number, number, number, number];
+  const [h, w, c] = block.shape as [number, number, number];
+  if (
+    x.shape.length !== 4 ||
+    block.shape.length !== 3 ||
+    x.dtype !== 'float32' ||
+    block.dtype !== 'float32' ||
+    c !== C ||
+    !Number.isInteger(top) ||
+    !Number.isInteger(left) ||
+    top < 0 ||
+    left < 0 ||
+    top + h > H ||
+    left + w > W
+  )
+    throw new Error(
+      `medimg-classify: ${ERASE_RECT_KERNEL} needs float32 images [n, H, W, C] and a block [h, w, C] inside them at (top, left); got ${x.dtype} [${x.shape}], ${block.dtype} [${block.shape}] at (${top}, ${left})`,
+    );
+  const out = b.makeOutput([n, H, W, C], 'float32');
+  // Views after makeOutput: allocating may grow (and move) the heap.
+  const dst = b.typedArrayFromHeap(out);
+  const values = b.typedArrayFromHeap(block);
+  dst.set(b.typedArrayFromHeap(x));
+  const row = w * C;
+  for (let i = 0; i < n; i++)
+    for (let r = 0; r < h; r++)
+      dst.set(values.subarray(r * row, (r + 1) * row), ((i * H + top + r) * W + left) * C);
   return out;
 }

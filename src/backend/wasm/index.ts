@@ -36,6 +36,7 @@ import {
   BATCHNORM_TRAIN_KERNEL,
   CHANNEL_PAIR_KERNEL,
   CLIP_GRAD_KERNEL,
+  ERASE_RECT_KERNEL,
   PIXELS_TO_FLOAT_KERNEL,
   ROTATE_NEAREST_KERNEL,
   SEPARABLE_BLUR_KERNEL,
@@ -47,7 +48,7 @@ import { batchNormTrain, batchNormTrainGrad } from './batchnorm-train.js';
 import { separableBlur } from './blur.js';
 import { type KernelArgs, shipped, type TensorInfo } from './common.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv.js';
-import { gatherV2, padV2, pixelsToFloat, reverse, slice, tile } from './copy.js';
+import { eraseRect, gatherV2, padV2, pixelsToFloat, reverse, slice, tile } from './copy.js';
 import { depthwiseBackpropFilter, depthwiseBackpropInput } from './depthwise.js';
 import { add, channelPair, clipByValueGrad, identity, transpose } from './elementwise.js';
 import { batchMatMul } from './matmul.js';
@@ -74,6 +75,7 @@ const KERNELS: [string, (args: KernelArgs) => TensorInfo | TensorInfo[]][] = [
   ['PadV2', padV2],
   ['Tile', tile],
   [PIXELS_TO_FLOAT_KERNEL, pixelsToFloat],
+  [ERASE_RECT_KERNEL, eraseRect],
   ['FusedBatchNorm', fusedBatchNorm],
   ['MaxPoolGrad', maxPoolGrad],
   ['BatchMatMul', batchMatMul],
