@@ -161,3 +161,32 @@ export function timeWasmKernels(
   }
   return timing;
 }
+
+/** The middle value of `xs` (the upper one of an even count). */
+export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] as number;
+
+/**
+ * A/B in one process: `warmup` runs each way, then `rounds` rounds of `measure` with `set(true)`
+ * and `set(false)`, in ABBA order (even rounds off first); leaves `set(true)`. Runs minutes apart
+ * on these machines differ by more than most single changes, so both sides share the machine's
+ * state. Returns each side's times in round order (paired by index).
+ */
+export async function alternate(
+  rounds: number,
+  set: (on: boolean) => void,
+  measure: () => number | Promise<number>,
+  warmup = 2,
+): Promise<{ on: number[]; off: number[] }> {
+  for (let i = 0; i < 2 * warmup; i++) {
+    set(i % 2 === 0);
+    await measure();
+  }
+  const times = { on: [] as number[], off: [] as number[] };
+  for (let round = 0; round < rounds; round++)
+    for (const on of round % 2 ? [true, false] : [false, true]) {
+      set(on);
+      times[on ? 'on' : 'off'].push(await measure());
+    }
+  set(true);
+  return times;
+}

@@ -8,9 +8,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import { setupBackend } from '../src/node.js';
+import { alternate, median } from './common.js';
 
 const info = await setupBackend('wasm');
-console.log(`wasm, ${info.threads} thread(s); median ms per call of 20 (ours, padded copy)`);
+console.log(
+  `wasm, ${info.threads} thread(s); median ms per call, 20 alternating calls each (ours, padded copy)`,
+);
 const SHAPES: [number, number, number, string][] = [
   [32, 7, 336, 'blocks 14-16 (trainable in the recipes)'],
   [32, 14, 192, 'blocks 11-12'],
@@ -46,16 +49,20 @@ for (const [n, s, c, where] of SHAPES) {
   const [a, b] = [ours(), padded()] as [tf.Tensor, tf.Tensor];
   const same = tf.tidy(() => tf.all(tf.equal(a, b)).dataSync()[0] === 1);
   tf.dispose([a, b]);
-  const times: Record<'ours' | 'padded', number[]> = { ours: [], padded: [] };
-  for (let r = 0; r < 20; r++)
-    for (const which of r % 2 ? (['ours', 'padded'] as const) : (['padded', 'ours'] as const)) {
+  let run = ours;
+  const { on, off } = await alternate(
+    10,
+    (useOurs) => {
+      run = useOurs ? ours : padded;
+    },
+    () => {
       const t0 = performance.now();
-      (which === 'ours' ? ours : padded)().dispose();
-      times[which].push(performance.now() - t0);
-    }
-  const median = (v: number[]) => ([...v].sort((p, q) => p - q)[v.length >> 1] as number).toFixed(2);
+      run().dispose();
+      return performance.now() - t0;
+    },
+  );
   console.log(
-    `${`${n}x${s}x${s}x${c}`.padEnd(14)} ${where.padEnd(40)} ${median(times.ours)} ms, ${median(times.padded)} ms; bit-identical: ${same}`,
+    `${`${n}x${s}x${s}x${c}`.padEnd(14)} ${where.padEnd(40)} ${median(on).toFixed(2)} ms, ${median(off).toFixed(2)} ms; bit-identical: ${same}`,
   );
   tf.dispose([dy, f]);
 }

@@ -18,6 +18,7 @@ import {
   Rescale,
   setupBackend,
 } from '../src/node.js';
+import { alternate, median } from './common.js';
 
 await setupBackend('wasm');
 const size = 128;
@@ -50,18 +51,8 @@ const epoch = async () => {
     tf.dispose([b.xs, b.ys]);
   return performance.now() - t0;
 };
-for (const on of [true, false]) {
-  useKernel(on);
-  await epoch();
-}
-const times = { kernel: [] as number[], gather: [] as number[] };
-for (let round = 0; round < 8; round++)
-  for (const on of round % 2 ? [true, false] : [false, true]) {
-    useKernel(on);
-    times[on ? 'kernel' : 'gather'].push(await epoch());
-  }
-useKernel(true);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] as number;
+const { on: kernelTimes, off: gatherTimes } = await alternate(8, useKernel, epoch, 1);
+const times = { kernel: kernelTimes, gather: gatherTimes };
 for (const [name, xs] of Object.entries(times))
   console.log(
     `${name}: ${median(xs).toFixed(0)} ms per epoch of 640 images (${(median(xs) / 640).toFixed(3)} ms per image)`,

@@ -14,7 +14,7 @@ import {
   setupBackend,
   setWinograd,
 } from '../src/node.js';
-import { type BenchModel, type BenchTrain, benchModel, benchStep } from './common.js';
+import { alternate, type BenchModel, type BenchTrain, benchModel, benchStep, median } from './common.js';
 
 const SWITCHES: Record<string, (on: boolean) => void> = {
   directConv: setDirectConv,
@@ -31,21 +31,12 @@ const size = Number(sizeArg ?? (channels === 1 ? 128 : 224));
 await setupBackend('wasm');
 const model = benchModel(name as BenchModel, trainArg as BenchTrain, size, channels);
 const step = benchStep(model, trainArg as BenchTrain, 32, size, channels);
-for (const on of [true, false, true, false]) {
-  set(on);
+const times = await alternate(10, set, async () => {
+  const t0 = performance.now();
   await step();
-}
-const times = { on: [] as number[], off: [] as number[] };
-for (let round = 0; round < 10; round++)
-  for (const on of round % 2 ? [true, false] : [false, true]) {
-    set(on);
-    const t0 = performance.now();
-    await step();
-    await step();
-    times[on ? 'on' : 'off'].push((performance.now() - t0) / 2);
-  }
-set(true);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] as number;
+  await step();
+  return (performance.now() - t0) / 2;
+});
 const ratio = median(times.on.map((t, i) => t / (times.off[i] as number)));
 console.log(
   `${which} on ${name} ${size} ${trainArg}, batch 32: on ${median(times.on).toFixed(1)} ms, off ${median(times.off).toFixed(1)} ms per step; paired ratio on/off ${ratio.toFixed(3)}`,

@@ -117,22 +117,55 @@ export function add({ inputs, backend }: KernelArgs): TensorInfo {
     !vector(small, c)
   )
     return original('Add', b, { a, b: bb });
-  const out = b.makeOutput([...big.shape], 'float32');
-  const coeffs = b.makeOutput([2 * c], 'float32');
-  const cv = b.typedArrayFromHeap(coeffs);
-  cv.fill(1, 0, c);
-  cv.set(b.typedArrayFromHeap(small), c);
-  const [px, pout, pc] = [big, out, coeffs].map((t) => b.getMemoryOffset(t.dataId)) as number[];
-  const rows = n / c;
-  runShares(b, 'affine_channels', simd, threadsFor(b, rows, 2 * n), rows, 1, (r0, r1) => [
-    (px as number) + r0 * c * 4,
-    (pout as number) + r0 * c * 4,
-    pc as number,
-    (pc as number) + c * 4,
+  // x * 1 is x exactly, so the sums are Add's.
+  return channelPass(
+    b,
+    simd,
+    'affine_channels',
+    big,
+    new Array(c).fill(1),
+    Array.from(b.typedArrayFromHeap(small)),
+  );
+}
+
+/**
+ * `affine_channels` (x * a[j] + b[j]) or `sub_div_channels` ((x - a[j]) / b[j]) over the float32
+ * [..., C] tensor x, a and b one value per channel, into a new tensor: rows of lcm(4, C) values,
+ * so that 3 channels stay in whole vectors, the values repeated to that width and a last partial
+ * row taking their prefix; the rows split over the heap pool for large tensors. Each value is
+ * computed alone, so any split gives the same numbers.
+ */
+function channelPass(
+  b: HeapBackend,
+  simd: HeapSimd,
+  fn: 'affine_channels' | 'sub_div_channels',
+  x: TensorInfo,
+  a: readonly number[],
+  bv: readonly number[],
+): TensorInfo {
+  const c = a.length;
+  const n = tf.util.sizeFromShape(x.shape);
+  const out = b.makeOutput([...x.shape], 'float32');
+  const width = c % 4 === 0 ? c : c % 2 === 0 ? 2 * c : 4 * c;
+  const params = b.makeOutput([2 * width], 'float32');
+  const pv = b.typedArrayFromHeap(params);
+  for (let j = 0; j < width; j++) {
+    pv[j] = a[j % c] as number;
+    pv[width + j] = bv[j % c] as number;
+  }
+  const [px, pout, pa] = [x, out, params].map((t) => b.getMemoryOffset(t.dataId)) as [number, number, number];
+  const rows = Math.floor(n / width);
+  runShares(b, fn, simd, threadsFor(b, rows, 2 * n), rows, 1, (r0, r1) => [
+    px + r0 * width * 4,
+    pout + r0 * width * 4,
+    pa,
+    pa + width * 4,
     r1 - r0,
-    c,
+    width,
   ]);
-  b.disposeData(coeffs.dataId);
+  const tail = n - rows * width;
+  if (tail > 0) simd[fn](px + rows * width * 4, pout + rows * width * 4, pa, pa + width * 4, 1, tail);
+  b.disposeData(params.dataId);
   return out;
 }
 
@@ -180,9 +213,8 @@ export function clipByValueGrad({ inputs, backend, attrs }: KernelArgs): TensorI
  * {@link CHANNEL_PAIR_KERNEL}: Rescale's `x * a + b` (`affine_channels`) or Normalize's
  * `(x - a) / b` (`sub_div_channels`) per channel in one pass over the image, where the two
  * shipped ops made two (a 224x224x3 image: ~0.1 ms each). The same float32 operations in the same
- * order, so the same bits. Rows of lcm(4, C) values (4 pixels of 3 channels) keep the loops in
- * whole vectors, the parameters repeated to that width; a last partial row takes their prefix.
- * Without the heap loops, the same arithmetic in JavaScript (Math.fround after each operation).
+ * order, so the same bits ({@link channelPass}). Without the heap loops, the same arithmetic in
+ * JavaScript (Math.fround after each operation).
  */
 export function channelPair({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const b = backend as HeapBackend;
@@ -199,43 +231,20 @@ export function channelPair({ inputs, backend, attrs }: KernelArgs): TensorInfo 
     throw new Error(
       `medimg-classify: ${CHANNEL_PAIR_KERNEL} needs a float32 [..., C] tensor and C values of a and b for 'mul-add' or 'sub-div'; got ${x.dtype} [${x.shape}], ${a.length} and ${bv.length} values, op '${String(op)}'`,
     );
+  const simd = heapSimd(b);
+  if (simd) return channelPass(b, simd, op === 'mul-add' ? 'affine_channels' : 'sub_div_channels', x, a, bv);
   const n = tf.util.sizeFromShape(x.shape);
   const out = b.makeOutput([...x.shape], 'float32');
-  const simd = heapSimd(b);
-  if (!simd) {
-    const src = b.typedArrayFromHeap(x);
-    const dst = b.typedArrayFromHeap(out);
-    const [fa, fb] = [a, bv].map((v) => v.map(Math.fround)) as [number[], number[]];
-    for (let i = 0; i < n; i++) {
-      const j = i % c;
-      const v = src[i] as number;
-      dst[i] =
-        op === 'mul-add'
-          ? Math.fround(v * (fa[j] as number)) + (fb[j] as number)
-          : Math.fround(v - (fa[j] as number)) / (fb[j] as number);
-    }
-    return out;
+  const src = b.typedArrayFromHeap(x);
+  const dst = b.typedArrayFromHeap(out);
+  const [fa, fb] = [a, bv].map((v) => v.map(Math.fround)) as [number[], number[]];
+  for (let i = 0; i < n; i++) {
+    const j = i % c;
+    const v = src[i] as number;
+    dst[i] =
+      op === 'mul-add'
+        ? Math.fround(v * (fa[j] as number)) + (fb[j] as number)
+        : Math.fround(v - (fa[j] as number)) / (fb[j] as number);
   }
-  const width = c % 4 === 0 ? c : c % 2 === 0 ? 2 * c : 4 * c;
-  const params = b.makeOutput([2 * width], 'float32');
-  const pv = b.typedArrayFromHeap(params);
-  for (let j = 0; j < width; j++) {
-    pv[j] = a[j % c] as number;
-    pv[width + j] = bv[j % c] as number;
-  }
-  const [px, pout, pa] = [x, out, params].map((t) => b.getMemoryOffset(t.dataId)) as [number, number, number];
-  const fn = op === 'mul-add' ? 'affine_channels' : 'sub_div_channels';
-  const rows = Math.floor(n / width);
-  runShares(b, fn, simd, threadsFor(b, rows, 2 * n), rows, 1, (r0, r1) => [
-    px + r0 * width * 4,
-    pout + r0 * width * 4,
-    pa,
-    pa + width * 4,
-    r1 - r0,
-    width,
-  ]);
-  const tail = n - rows * width;
-  if (tail > 0) simd[fn](px + rows * width * 4, pout + rows * width * 4, pa, pa + width * 4, 1, tail);
-  b.disposeData(params.dataId);
   return out;
 }

@@ -80,19 +80,6 @@ export function channelValues(
   return [...value];
 }
 
-/** Expands a scalar or per-channel value to a tensor broadcastable over a batch's channels. */
-export function perChannel(
-  op: string,
-  name: string,
-  value: number | readonly number[],
-  channels: number,
-): tf.Tensor {
-  const values = channelValues(op, name, value, channels);
-  return typeof value === 'number'
-    ? tf.scalar(value)
-    : tf.tensor1d(values.length === 1 ? [values[0] as number] : values);
-}
-
 /**
  * `x * a[c] + b[c]` ('mul-add') or `(x - a[c]) / b[c]` ('sub-div') per channel of a float32
  * batch, in one pass where the backend registers {@link CHANNEL_PAIR_KERNEL} (wasm) with the

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { check } from '../../util/errors.js';
-import { channelPair, channelValues, type Image, imageSize, mapBatch, perChannel } from './_image.js';
+import { channelPair, channelValues, type Image, imageSize, mapBatch } from './_image.js';
 
 export interface NormalizeOptions {
   mean: number | readonly number[];
@@ -26,9 +26,6 @@ export function normalize<T extends Image>(image: T, options: NormalizeOptions):
     image,
     (batch) =>
       channelPair(batch, 'sub-div', means, sds) ??
-      tf.div(
-        tf.sub(batch, perChannel(op, 'mean', options.mean, channels)),
-        perChannel(op, 'std', options.std, channels),
-      ),
+      tf.div(tf.sub(batch, tf.tensor1d(means)), tf.tensor1d(sds)),
   );
 }
