@@ -13,7 +13,7 @@ export { setBatchNormFolding } from './backend/patches/fold-batchnorm.js';
 export { setSkipUnusedInputGradients } from './backend/patches/unused-input-gradient.js';
 export type { BackendInfo, BackendName, PackageImporter, SetupBackendOptions } from './backend/setup.js';
 export { availableBackends, BACKEND_NAMES, setupBackend } from './backend/setup.js';
-export { setDirectConv } from './backend/wasm/direct-conv.js';
+export { setDirectConv, setPointwiseForward } from './backend/wasm/direct-conv.js';
 export { setBalancedPool } from './backend/wasm/heap-parallel.js';
 export { setWinograd } from './backend/wasm/winograd.js';
 // --- Data: splits, batching, synthetic phantoms (no file system) ---

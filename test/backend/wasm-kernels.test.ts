@@ -13,7 +13,7 @@ import {
 import { installPatches } from '../../src/backend/patches/index.js';
 import { separableBlur } from '../../src/backend/wasm/blur.js';
 import { gatherV2, padV2, reverse, slice, tile } from '../../src/backend/wasm/copy.js';
-import { setDirectConv } from '../../src/backend/wasm/direct-conv.js';
+import { setDirectConv, setPointwiseForward } from '../../src/backend/wasm/direct-conv.js';
 import { heapSimd, setHeapSimdEnabled } from '../../src/backend/wasm/heap-simd.js';
 import {
   collapsePermutation,
@@ -1254,6 +1254,81 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
     expect(y.dataSync()[0]).toBe(4 * 1 + 5 * 2 + 7 * 3 + 8 * 4);
     expect(y.dataSync()[31]).toBe((4 * 1 + 5 * 2 + 7 * 3 + 8 * 4) * 32);
     tf.dispose([x, f, y]);
+  });
+
+  it("a 1x1 stride-1 convolution's forward pass runs as one heap loop (4 x 8 blocks from the bias): XNNPACK's bits, cpu within 1e-5, bias and activations, the rest shipped, without leaks", async () => {
+    // [x shape, output channels, bias, activation, takes the loop]
+    const cases: [[number, number, number, number], number, boolean, 'linear' | 'relu' | 'relu6', boolean][] =
+      [
+        [[2, 12, 12, 8], 48, true, 'relu6', true], // MobileNetV2's first expansion, smaller
+        [[3, 6, 6, 48], 8, true, 'linear', true], // a projection: many inputs, one block of outputs
+        [[1, 4, 5, 16], 24, false, 'relu', true], // 20 positions, no bias
+        [[1, 3, 3, 8], 16, true, 'relu6', false], // 9 positions: not in blocks of 4, shipped
+        [[1, 4, 4, 8], 12, true, 'linear', false], // 12 outputs: not in blocks of 8, shipped
+        [[1, 2, 2, 512], 256, false, 'linear', false], // 128K weights: past the loop's limit
+      ];
+    const run = async (backend: 'cpu' | 'wasm') => {
+      await useBackend(backend);
+      if (backend === 'wasm') registerWasmTrainingKernels();
+      const tensors = tf.memory().numTensors;
+      const buffers = backendDataIds();
+      const out = cases.map(([shape, co, withBias, activation], i) =>
+        tf.tidy(() => {
+          const x = tf.randomUniform(shape, -2, 2, 'float32', 170 + i) as tf.Tensor4D;
+          const filter = tf.randomUniform([1, 1, shape[3], co], -1, 1, 'float32', 180 + i) as tf.Tensor4D;
+          const bias = withBias ? tf.randomUniform([co], -1, 1, 'float32', 190 + i) : undefined;
+          const fused = tf.fused.conv2d({
+            x,
+            filter,
+            strides: 1,
+            pad: 'same',
+            ...(bias ? { bias } : {}),
+            activation,
+          });
+          return [...fused.dataSync(), ...tf.conv2d(x, filter, 1, 'valid').dataSync()];
+        }),
+      );
+      expect(tf.memory().numTensors).toBe(tensors);
+      expect(backendDataIds()).toBe(buffers);
+      return out;
+    };
+    const cpu = await run('cpu');
+    await useBackend('wasm');
+    const counter = countLoopCalls('pointwise_forward');
+    let wasm: number[][];
+    try {
+      wasm = await run('wasm');
+    } finally {
+      counter.restore();
+    }
+    // Each case that fits once fused and once plain (one call each without a pool).
+    expect(counter.calls.pointwise_forward).toBe(2 * cases.filter((c) => c[4]).length);
+    wasm.forEach((values, i) => {
+      expect(values.length).toBe(cpu[i]!.length);
+      const worst = Math.max(...values.map((v, j) => Math.abs(v - cpu[i]![j]!)));
+      expect(worst, `case ${i}`).toBeLessThan(1e-5 * cases[i]![0][3]);
+    });
+    // XNNPACK's convolution (the loop switched off) sums from the bias, in the same order: the
+    // same numbers, bit for bit (activations clamp the same way).
+    setPointwiseForward(false);
+    try {
+      expect(await run('wasm')).toEqual(wasm);
+    } finally {
+      setPointwiseForward(true);
+    }
+    // Worked by hand: one position [1, 2], weights w[k, c] = (k + 1) * c, bias c / 2, ReLU6:
+    // channel c gets min(6, c / 2 + 1 * c + 2 * 2c) = min(6, 5.5c).
+    await useBackend('wasm');
+    const x = tf.tensor4d([1, 2, 1, 2, 1, 2, 1, 2], [1, 2, 2, 2]);
+    const f = tf.tensor4d(
+      Array.from({ length: 16 }, (_, i) => (Math.floor(i / 8) + 1) * (i % 8)),
+      [1, 1, 2, 8],
+    );
+    const bias = tf.tensor1d(Array.from({ length: 8 }, (_, c) => c / 2));
+    const y = tf.fused.conv2d({ x, filter: f, strides: 1, pad: 'valid', bias, activation: 'relu6' });
+    expect(Array.from(y.dataSync().slice(0, 8))).toEqual([0, 5.5, 6, 6, 6, 6, 6, 6]);
+    expect(Array.from(y.dataSync().slice(24))).toEqual([0, 5.5, 6, 6, 6, 6, 6, 6]);
+    tf.dispose([x, f, bias, y]);
   });
 
   it('the rotation kernel gives the JavaScript gather of cpu bit for bit (batches, channels, fill, odd sizes, every quadrant), SIMD and JavaScript', async () => {

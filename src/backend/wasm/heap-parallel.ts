@@ -25,6 +25,7 @@ export const PARALLEL_FUNCTIONS = [
   'affine_channels',
   'conv1_forward',
   'sub_div_channels',
+  'pointwise_forward',
 ] as const;
 export type ParallelFunction = (typeof PARALLEL_FUNCTIONS)[number];
 

@@ -120,7 +120,7 @@ export {
   useHeapForFilterGrad,
   useMatMulForInputGrad,
 } from './conv.js';
-export { setDirectConv } from './direct-conv.js';
+export { setDirectConv, setPointwiseForward } from './direct-conv.js';
 export { collapsePermutation } from './elementwise.js';
 export { setBalancedPool } from './heap-parallel.js';
 export { setWinograd, useWinograd } from './winograd.js';

@@ -30,7 +30,7 @@ import {
   type TensorInfo,
 } from './common.js';
 import { ACTIVATION, type Activation, forwardInfo } from './conv-geometry.js';
-import { singleChannelForward } from './direct-conv.js';
+import { pointwiseForward, singleChannelForward } from './direct-conv.js';
 import { alignedScratch, runBalanced, runShares, share, threadsFor, wholeLines } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
 
@@ -388,8 +388,8 @@ function winogradForward(
 }
 
 /**
- * Conv2D: Winograd where {@link useWinograd} says so, a single input channel's heap loop
- * (`direct-conv.ts`), else the shipped XNNPACK kernel.
+ * Conv2D: Winograd where {@link useWinograd} says so, a single input channel's heap loop or the
+ * 1x1 heap loop (`direct-conv.ts`), else the shipped XNNPACK kernel.
  */
 export function conv2D({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const b = backend as Backend;
@@ -397,13 +397,15 @@ export function conv2D({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   return (
     winogradForward(b, x, filter, attrs, null, 'linear') ??
     singleChannelForward(b as HeapBackend, x, filter, attrs, null, 'linear') ??
+    pointwiseForward(b as HeapBackend, x, filter, attrs, null, 'linear') ??
     original('Conv2D', b, inputs as Record<string, TensorInfo>, attrs)
   );
 }
 
 /**
- * FusedConv2D: Winograd with the bias and a linear, ReLU or ReLU6 activation in the output pass,
- * where {@link useWinograd} says so and the bias is one value per output channel; else shipped.
+ * FusedConv2D: Winograd or the heap loops of `direct-conv.ts`, with the bias and a linear, ReLU or
+ * ReLU6 activation as they store, where they apply and the bias is one value per output channel;
+ * else shipped.
  */
 export function fusedConv2D({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const b = backend as Backend;
@@ -417,7 +419,8 @@ export function fusedConv2D({ inputs, backend, attrs }: KernelArgs): TensorInfo 
     (!bias || (bias.dtype === 'float32' && bias.shape.reduce((s, d) => s * d, 1) === filter.shape[3]));
   const y = fits
     ? (winogradForward(b, x, filter, attrs, bias ?? null, activation as Activation) ??
-      singleChannelForward(b as HeapBackend, x, filter, attrs, bias ?? null, activation as Activation))
+      singleChannelForward(b as HeapBackend, x, filter, attrs, bias ?? null, activation as Activation) ??
+      pointwiseForward(b as HeapBackend, x, filter, attrs, bias ?? null, activation as Activation))
     : null;
   return y ?? original('FusedConv2D', b, inputs as Record<string, TensorInfo>, attrs);
 }

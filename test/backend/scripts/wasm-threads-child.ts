@@ -73,7 +73,8 @@ const wino = tf.tidy(() => {
   const conv = (a: tf.Tensor4D, f: tf.Tensor4D) => tf.conv2d(a, f, 1, 'same');
   return hashed([conv(x, w), ...probedGrads(conv, x, w, 5)]);
 });
-// 1x1 gradients over 2304 positions in two panels: the heap GEMMs (conv.ts, `isPointwise`).
+// 1x1 gradients over 2304 positions in two panels: the heap GEMMs (conv.ts, `isPointwise`); the
+// forward pass with a bias and ReLU6 on the heap loop, rows split over the pool (direct-conv.ts).
 // The same input's strided depthwise input gradient: the heap loop, images split (depthwise.ts).
 const pointwise = tf.tidy(() => {
   const x = tf.randomNormal([4, 24, 24, 16], 0, 1, 'float32', 7) as tf.Tensor4D;
@@ -81,7 +82,9 @@ const pointwise = tf.tidy(() => {
   // And a strided depthwise convolution's gradients (images split over the pool, the filter's
   // in fixed chunks: depthwise.ts).
   const d = tf.randomNormal([3, 3, 16, 1], 0, 1, 'float32', 10) as tf.Tensor4D;
+  const bias = tf.randomNormal([24], 0, 1, 'float32', 14);
   return hashed([
+    tf.fused.conv2d({ x, filter: w, strides: 1, pad: 'same', bias, activation: 'relu6' }),
     ...probedGrads((a, f) => tf.conv2d(a, f, 1, 'valid'), x, w, 9),
     ...probedGrads(
       (a, f) => tf.depthwiseConv2d(a, f, 2, 'valid'),
