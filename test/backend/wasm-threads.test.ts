@@ -68,7 +68,9 @@ describe('wasm threads in Node', () => {
     expect(two.wino).toEqual(one.wino);
     expect(one.wino.count).toBe(2 * 4 * 30 * 30 * 16 + 9 * 16 * 16);
     expect(two.pointwise).toEqual(one.pointwise);
-    expect(one.pointwise.count).toBe(4 * 24 * 24 * 24 + 4 * 24 * 24 * 16 + 16 * 24 + 4 * 23 * 23 * 16 + 9 * 16);
+    expect(one.pointwise.count).toBe(
+      4 * 24 * 24 * 24 + 4 * 24 * 24 * 16 + 16 * 24 + 4 * 23 * 23 * 16 + 9 * 16,
+    );
     expect(two.elementwise).toEqual({ wrong: 0, count: 70001 });
     expect(one.elementwise).toEqual({ wrong: 0, count: 70001 });
     // The balanced pool ran every group once, with each thread's own argument, and gives the same

@@ -136,7 +136,16 @@ export interface HeapSimd {
    * c [m, n] = act(bias [n] + a [m, k] . w [k, n]), m a multiple of 4, n of 8 (bias 0: none; act 0
    * linear, 1 ReLU, 2 ReLU6): a 1x1 convolution's forward pass; see heap-simd-conv.wat.
    */
-  pointwise_forward(a: number, w: number, c: number, bias: number, act: number, m: number, k: number, n: number): void;
+  pointwise_forward(
+    a: number,
+    w: number,
+    c: number,
+    bias: number,
+    act: number,
+    m: number,
+    k: number,
+    n: number,
+  ): void;
   /** dst[r, j] = (src[r, j] - a[j]) / b[j] for r < rows, j < c; see heap-simd-conv.wat. */
   sub_div_channels(src: number, dst: number, a: number, b: number, rows: number, c: number): void;
   /** dst[i] = src[i] * w (init 1) or dst[i] += src[i] * w (init 0), for `n` float32 values. */
