@@ -1265,7 +1265,7 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
         [[1, 4, 5, 16], 24, false, 'relu', true], // 20 positions, no bias
         [[1, 3, 3, 8], 16, true, 'relu6', false], // 9 positions: not in blocks of 4, shipped
         [[1, 4, 4, 8], 12, true, 'linear', false], // 12 outputs: not in blocks of 8, shipped
-        [[1, 2, 2, 512], 256, false, 'linear', false], // 128K weights: past the loop's limit
+        [[1, 2, 2, 512], 512, false, 'linear', false], // 256K weights: past the loop's limit
       ];
     const run = async (backend: 'cpu' | 'wasm') => {
       await useBackend(backend);
