@@ -1,7 +1,7 @@
 /**
  * A library switch's effect on whole training steps, on and off alternating in one process
  * (ten rounds of two steps each way, ABBA order), on wasm with every core:
- *   node --import tsx bench/switch-ab.ts directConv|pointwiseForward|winograd|batchNormFolding|fusedAdam|balancedPool simple-cnn|user-cnn|mobilenetv2|resnet50v2 [size] [full|frozen|conv5|last-block|blocks-13|inference]
+ *   node --import tsx bench/switch-ab.ts directConv|pointwiseForward|fusedConvTraining|winograd|batchNormFolding|fusedAdam|balancedPool simple-cnn|user-cnn|mobilenetv2|resnet50v2 [size] [full|frozen|conv5|last-block|blocks-13|inference]
  * Runs minutes apart on these machines differ by more than most single changes; alternating in
  * one process keeps both sides on the same machine state. Prints the median step each way and
  * the median of the paired ratios (on / off: below 1, the switch on is faster).
@@ -11,6 +11,7 @@ import {
   setBatchNormFolding,
   setDirectConv,
   setFusedAdam,
+  setFusedConvTraining,
   setPointwiseForward,
   setupBackend,
   setWinograd,
@@ -20,6 +21,7 @@ import { alternate, type BenchModel, type BenchTrain, benchModel, benchStep, med
 const SWITCHES: Record<string, (on: boolean) => void> = {
   directConv: setDirectConv,
   pointwiseForward: setPointwiseForward,
+  fusedConvTraining: setFusedConvTraining,
   winograd: setWinograd,
   batchNormFolding: setBatchNormFolding,
   fusedAdam: setFusedAdam,

@@ -10,6 +10,7 @@
 export { setFusedAdam } from './backend/patches/adam-update.js';
 export { setEarlyGradientRelease } from './backend/patches/early-gradient-release.js';
 export { setBatchNormFolding } from './backend/patches/fold-batchnorm.js';
+export { setFusedConvTraining } from './backend/patches/fused-conv-training.js';
 export { setSkipUnusedInputGradients } from './backend/patches/unused-input-gradient.js';
 export type { BackendInfo, BackendName, PackageImporter, SetupBackendOptions } from './backend/setup.js';
 export { availableBackends, BACKEND_NAMES, setupBackend } from './backend/setup.js';

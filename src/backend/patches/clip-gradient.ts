@@ -11,13 +11,13 @@ import { CLIP_GRAD_KERNEL } from '../kernel-names.js';
 let installed = false;
 
 /** The smallest positive float32: x >= it exactly where x > 0. */
-const MIN_POSITIVE = 2 ** -149;
+export const MIN_POSITIVE = 2 ** -149;
 
 /**
  * dy where lo <= x <= hi, else 0, through {@link CLIP_GRAD_KERNEL} where the backend has it (and
  * x is float32), else through `composite` (tfjs's own gradient).
  */
-function maskedGradient(
+export function maskedGradient(
   x: tf.Tensor,
   dy: tf.Tensor,
   lo: number,

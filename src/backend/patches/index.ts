@@ -10,6 +10,8 @@
  *   has one (wasm), with tfjs's numbers (`setFusedAdam(false)` switches it off);
  * - `unused-input-gradient.ts`: no input gradient for a first convolution whose input no
  *   variable depends on (`setSkipUnusedInputGradients(false)` switches it off);
+ * - `fused-conv-training.ts`: a tfjs-layers `Conv2D` layer with a ReLU trains as one fused
+ *   convolution with tfjs's fused gradient (`setFusedConvTraining(false)` switches it off; wasm);
  * - `batchnorm-gradient.ts`, `clip-gradient.ts`, `mean-gradient.ts`: FusedBatchNorm, ClipByValue,
  *   Relu and Mean gradients without the full-size `Tile`, the five-op select, the step-cast-multiply
  *   and the tensor of ones (wasm only).
@@ -30,6 +32,7 @@ import { installFusedAdam } from './adam-update.js';
 import { registerBatchNormGradient } from './batchnorm-gradient.js';
 import { registerClipByValueGradient } from './clip-gradient.js';
 import { installEarlyGradientRelease } from './early-gradient-release.js';
+import { installFusedConvTraining } from './fused-conv-training.js';
 import { registerMeanGradient } from './mean-gradient.js';
 import { installSkipUnusedInputGradients } from './unused-input-gradient.js';
 
@@ -40,6 +43,7 @@ export function installPatches(options: { wasm: boolean }): void {
     registerClipByValueGradient();
     registerMeanGradient();
     installFusedAdam();
+    installFusedConvTraining();
   }
   installSkipUnusedInputGradients();
   // Last, so that the gradients registered above are wrapped too.
