@@ -4,8 +4,9 @@
  * large maps. They sum in XNNPACK's order, from the bias, and give its numbers;
  * `setDirectConv(false)` and `setPointwiseForward(false)` restore XNNPACK's kernels.
  */
-import type { Attrs, HeapBackend, TensorInfo } from './common.js';
-import { ACTIVATION, type Activation, forwardInfo } from './conv-geometry.js';
+import type * as tf from '@tensorflow/tfjs-core';
+import type { HeapBackend, TensorInfo } from './common.js';
+import { ACTIVATION, type Activation } from './conv-geometry.js';
 import { runShares, threadsFor } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
 
@@ -21,6 +22,20 @@ export function setDirectConv(on: boolean): void {
 }
 
 /**
+ * A forward convolution path on the heap: the output of `x` (NHWC) convolved with `filter` as
+ * `info` describes (from `forwardInfo`), plus `bias` (one value per output channel, checked by
+ * the caller), then `activation`; null where the path does not apply.
+ */
+export type ConvForward = (
+  b: HeapBackend,
+  x: TensorInfo,
+  filter: TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+  bias: TensorInfo | null,
+  activation: Activation,
+) => TensorInfo | null;
+
+/**
  * The forward pass of a grayscale network's first layer, one input channel, 3x3 at stride 1 and
  * dilation 1, output channels a multiple of 32, NHWC float32, as one heap loop (`conv1_forward`):
  * each output pixel's 32-channel blocks summed over its in-range taps in registers, with the
@@ -31,17 +46,8 @@ export function setDirectConv(on: boolean): void {
  * thread count. Null where it does not apply (then XNNPACK runs); the caller checks that a bias
  * has one value per output channel.
  */
-export function singleChannelForward(
-  b: HeapBackend,
-  x: TensorInfo,
-  filter: TensorInfo,
-  attrs: Attrs,
-  bias: TensorInfo | null,
-  activation: Activation,
-): TensorInfo | null {
+export const singleChannelForward: ConvForward = (b, x, filter, info, bias, activation) => {
   if (!enabled || x.shape[3] !== 1 || x.dtype !== 'float32' || filter.dtype !== 'float32') return null;
-  const info = forwardInfo(x, filter, attrs);
-  if (!info) return null;
   const { top, left, bottom, right } = info.padInfo;
   if (
     info.filterHeight !== 3 ||
@@ -78,7 +84,7 @@ export function singleChannelForward(
     left,
   ]);
   return y;
-}
+};
 
 /**
  * Turns the 1x1 forward heap loop off (`false`: XNNPACK's convolution, as before) or on again;
@@ -107,17 +113,8 @@ const POINTWISE_FORWARD_MAX_WEIGHTS = 3 << 16;
  * computed whole by one call, so the numbers are the same on any thread count. Null where it does
  * not apply (then XNNPACK runs); the caller checks that a bias has one value per output channel.
  */
-export function pointwiseForward(
-  b: HeapBackend,
-  x: TensorInfo,
-  filter: TensorInfo,
-  attrs: Attrs,
-  bias: TensorInfo | null,
-  activation: Activation,
-): TensorInfo | null {
+export const pointwiseForward: ConvForward = (b, x, filter, info, bias, activation) => {
   if (!pointwise || x.dtype !== 'float32' || filter.dtype !== 'float32') return null;
-  const info = forwardInfo(x, filter, attrs);
-  if (!info) return null;
   const { top, left, bottom, right } = info.padInfo;
   const { batchSize: n, inHeight: h, inWidth: w, inChannels: ci, outChannels: co } = info;
   if (
@@ -149,4 +146,4 @@ export function pointwiseForward(
     co,
   ]);
   return y;
-}
+};

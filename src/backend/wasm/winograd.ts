@@ -30,7 +30,7 @@ import {
   type TensorInfo,
 } from './common.js';
 import { ACTIVATION, type Activation, forwardInfo } from './conv-geometry.js';
-import { pointwiseForward, singleChannelForward } from './direct-conv.js';
+import { type ConvForward, pointwiseForward, singleChannelForward } from './direct-conv.js';
 import { alignedScratch, runBalanced, runShares, share, threadsFor, wholeLines } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
 
@@ -372,20 +372,12 @@ function transformedFilter(
 }
 
 /** The forward pass by Winograd where {@link useWinograd} says so, else null. */
-function winogradForward(
-  b: Backend,
-  x: TensorInfo,
-  filter: TensorInfo,
-  attrs: Attrs,
-  bias: TensorInfo | null,
-  activation: Activation,
-): TensorInfo | null {
-  const info = forwardInfo(x, filter, attrs);
+const winogradForward: ConvForward = (b, x, filter, info, bias, activation) => {
   const u = transformedFilter(b, x, filter, info);
-  if (!u || !info) return null;
+  if (!u) return null;
   const { top, left } = info.padInfo;
   return winogradConv(b, x, u, info.outChannels, top, left, info.outHeight, info.outWidth, bias, activation);
-}
+};
 
 /**
  * Conv2D: Winograd where {@link useWinograd} says so, a single input channel's heap loop or the
@@ -395,11 +387,30 @@ export function conv2D({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const b = backend as Backend;
   const { x, filter } = inputs as { x: TensorInfo; filter: TensorInfo };
   return (
-    winogradForward(b, x, filter, attrs, null, 'linear') ??
-    singleChannelForward(b as HeapBackend, x, filter, attrs, null, 'linear') ??
-    pointwiseForward(b as HeapBackend, x, filter, attrs, null, 'linear') ??
+    heapForward(b, x, filter, attrs, null, 'linear') ??
     original('Conv2D', b, inputs as Record<string, TensorInfo>, attrs)
   );
+}
+
+/** The heap forward paths, tried in this order. */
+const FORWARD_PATHS: ConvForward[] = [winogradForward, singleChannelForward, pointwiseForward];
+
+/** The first heap forward path that applies, or null (XNNPACK's kernel then runs). */
+function heapForward(
+  b: Backend,
+  x: TensorInfo,
+  filter: TensorInfo,
+  attrs: Attrs,
+  bias: TensorInfo | null,
+  activation: Activation,
+): TensorInfo | null {
+  const info = forwardInfo(x, filter, attrs);
+  if (!info) return null;
+  for (const path of FORWARD_PATHS) {
+    const y = path(b as HeapBackend, x, filter, info, bias, activation);
+    if (y) return y;
+  }
+  return null;
 }
 
 /**
@@ -417,10 +428,6 @@ export function fusedConv2D({ inputs, backend, attrs }: KernelArgs): TensorInfo 
     !preluActivationWeights &&
     activation in ACTIVATION &&
     (!bias || (bias.dtype === 'float32' && bias.shape.reduce((s, d) => s * d, 1) === filter.shape[3]));
-  const y = fits
-    ? (winogradForward(b, x, filter, attrs, bias ?? null, activation as Activation) ??
-      singleChannelForward(b as HeapBackend, x, filter, attrs, bias ?? null, activation as Activation) ??
-      pointwiseForward(b as HeapBackend, x, filter, attrs, bias ?? null, activation as Activation))
-    : null;
+  const y = fits ? heapForward(b, x, filter, attrs, bias ?? null, activation as Activation) : null;
   return y ?? original('FusedConv2D', b, inputs as Record<string, TensorInfo>, attrs);
 }
