@@ -108,7 +108,8 @@ const POINTWISE_FORWARD_MAX_WEIGHTS = 3 << 16;
  * (`pointwise_forward`): x [N*H*W, Ci] . W [Ci, Co] in blocks of 4 positions x 8 channels, from
  * the bias, then a linear, ReLU or ReLU6 activation as they are stored. XNNPACK's convolution hands
  * its threads tiles of a few hundred products each on MobileNetV2's narrow layers (8-32 input
- * channels over 56x56-112x112 maps): 32 x 112 x 112 x 8 -> 48 took 25-35 ms there, 12 ms here.
+ * channels over 56x56-112x112 maps): 32 x 112 x 112 x 8 -> 48 took 45 ms there, 18 ms here
+ * (`bench/pointwise-forward.ts`).
  * Rows are cut into chunks that the heap pool's threads take as they come free; each output is
  * computed whole by one call, so the numbers are the same on any thread count. Null where it does
  * not apply (then XNNPACK runs); the caller checks that a bias has one value per output channel.
@@ -124,6 +125,7 @@ export const pointwiseForward: ConvForward = (b, x, filter, info, bias, activati
     info.strideWidth !== 1 ||
     top + left + bottom + right !== 0 ||
     co % 8 !== 0 ||
+    n * h * w === 0 ||
     (n * h * w) % 4 !== 0 ||
     ci * co > POINTWISE_FORWARD_MAX_WEIGHTS
   )
