@@ -55,6 +55,8 @@ interface Job {
   seed?: number;
   /** `train`'s `frozenFeatures` (default on). */
   frozenFeatures?: boolean;
+  /** SimpleCNN's BatchNormalization momentum (default Keras's 0.99). */
+  bnMomentum?: number;
 }
 
 const job = JSON.parse(process.argv[2] ?? readFileSync(0, 'utf8')) as Job;
@@ -104,6 +106,10 @@ const rgb224: DecodeSpec = { channels: 3, resize: { height: 224, width: 224, fit
 if (job.recipe === 'simple-cnn-letterbox') {
   decode = { channels: 1, resize: { height: 128, width: 128, fit: 'contain' } };
   model = simpleCnn({ inputShape: [128, 128, 1], numClasses: n, seed });
+  if (job.bnMomentum !== undefined)
+    for (const layer of model.layers)
+      if (layer.getClassName() === 'BatchNormalization')
+        (layer as unknown as { momentum: number }).momentum = job.bnMomentum;
   validationTransform = new Rescale({ scale: 1 / 255 });
   transform = new Compose(
     [new RandomHorizontalFlip(), new RandomRotation({ degrees: 10 }), validationTransform],

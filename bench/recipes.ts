@@ -17,6 +17,9 @@
  *
  * Flags: --recipes[=a,b,c]  --images=N  --epochs=N  --threads=N (default: every core)  --repeat=N
  *        --frozen-features=off
+ *        --bn-momentum=M: SimpleCNN's BatchNormalization momentum on our side (Keras's 0.99 by
+ *        default; PyTorch's side runs 0.9, its 0.1): over the bench's 80 steps 0.99 keeps most of
+ *        the initial moving statistics, which shows in validation accuracy, not in speed
  *        --split=example: the examples' own split instead of a subset (brain MRI: 80/20 of all 5,712
  *        images, seed 42; BUSI: fold 1 of 5, seed 42), so that accuracy is compared on the same
  *        validation images as docs/results.md (a full run: tens of minutes per recipe and side)
@@ -69,6 +72,9 @@ export async function benchRecipes(
   const frozenFeatures = flag('frozen-features') ?? 'on';
   if (frozenFeatures !== 'on' && frozenFeatures !== 'off')
     throw new Error(`--frozen-features must be on or off, got ${frozenFeatures}`);
+  const bnMomentum = flag('bn-momentum');
+  if (bnMomentum !== undefined && !(Number(bnMomentum) > 0 && Number(bnMomentum) < 1))
+    throw new Error(`--bn-momentum must be in (0, 1), got ${bnMomentum}`);
   const threads = Number(flag('threads') ?? cpus().length);
   const repeat = Number(flag('repeat') ?? 1);
   for (const [k, v] of Object.entries({ images, epochs, threads, repeat }))
@@ -132,6 +138,7 @@ export async function benchRecipes(
           ...base,
           threads,
           ...(frozenFeatures === 'off' ? { frozenFeatures: false } : {}),
+          ...(bnMomentum !== undefined ? { bnMomentum: Number(bnMomentum) } : {}),
         }),
         encoding: 'utf8',
         maxBuffer: 1 << 26,
