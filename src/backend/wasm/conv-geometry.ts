@@ -4,6 +4,7 @@ import {
   type Backend,
   type ConvAttrs,
   call,
+  type HeapBackend,
   reshape,
   type Shape4,
   type TensorInfo,
@@ -220,3 +221,17 @@ export function forwardInfo(
 /** The activations the heap convolution loops apply as they store, and their codes there. */
 export type Activation = 'linear' | 'relu' | 'relu6';
 export const ACTIVATION: Record<Activation, number> = { linear: 0, relu: 1, relu6: 2 };
+
+/**
+ * A forward convolution path on the heap: the output of `x` (NHWC) convolved with `filter` as
+ * `info` describes (from {@link forwardInfo}), plus `bias` (one value per output channel, checked by
+ * the caller), then `activation`; null where the path does not apply.
+ */
+export type ConvForward = (
+  b: HeapBackend,
+  x: TensorInfo,
+  filter: TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+  bias: TensorInfo | null,
+  activation: Activation,
+) => TensorInfo | null;

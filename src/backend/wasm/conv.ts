@@ -12,7 +12,7 @@ import {
   type TensorInfo,
 } from './common.js';
 import { convInfo, fullCorrelation, paddedInput, tap } from './conv-geometry.js';
-import { MAX_CALLS, runBalanced, runSpread, share, threadsFor } from './heap-parallel.js';
+import { MAX_CALLS, panelShares, runBalanced, runSpread, share, threadsFor } from './heap-parallel.js';
 import { type HeapSimd, heapSimd } from './heap-simd.js';
 import { gemmRows } from './matmul.js';
 import { winogradFilterGrad, winogradInputGrad } from './winograd.js';
@@ -207,22 +207,16 @@ function pointwiseFilterGrad(
 ): void {
   const panel = Math.max(16, Math.floor(PANEL_BYTES / ((ci + co) * 4)), Math.ceil(m / MAX_CALLS));
   const threads = threadsFor(hb, ci / 4);
-  const calls = Array.from({ length: threads }, (_, t) => {
-    const [i0, i1] = share(ci, threads, t, 4);
-    const list: number[][] = [];
-    for (let r0 = 0; r0 < m; r0 += panel)
-      list.push([
-        xp + (r0 * ci + i0) * 4,
-        dyp + r0 * co * 4,
-        outp + i0 * co * 4,
-        Math.min(panel, m - r0),
-        i1 - i0,
-        co,
-        ci,
-        r0 === 0 ? 1 : 0,
-      ]);
-    return list;
-  });
+  const calls = panelShares(threads, ci, 4, m, panel, (i0, i1, r0, rows) => [
+    xp + (r0 * ci + i0) * 4,
+    dyp + r0 * co * 4,
+    outp + i0 * co * 4,
+    rows,
+    i1 - i0,
+    co,
+    ci,
+    r0 === 0 ? 1 : 0,
+  ]);
   runSpread(hb, 'gemm_tn', simd, calls);
 }
 

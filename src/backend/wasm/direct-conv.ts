@@ -1,14 +1,23 @@
 /**
- * Direct convolutions as heap loops (`heap-simd-conv.wat`) where XNNPACK's general kernels leave
- * most of the wasm SIMD peak unused: a grayscale network's first layer, and 1x1 convolutions over
- * large maps. They sum in XNNPACK's order, from the bias, and give its numbers;
- * `setDirectConv(false)` and `setPointwiseForward(false)` restore XNNPACK's kernels.
+ * The Conv2D and FusedConv2D kernels: the heap forward paths tried in order (Winograd from
+ * `winograd.ts`, then the direct loops here), else XNNPACK's. The direct loops
+ * (`heap-simd-conv.wat`) cover layers where XNNPACK's general kernels leave most of the wasm SIMD
+ * peak unused: a grayscale network's first layer, and 1x1 convolutions over large maps. They sum
+ * in XNNPACK's order, from the bias, and give its numbers; `setDirectConv(false)` and
+ * `setPointwiseForward(false)` restore XNNPACK's kernels.
  */
-import type * as tf from '@tensorflow/tfjs-core';
-import type { HeapBackend, TensorInfo } from './common.js';
-import { ACTIVATION, type Activation } from './conv-geometry.js';
+import {
+  type Attrs,
+  type Backend,
+  type HeapBackend,
+  type KernelArgs,
+  original,
+  type TensorInfo,
+} from './common.js';
+import { ACTIVATION, type Activation, type ConvForward, forwardInfo } from './conv-geometry.js';
 import { runShares, threadsFor } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
+import { winogradForward } from './winograd.js';
 
 let enabled = true;
 let pointwise = true;
@@ -20,20 +29,6 @@ let pointwise = true;
 export function setDirectConv(on: boolean): void {
   enabled = on;
 }
-
-/**
- * A forward convolution path on the heap: the output of `x` (NHWC) convolved with `filter` as
- * `info` describes (from `forwardInfo`), plus `bias` (one value per output channel, checked by
- * the caller), then `activation`; null where the path does not apply.
- */
-export type ConvForward = (
-  b: HeapBackend,
-  x: TensorInfo,
-  filter: TensorInfo,
-  info: tf.backend_util.Conv2DInfo,
-  bias: TensorInfo | null,
-  activation: Activation,
-) => TensorInfo | null;
 
 /**
  * The forward pass of a grayscale network's first layer, one input channel, 3x3 at stride 1 and
@@ -149,3 +144,56 @@ export const pointwiseForward: ConvForward = (b, x, filter, info, bias, activati
   ]);
   return y;
 };
+
+/**
+ * Conv2D: Winograd where {@link useWinograd} says so, a single input channel's heap loop or the
+ * 1x1 heap loop above, else the shipped XNNPACK kernel.
+ */
+export function conv2D({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  const b = backend as Backend;
+  const { x, filter } = inputs as { x: TensorInfo; filter: TensorInfo };
+  return (
+    heapForward(b, x, filter, attrs, null, 'linear') ??
+    original('Conv2D', b, inputs as Record<string, TensorInfo>, attrs)
+  );
+}
+
+/** The heap forward paths, tried in this order. */
+const FORWARD_PATHS: ConvForward[] = [winogradForward, singleChannelForward, pointwiseForward];
+
+/** The first heap forward path that applies, or null (XNNPACK's kernel then runs). */
+function heapForward(
+  b: Backend,
+  x: TensorInfo,
+  filter: TensorInfo,
+  attrs: Attrs,
+  bias: TensorInfo | null,
+  activation: Activation,
+): TensorInfo | null {
+  const info = forwardInfo(x, filter, attrs);
+  if (!info) return null;
+  for (const path of FORWARD_PATHS) {
+    const y = path(b as HeapBackend, x, filter, info, bias, activation);
+    if (y) return y;
+  }
+  return null;
+}
+
+/**
+ * FusedConv2D: Winograd or the heap loops above, with the bias and a linear, ReLU or
+ * ReLU6 activation as they store, where they apply and the bias is one value per output channel;
+ * else shipped.
+ */
+export function fusedConv2D({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  const b = backend as Backend;
+  const { x, filter, bias, preluActivationWeights } = inputs as Record<string, TensorInfo | undefined>;
+  const activation = (attrs.activation ?? 'linear') as string;
+  const fits =
+    x &&
+    filter &&
+    !preluActivationWeights &&
+    activation in ACTIVATION &&
+    (!bias || (bias.dtype === 'float32' && bias.shape.reduce((s, d) => s * d, 1) === filter.shape[3]));
+  const y = fits ? heapForward(b, x, filter, attrs, bias ?? null, activation as Activation) : null;
+  return y ?? original('FusedConv2D', b, inputs as Record<string, TensorInfo>, attrs);
+}

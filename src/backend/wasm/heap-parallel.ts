@@ -232,6 +232,29 @@ export function runShares(
   runBalanced(backend, fn, simd, groups, perThread, threads);
 }
 
+/**
+ * Fixed shares over panels, for {@link runSpread}: thread t takes share t of [0, total) (on
+ * multiples of `unit`) and makes one call per panel of [0, length), `panel` at a time, in order:
+ * `call(from, to, start, size)`. For products whose share takes each panel of an operand while
+ * it is in cache, and whose panels a balanced chunk would read from memory again.
+ */
+export function panelShares(
+  threads: number,
+  total: number,
+  unit: number,
+  length: number,
+  panel: number,
+  call: (from: number, to: number, start: number, size: number) => number[],
+): number[][][] {
+  return Array.from({ length: threads }, (_, t) => {
+    const [from, to] = share(total, threads, t, unit);
+    const list: number[][] = [];
+    for (let start = 0; start < length; start += panel)
+      list.push(call(from, to, start, Math.min(panel, length - start)));
+    return list;
+  });
+}
+
 /** Runs `calls[t]` on thread t of `backend`'s pool (see {@link threadsFor}), or all here. */
 export function runSpread(backend: unknown, fn: ParallelFunction, simd: HeapSimd, calls: number[][][]): void {
   const pool = calls.length > 1 ? heapParallel(backend) : null;

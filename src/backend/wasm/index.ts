@@ -11,8 +11,8 @@
  *   channel blocks and grayscale inputs as a heap loop)
  * - `winograd.ts`: 3x3 stride-1 convolutions, their input and filter gradients as Winograd
  *   F(4x4, 3x3) (`heap-simd-winograd.wat`)
- * - `direct-conv.ts`: the forward pass of a single-channel 3x3 convolution (a grayscale
- *   network's first layer) as a heap loop (`heap-simd-conv.wat`)
+ * - `direct-conv.ts`: Conv2D and FusedConv2D forward, trying the heap paths in order (Winograd,
+ *   a grayscale first layer's 3x3 loop, the 1x1 loop in `heap-simd-conv.wat`), else XNNPACK
  * - `depthwise.ts`: depthwise input and filter gradients
  * - `matmul.ts`: flag-free BatchMatMul, choosing the cheaper arrangement
  * - `reductions.ts`: Sum/Mean over leading axes
@@ -50,12 +50,12 @@ import { type KernelArgs, shipped, type TensorInfo } from './common.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv.js';
 import { eraseRect, gatherV2, padV2, pixelsToFloat, reverse, slice, tile } from './copy.js';
 import { depthwiseBackpropFilter, depthwiseBackpropInput } from './depthwise.js';
+import { conv2D, fusedConv2D } from './direct-conv.js';
 import { add, channelPair, clipByValueGrad, identity, transpose } from './elementwise.js';
 import { batchMatMul } from './matmul.js';
 import { maxPoolGrad } from './max-pool.js';
 import { leadingReduction } from './reductions.js';
 import { rotateNearest } from './rotate.js';
-import { conv2D, fusedConv2D } from './winograd.js';
 
 const KERNELS: [string, (args: KernelArgs) => TensorInfo | TensorInfo[]][] = [
   ['Identity', identity],

@@ -9,7 +9,7 @@ import {
   scoped,
   type TensorInfo,
 } from './common.js';
-import { MAX_CALLS, runSpread, share, threadsFor } from './heap-parallel.js';
+import { MAX_CALLS, panelShares, runSpread, share, threadsFor } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
 
 /** Right operands XNNPACK has packed already: it caches the packed form by the tensor's buffer. */
@@ -135,22 +135,16 @@ export function gemmRows(
   // Fixed shares, not balanced chunks: a thread's rows take each panel of b while it is in cache
   // (a dense layer's 4 MB-a-side weights against 32 rows: per 4-row chunk, b would stream from
   // memory once per chunk).
-  const calls = Array.from({ length: threads }, (_, t) => {
-    const [r0, r1] = share(m, threads, t, 4);
-    const list: number[][] = [];
-    for (let kp = 0; kp < k; kp += panel)
-      list.push([
-        pa + (r0 * lda + kp) * 4,
-        pb + kp * n * 4,
-        pc + r0 * n * 4,
-        r1 - r0,
-        Math.min(panel, k - kp),
-        n,
-        lda,
-        kp === 0 ? 1 : 0,
-      ]);
-    return list;
-  });
+  const calls = panelShares(threads, m, 4, k, panel, (r0, r1, kp, kn) => [
+    pa + (r0 * lda + kp) * 4,
+    pb + kp * n * 4,
+    pc + r0 * n * 4,
+    r1 - r0,
+    kn,
+    n,
+    lda,
+    kp === 0 ? 1 : 0,
+  ]);
   runSpread(b, 'gemm', simd, calls);
 }
 

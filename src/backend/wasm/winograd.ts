@@ -19,18 +19,8 @@
  * `setWinograd(false)` restores XNNPACK's direct path.
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import {
-  type Attrs,
-  type Backend,
-  call,
-  type HeapBackend,
-  type KernelArgs,
-  original,
-  type Shape4,
-  type TensorInfo,
-} from './common.js';
-import { ACTIVATION, type Activation, forwardInfo } from './conv-geometry.js';
-import { type ConvForward, pointwiseForward, singleChannelForward } from './direct-conv.js';
+import { type Backend, call, type HeapBackend, type Shape4, type TensorInfo } from './common.js';
+import { ACTIVATION, type Activation, type ConvForward } from './conv-geometry.js';
 import { alignedScratch, runBalanced, runShares, share, threadsFor, wholeLines } from './heap-parallel.js';
 import { heapSimd } from './heap-simd.js';
 
@@ -372,62 +362,9 @@ function transformedFilter(
 }
 
 /** The forward pass by Winograd where {@link useWinograd} says so, else null. */
-const winogradForward: ConvForward = (b, x, filter, info, bias, activation) => {
+export const winogradForward: ConvForward = (b, x, filter, info, bias, activation) => {
   const u = transformedFilter(b, x, filter, info);
   if (!u) return null;
   const { top, left } = info.padInfo;
   return winogradConv(b, x, u, info.outChannels, top, left, info.outHeight, info.outWidth, bias, activation);
 };
-
-/**
- * Conv2D: Winograd where {@link useWinograd} says so, a single input channel's heap loop or the
- * 1x1 heap loop (`direct-conv.ts`), else the shipped XNNPACK kernel.
- */
-export function conv2D({ inputs, backend, attrs }: KernelArgs): TensorInfo {
-  const b = backend as Backend;
-  const { x, filter } = inputs as { x: TensorInfo; filter: TensorInfo };
-  return (
-    heapForward(b, x, filter, attrs, null, 'linear') ??
-    original('Conv2D', b, inputs as Record<string, TensorInfo>, attrs)
-  );
-}
-
-/** The heap forward paths, tried in this order. */
-const FORWARD_PATHS: ConvForward[] = [winogradForward, singleChannelForward, pointwiseForward];
-
-/** The first heap forward path that applies, or null (XNNPACK's kernel then runs). */
-function heapForward(
-  b: Backend,
-  x: TensorInfo,
-  filter: TensorInfo,
-  attrs: Attrs,
-  bias: TensorInfo | null,
-  activation: Activation,
-): TensorInfo | null {
-  const info = forwardInfo(x, filter, attrs);
-  if (!info) return null;
-  for (const path of FORWARD_PATHS) {
-    const y = path(b as HeapBackend, x, filter, info, bias, activation);
-    if (y) return y;
-  }
-  return null;
-}
-
-/**
- * FusedConv2D: Winograd or the heap loops of `direct-conv.ts`, with the bias and a linear, ReLU or
- * ReLU6 activation as they store, where they apply and the bias is one value per output channel;
- * else shipped.
- */
-export function fusedConv2D({ inputs, backend, attrs }: KernelArgs): TensorInfo {
-  const b = backend as Backend;
-  const { x, filter, bias, preluActivationWeights } = inputs as Record<string, TensorInfo | undefined>;
-  const activation = (attrs.activation ?? 'linear') as string;
-  const fits =
-    x &&
-    filter &&
-    !preluActivationWeights &&
-    activation in ACTIVATION &&
-    (!bias || (bias.dtype === 'float32' && bias.shape.reduce((s, d) => s * d, 1) === filter.shape[3]));
-  const y = fits ? heapForward(b, x, filter, attrs, bias ?? null, activation as Activation) : null;
-  return y ?? original('FusedConv2D', b, inputs as Record<string, TensorInfo>, attrs);
-}
