@@ -3,6 +3,10 @@
  * Assembles src/backend/wasm/heap-simd.wat, heap-simd-train.wat, heap-simd-winograd.wat and heap-simd-conv.wat with wabt (a devDependency) into
  * src/backend/wasm/heap-simd.generated.ts: for each, two base64 modules, one importing the shared
  * memory of tfjs's threaded wasm build, one the unshared memory of its single-threaded builds.
+ * The product loops' modules (Winograd and GEMM, the 1x1 and first-layer convolutions) get a third
+ * and fourth variant with each multiply-add `acc + x * y` as relaxed SIMD's `f32x4.relaxed_madd`
+ * (a fused multiply-add where the CPU has one): `heap-simd.ts` loads those where the engine
+ * validates them (Node 22 and later; Node 20 with --experimental-wasm-relaxed-simd).
  *   node scripts/build-heap-simd.mjs          write the file
  *   node scripts/build-heap-simd.mjs --print  print what would be written (used by a test)
  */
@@ -21,13 +25,37 @@ const WATS = [
 const OUT = join(root, 'src/backend/wasm/heap-simd.generated.ts');
 const SHARED_IMPORT = '(memory 1 65536 shared)';
 const FEATURES = { simd: true, threads: true };
+const FMA_FEATURES = { ...FEATURES, relaxed_simd: true };
+/** The modules that also get a fused multiply-add variant, and how many multiply-adds each has. */
+const FMA = new Map([
+  ['heap-simd-winograd.wat', 16],
+  ['heap-simd-conv.wat', 16],
+]);
+/**
+ * `acc + x * y` as the product loops write it, (f32x4.add acc (f32x4.mul x y)), acc and x
+ * registers, y a register or a load.
+ */
+const MULTIPLY_ADD =
+  /\(f32x4\.add \(local\.get (\$\w+)\) \(f32x4\.mul \(local\.get (\$\w+)\) (\(local\.get \$\w+\)|\(v128\.load(?: offset=\d+)? \(local\.get \$\w+\)\))\)\)/g;
+
+/** `text` with each multiply-add fused (`f32x4.relaxed_madd x y acc`); checks how many it found. */
+function fused(text, file) {
+  let count = 0;
+  const out = text.replace(MULTIPLY_ADD, (_, acc, x, y) => {
+    count++;
+    return `(f32x4.relaxed_madd (local.get ${x}) ${y} (local.get ${acc}))`;
+  });
+  if (count !== FMA.get(file))
+    throw new Error(`${file}: found ${count} multiply-adds to fuse, expected ${FMA.get(file)} (update FMA)`);
+  return out;
+}
 
 export async function generate() {
   const wabt = await wabtFactory();
-  const assemble = (source, name) => {
-    const module = wabt.parseWat(name, source, FEATURES);
+  const assemble = (source, name, features = FEATURES) => {
+    const module = wabt.parseWat(name, source, features);
     try {
-      module.validate(FEATURES);
+      module.validate(features);
       return Buffer.from(module.toBinary({}).buffer).toString('base64');
     } finally {
       module.destroy();
@@ -48,6 +76,21 @@ export const ${constant}_SHARED =
 /** ${file} importing an unshared memory (tfjs's single-threaded wasm builds). */
 export const ${constant}_UNSHARED =
   '${unshared}';
+`;
+    if (!FMA.has(file)) continue;
+    const fma = fused(text, file);
+    const fmaShared = assemble(fma, `${file} (fused)`, FMA_FEATURES);
+    const fmaUnshared = assemble(
+      fma.replace(SHARED_IMPORT, '(memory 1)'),
+      `${file} (fused, unshared)`,
+      FMA_FEATURES,
+    );
+    out += `/** ${file} with its multiply-adds fused (relaxed SIMD), importing a shared memory. */
+export const ${constant}_FMA_SHARED =
+  '${fmaShared}';
+/** ${file} with its multiply-adds fused (relaxed SIMD), importing an unshared memory. */
+export const ${constant}_FMA_UNSHARED =
+  '${fmaUnshared}';
 `;
   }
   return out;

@@ -16,6 +16,7 @@ export type { BackendInfo, BackendName, PackageImporter, SetupBackendOptions } f
 export { availableBackends, BACKEND_NAMES, setupBackend } from './backend/setup.js';
 export { setDirectConv, setPointwiseForward } from './backend/wasm/direct-conv.js';
 export { setBalancedPool } from './backend/wasm/heap-parallel.js';
+export { relaxedSimdSupported, setRelaxedSimd, usesRelaxedSimd } from './backend/wasm/heap-simd.js';
 export { setWinograd } from './backend/wasm/winograd.js';
 // --- Data: splits, batching, synthetic phantoms (no file system) ---
 export * from './data/index.js';

@@ -4,6 +4,7 @@ import { getThreadsCount, setThreadsCount } from '@tensorflow/tfjs-backend-wasm'
 import { MedimgError } from '../util/errors.js';
 import { installPatches } from './patches/index.js';
 import { wasmThreading } from './threading.js';
+import { usesRelaxedSimd } from './wasm/heap-simd.js';
 import { registerWasmTrainingKernels } from './wasm/index.js';
 
 /** Backends that {@link setupBackend} knows how to activate. */
@@ -25,6 +26,11 @@ export interface BackendInfo {
   threads?: number;
   /** For `wasm`: why it runs on one thread although more were asked for, when it does. */
   threadsNote?: string;
+  /**
+   * For `wasm`: whether the library's heap product loops fuse their multiply-adds (relaxed SIMD,
+   * Node 22 and later; see `setRelaxedSimd`).
+   */
+  relaxedSimd?: boolean;
   /** Backends that were tried and failed before this one, with the reason. */
   skipped: { name: string; reason: string }[];
 }
@@ -147,6 +153,7 @@ async function tryActivate(
       registerWasmTrainingKernels();
       info.threads = getThreadsCount();
       if (threading.note !== undefined) info.threadsNote = threading.note;
+      info.relaxedSimd = usesRelaxedSimd();
     }
     installPatches({ wasm: candidate.name === 'wasm' });
     return { ok: true, info };

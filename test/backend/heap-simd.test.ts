@@ -2,12 +2,16 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
+  HEAP_SIMD_CONV_FMA_SHARED,
+  HEAP_SIMD_CONV_FMA_UNSHARED,
   HEAP_SIMD_CONV_SHARED,
   HEAP_SIMD_CONV_UNSHARED,
   HEAP_SIMD_SHARED,
   HEAP_SIMD_TRAIN_SHARED,
   HEAP_SIMD_TRAIN_UNSHARED,
   HEAP_SIMD_UNSHARED,
+  HEAP_SIMD_WINOGRAD_FMA_SHARED,
+  HEAP_SIMD_WINOGRAD_FMA_UNSHARED,
   HEAP_SIMD_WINOGRAD_SHARED,
   HEAP_SIMD_WINOGRAD_UNSHARED,
 } from '../../src/backend/wasm/heap-simd.generated.js';
@@ -31,6 +35,10 @@ describe('heap SIMD module', () => {
       HEAP_SIMD_WINOGRAD_UNSHARED,
       HEAP_SIMD_CONV_SHARED,
       HEAP_SIMD_CONV_UNSHARED,
+      HEAP_SIMD_WINOGRAD_FMA_SHARED,
+      HEAP_SIMD_WINOGRAD_FMA_UNSHARED,
+      HEAP_SIMD_CONV_FMA_SHARED,
+      HEAP_SIMD_CONV_FMA_UNSHARED,
     ]) {
       expect(Buffer.from(base64, 'base64').length).toBeLessThan(4096);
     }

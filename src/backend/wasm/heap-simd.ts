@@ -5,12 +5,16 @@
  * null and callers keep their JavaScript loops.
  */
 import {
+  HEAP_SIMD_CONV_FMA_SHARED,
+  HEAP_SIMD_CONV_FMA_UNSHARED,
   HEAP_SIMD_CONV_SHARED,
   HEAP_SIMD_CONV_UNSHARED,
   HEAP_SIMD_SHARED,
   HEAP_SIMD_TRAIN_SHARED,
   HEAP_SIMD_TRAIN_UNSHARED,
   HEAP_SIMD_UNSHARED,
+  HEAP_SIMD_WINOGRAD_FMA_SHARED,
+  HEAP_SIMD_WINOGRAD_FMA_UNSHARED,
   HEAP_SIMD_WINOGRAD_SHARED,
   HEAP_SIMD_WINOGRAD_UNSHARED,
 } from './heap-simd.generated.js';
@@ -300,12 +304,66 @@ function decode(base64: string): Uint8Array<ArrayBuffer> {
   return bytes;
 }
 
+let relaxed: boolean | null = null;
+let relaxedValid: boolean | null = null;
+
+/**
+ * Whether this engine runs WebAssembly's relaxed SIMD (its fused multiply-add): Node 22 and later,
+ * Chrome 114 and later; Node 20 with `--experimental-wasm-relaxed-simd`.
+ */
+export function relaxedSimdSupported(): boolean {
+  relaxedValid ??= WebAssembly.validate(decode(HEAP_SIMD_CONV_FMA_UNSHARED));
+  return relaxedValid;
+}
+
+/**
+ * Whether the heap's product loops (the Winograd, GEMM, 1x1 and first-layer convolution loops)
+ * fuse their multiply-adds (relaxed SIMD's `f32x4.relaxed_madd`): by default wherever the engine
+ * runs relaxed SIMD ({@link relaxedSimdSupported}). Fused, each product rounds once instead of
+ * twice: within float32 rounding of the unfused loops and of XNNPACK (no longer the same bits), the
+ * same on any number of threads, and on the BUSI recipe's step 12-15% faster on a 2-core AVX2
+ * machine (`docs/results.md`). `setRelaxedSimd(false)` keeps the unfused loops, for numbers
+ * bit for bit those of XNNPACK's kernels. Call it before `setupBackend`: the choice is fixed when
+ * the loops are first loaded.
+ */
+export function setRelaxedSimd(on: boolean): void {
+  if (chosen !== null && chosen !== (on && relaxedSimdSupported()))
+    throw new Error(
+      `medimg-classify: setRelaxedSimd(${on}) comes after the heap loops were loaded ${chosen ? 'with' : 'without'} fused multiply-adds; call it before setupBackend (the main thread and the pool's workers must run the same loops)`,
+    );
+  relaxed = on;
+}
+
+/** The choice made when the loops were first loaded (null: not yet). */
+let chosen: boolean | null = null;
+
+/**
+ * Whether the heap's product loops fuse their multiply-adds in this process (see
+ * {@link setRelaxedSimd}); fixed when the loops are first loaded, for the main thread and the
+ * heap pool's workers alike.
+ */
+export function usesRelaxedSimd(): boolean {
+  return chosen ?? ((relaxed ?? true) && relaxedSimdSupported());
+}
+
 /** The modules' bytes, for a shared memory (tfjs's threaded build) or an unshared one. */
 export function heapSimdModules(shared: boolean): Uint8Array<ArrayBuffer>[] {
+  chosen ??= usesRelaxedSimd();
+  const fma = chosen;
   return (
     shared
-      ? [HEAP_SIMD_SHARED, HEAP_SIMD_TRAIN_SHARED, HEAP_SIMD_WINOGRAD_SHARED, HEAP_SIMD_CONV_SHARED]
-      : [HEAP_SIMD_UNSHARED, HEAP_SIMD_TRAIN_UNSHARED, HEAP_SIMD_WINOGRAD_UNSHARED, HEAP_SIMD_CONV_UNSHARED]
+      ? [
+          HEAP_SIMD_SHARED,
+          HEAP_SIMD_TRAIN_SHARED,
+          fma ? HEAP_SIMD_WINOGRAD_FMA_SHARED : HEAP_SIMD_WINOGRAD_SHARED,
+          fma ? HEAP_SIMD_CONV_FMA_SHARED : HEAP_SIMD_CONV_SHARED,
+        ]
+      : [
+          HEAP_SIMD_UNSHARED,
+          HEAP_SIMD_TRAIN_UNSHARED,
+          fma ? HEAP_SIMD_WINOGRAD_FMA_UNSHARED : HEAP_SIMD_WINOGRAD_UNSHARED,
+          fma ? HEAP_SIMD_CONV_FMA_UNSHARED : HEAP_SIMD_CONV_UNSHARED,
+        ]
   ).map(decode);
 }
 

@@ -1,6 +1,8 @@
 /**
  * Run by wasm-threads.test.ts in a child process (the wasm backend initialises once per
- * process): node --import tsx wasm-threads-child.ts <threads|default>
+ * process): node --import tsx wasm-threads-child.ts <threads|default> [tmp|unwritable] [fused|unfused]
+ * (`fused`/`unfused`: `setRelaxedSimd(true/false)` first; the parent adds
+ * --experimental-wasm-relaxed-simd where the engine needs it.)
  * Prints one JSON line: the threads in use (XNNPACK's and the heap loops' pool), a convolution's
  * output and the weights after a seeded SimpleCNN training step (its filter gradients run on the
  * heap pool), a Winograd convolution's output and gradients (its tile loops run on the heap
@@ -20,6 +22,7 @@ import { heapSimd } from '../../../src/backend/wasm/heap-simd.js';
 import {
   adaBelief,
   nodeWasmThreading,
+  setRelaxedSimd,
   setupBackend,
   setWasmThreading,
   simpleCnn,
@@ -29,6 +32,7 @@ const arg = process.argv[2] ?? 'default';
 // A cache directory that cannot be created (under a file): threads are refused with a note.
 if (process.argv[3] === 'unwritable')
   setWasmThreading(nodeWasmThreading({ cacheDir: join(import.meta.filename, 'cache') }));
+if (process.argv[4]) setRelaxedSimd(process.argv[4] === 'fused');
 const info = await setupBackend('wasm', arg === 'default' ? {} : { threads: Number(arg) });
 // Every memory-bound loop split over the pool, however small (by default, loops over fewer than
 // 2^21 values run on the caller alone): the small tensors here then test the split.
@@ -46,11 +50,13 @@ function probedGrads(
   )([x, f]);
 }
 /** The bits of the tensors' values, hashed (the values would overflow the parent's output buffer). */
-function hashed(tensors: tf.Tensor[]): { count: number; sha256: string } {
+function hashed(tensors: tf.Tensor[]): { count: number; sha256: string; sample: number[] } {
   const values = Float32Array.from(tensors.flatMap((t) => Array.from(t.dataSync())));
   return {
     count: values.length,
     sha256: createHash('sha256').update(new Uint8Array(values.buffer)).digest('hex'),
+    // Every 97th value, to compare runs within a tolerance.
+    sample: Array.from(values.filter((_, i) => i % 97 === 0)),
   };
 }
 const conv = tf.tidy(() => {
@@ -205,11 +211,20 @@ const heapThreads = heapParallel(tf.backend())?.threads ?? 1;
 // compute-bound one (no count of values).
 setMinPooledValues(defaultMinPooled);
 const split = [defaultMinPooled - 1, defaultMinPooled, undefined].map((v) => threadsFor(tf.backend(), 4, v));
+// Switching the fused loops once they are loaded: refused with a reason (or nothing to switch).
+let relaxedSwitch = '';
+try {
+  setRelaxedSimd(!info.relaxedSimd);
+} catch (error) {
+  relaxedSwitch = (error as Error).message;
+}
 console.log(
   JSON.stringify({
     threads: info.threads,
     heapThreads,
     note: info.threadsNote,
+    relaxedSimd: info.relaxedSimd,
+    relaxedSwitch,
     conv,
     gray,
     wino,
