@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 
@@ -60,3 +61,36 @@ export function benchEnv(threads: number, args: string[]): NodeJS.ProcessEnv {
     ...(tuned ? { MALLOC_MMAP_MAX_: '0', MALLOC_TRIM_THRESHOLD_: String(2 ** 40) } : {}),
   };
 }
+
+/**
+ * The V8 flags the bench gives the Node processes it times: Node 22 and later run WebAssembly's
+ * relaxed SIMD by default (the library's heap product loops then fuse their multiply-adds, see
+ * `setRelaxedSimd`); Node 20 runs it behind `--experimental-wasm-relaxed-simd`, which the bench
+ * passes there so that it measures what a supported Node gives. `--no-relaxed-simd` measures
+ * without it (the unfused loops, XNNPACK's bits), as Node 20 runs by default.
+ */
+export function relaxedSimdFlags(args: string[]): { flags: string[]; note: string } {
+  if (args.includes('--no-relaxed-simd'))
+    return { flags: [], note: 'off (--no-relaxed-simd): unfused heap loops' };
+  const probe = (flags: string[]) =>
+    spawnSync(process.execPath, [
+      ...flags,
+      '-e',
+      `process.exit(WebAssembly.validate(new Uint8Array([${RELAXED_PROBE}])) ? 0 : 3)`,
+    ]).status === 0;
+  if (probe([])) return { flags: [], note: 'on (this Node runs relaxed SIMD by default)' };
+  const flag = '--experimental-wasm-relaxed-simd';
+  if (probe([flag]))
+    return {
+      flags: [flag],
+      note: `on (${flag}, as Node 22 and later run by default; --no-relaxed-simd: off)`,
+    };
+  return { flags: [], note: 'off (this Node has no relaxed SIMD)' };
+}
+
+/** A module with one function using f32x4.relaxed_madd (what WebAssembly.validate is asked). */
+const RELAXED_PROBE = [
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 10, 62, 1, 60, 0, 253, 12, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 253, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 253, 12, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 253, 133, 2, 26, 11,
+].join(',');

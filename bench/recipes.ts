@@ -29,7 +29,7 @@ import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { findDuplicates, imageFolder, stratifiedKFold, stratifiedSplit } from '../src/node.js';
-import { benchEnv, nativePeak, peaks } from './peaks.js';
+import { benchEnv, nativePeak, peaks, relaxedSimdFlags } from './peaks.js';
 
 type Recipe = 'brain-finetune' | 'simple-cnn-letterbox' | 'busi';
 const ALL: Recipe[] = ['brain-finetune', 'simple-cnn-letterbox', 'busi'];
@@ -88,8 +88,9 @@ export async function benchRecipes(
   }
   const python = '/usr/bin/python3';
   const hasTorch = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+  const relaxed = relaxedSimdFlags(args);
   log(
-    `== Recipes end to end: train() on real images vs PyTorch 1.13, ${threads} threads, ${images} training images, ${epochs} epochs, last epoch reported; frozen-feature cache ${frozenFeatures} ==`,
+    `== Recipes end to end: train() on real images vs PyTorch 1.13, ${threads} threads, ${images} training images, ${epochs} epochs, last epoch reported; frozen-feature cache ${frozenFeatures}; fused multiply-adds in the heap loops ${relaxed.note} ==`,
   );
   const exampleSplit = flag('split') === 'example';
   const env = benchEnv(threads, args);
@@ -133,18 +134,22 @@ export async function benchRecipes(
     };
     const runs: { ours: Side; torch: Side }[] = [];
     for (let k = 0; k < repeat; k++) {
-      const t = spawnSync(process.execPath, ['--import', 'tsx', join(here, 'recipe-run.ts')], {
-        input: JSON.stringify({
-          ...base,
-          threads,
-          ...(frozenFeatures === 'off' ? { frozenFeatures: false } : {}),
-          ...(bnMomentum !== undefined ? { bnMomentum: Number(bnMomentum) } : {}),
-        }),
-        encoding: 'utf8',
-        maxBuffer: 1 << 26,
-        timeout: 3_600_000,
-        env,
-      });
+      const t = spawnSync(
+        process.execPath,
+        [...relaxed.flags, '--import', 'tsx', join(here, 'recipe-run.ts')],
+        {
+          input: JSON.stringify({
+            ...base,
+            threads,
+            ...(frozenFeatures === 'off' ? { frozenFeatures: false } : {}),
+            ...(bnMomentum !== undefined ? { bnMomentum: Number(bnMomentum) } : {}),
+          }),
+          encoding: 'utf8',
+          maxBuffer: 1 << 26,
+          timeout: 3_600_000,
+          env,
+        },
+      );
       const ours: Side =
         t.status === 0
           ? JSON.parse(t.stdout.trim().split('\n').at(-1) ?? '{}')
@@ -240,5 +245,15 @@ export async function benchRecipes(
     r.gflopPerImage = g;
     log(line);
   }
-  return { images, epochs, threads, repeat, frozenFeatures, torchMalloc, peaks: peak, recipes: out };
+  return {
+    images,
+    epochs,
+    threads,
+    repeat,
+    frozenFeatures,
+    relaxedSimd: relaxed.note,
+    torchMalloc,
+    peaks: peak,
+    recipes: out,
+  };
 }

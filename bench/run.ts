@@ -15,6 +15,8 @@
  * Flags: --quick (fewer steps, skips the slowest configurations), --only=models|transforms|loader|optimizers,
  *        --model=simple-cnn|user-cnn|mobilenetv2|resnet50v2, --train=full|frozen|conv5|last-block|inference,
  *        --no-cpu (skip the slow pure-JS baseline),
+ *        --no-relaxed-simd (time the unfused heap loops: on Node 20 the bench otherwise passes
+ *        --experimental-wasm-relaxed-simd to its Node children, as Node 22 and later run by default),
  *        --repeat=N (time each model N times, PyTorch and wasm back to back each time, and report
  *        medians: the ratio is the median of the N paired ratios, which a shared machine's drift
  *        moves less than separate medians)
@@ -45,7 +47,7 @@ import {
   trainingCurvesChart,
   writeChart,
 } from '../src/node.js';
-import { benchEnv, peaks } from './peaks.js';
+import { benchEnv, peaks, relaxedSimdFlags } from './peaks.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -70,6 +72,8 @@ const results: Record<string, unknown> = {
 const log = (s = '') => console.log(s);
 /** Both sides' child processes: same threads, same allocator settings (see benchEnv). */
 const env = benchEnv(cpus().length, args);
+const relaxed = relaxedSimdFlags(args);
+results.relaxedSimd = relaxed.note;
 
 function torch(
   jobs: object[],
@@ -118,7 +122,13 @@ function tfjsTiming(
 ) {
   const r = spawnSync(
     process.execPath,
-    ['--import', 'tsx', join(here, 'models.ts'), JSON.stringify({ ...job, backend, steps, threads })],
+    [
+      ...relaxed.flags,
+      '--import',
+      'tsx',
+      join(here, 'models.ts'),
+      JSON.stringify({ ...job, backend, steps, threads }),
+    ],
     {
       encoding: 'utf8',
       env,
@@ -340,7 +350,7 @@ async function models() {
   const p = peaks();
   if (p)
     log(
-      `  Machine peak (all ${cpus().length} cores at ${p.mhz.toFixed(0)} MHz): native AVX2+FMA ${p.nativeGflops?.toFixed(0) ?? '-'} GFLOP/s, AVX-512 ${p.avx512Gflops?.toFixed(0) ?? '-'} GFLOP/s, wasm SIMD128 (no FMA) ${p.wasmGflops.toFixed(0)} GFLOP/s.` +
+      `  Machine peak (all ${cpus().length} cores at ${p.mhz.toFixed(0)} MHz): native AVX2+FMA ${p.nativeGflops?.toFixed(0) ?? '-'} GFLOP/s, AVX-512 ${p.avx512Gflops?.toFixed(0) ?? '-'} GFLOP/s, wasm SIMD128 (no FMA) ${p.wasmGflops.toFixed(0)} GFLOP/s; fused multiply-adds in the heap loops ${relaxed.note}.` +
         ` PyTorch ran with ${env.MALLOC_MMAP_MAX_ === '0' ? 'freed memory kept mapped (MALLOC_MMAP_MAX_=0; --torch-malloc=default for glibc defaults)' : "glibc's default allocator settings"}.`,
     );
   results.torchMalloc = env.MALLOC_MMAP_MAX_ === '0' ? 'kept' : 'default';
