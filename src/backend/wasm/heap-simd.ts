@@ -309,7 +309,8 @@ let relaxedValid: boolean | null = null;
 
 /**
  * Whether this engine runs WebAssembly's relaxed SIMD (its fused multiply-add): Node 22 and later,
- * Chrome 114 and later; Node 20 with `--experimental-wasm-relaxed-simd`.
+ * Chrome and Edge 114 and later, Firefox 146 and later (not Safari); Node 20 with
+ * `--experimental-wasm-relaxed-simd`.
  */
 export function relaxedSimdSupported(): boolean {
   relaxedValid ??= WebAssembly.validate(decode(HEAP_SIMD_CONV_FMA_UNSHARED));
