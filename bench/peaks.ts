@@ -88,7 +88,10 @@ export function relaxedSimdFlags(args: string[]): { flags: string[]; note: strin
   return { flags: [], note: 'off (this Node has no relaxed SIMD)' };
 }
 
-/** A module with one function using f32x4.relaxed_madd (what WebAssembly.validate is asked). */
+/**
+ * What `WebAssembly.validate` is asked in a child: wabt's binary of
+ * `(module (func (drop (f32x4.relaxed_madd (v128.const i32x4 0 0 0 0) (v128.const ...) (v128.const ...)))))`.
+ */
 const RELAXED_PROBE = [
   0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 10, 62, 1, 60, 0, 253, 12, 0, 0, 0, 0, 0, 0, 0,
   0, 0, 0, 0, 0, 0, 0, 0, 0, 253, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 253, 12, 0, 0, 0, 0, 0,
