@@ -15,7 +15,7 @@ import {
   HEAP_SIMD_WINOGRAD_SHARED,
   HEAP_SIMD_WINOGRAD_UNSHARED,
 } from '../../src/backend/wasm/heap-simd.generated.js';
-import { heapSimd, setHeapSimdEnabled } from '../../src/backend/wasm/heap-simd.js';
+import { heapSimd, setHeapSimdEnabled, setRelaxedSimd } from '../../src/backend/wasm/heap-simd.js';
 
 describe('heap SIMD module', () => {
   it('the generated module is assembled from the current heap-simd.wat', () => {
@@ -23,6 +23,12 @@ describe('heap SIMD module', () => {
       encoding: 'utf8',
     });
     expect(readFileSync('src/backend/wasm/heap-simd.generated.ts', 'utf8')).toBe(generated);
+  });
+
+  it('setRelaxedSimd takes a boolean, with an error that says so', () => {
+    expect(() => setRelaxedSimd('yes' as unknown as boolean)).toThrow(
+      /setRelaxedSimd takes true or false, got "yes"/,
+    );
   });
 
   it('each module stays under 4 KB, the most a browser compiles synchronously on its main thread', () => {

@@ -1263,8 +1263,8 @@ describe('wasm training kernels: gradient parity with the cpu backend', () => {
         [[2, 12, 12, 8], 48, true, 'relu6', true], // MobileNetV2's first expansion, smaller
         [[3, 6, 6, 48], 8, true, 'linear', true], // a projection: many inputs, one block of outputs
         [[1, 4, 5, 16], 24, false, 'relu', true], // 20 positions, no bias
-        [[1, 4, 3, 3], 8, true, 'relu', true], // 3 inputs: an odd step first, then two at a time
-        [[2, 2, 2, 1], 16, false, 'relu6', true], // 1 input: the odd step alone
+        [[1, 4, 3, 3], 8, true, 'relu', true], // 3 inputs (an RGB image's 1x1)
+        [[2, 2, 2, 1], 16, false, 'relu6', true], // 1 input: one step per block
         [[1, 3, 3, 8], 16, true, 'relu6', false], // 9 positions: not in blocks of 4, shipped
         [[1, 4, 4, 8], 12, true, 'linear', false], // 12 outputs: not in blocks of 8, shipped
         [[1, 2, 2, 512], 512, false, 'linear', false], // 256K weights: past the loop's limit

@@ -304,8 +304,12 @@ function decode(base64: string): Uint8Array<ArrayBuffer> {
   return bytes;
 }
 
+/** `setRelaxedSimd`'s setting (null: not set, fused where supported). */
 let relaxed: boolean | null = null;
+/** Whether the engine validates relaxed SIMD (null: not asked yet). */
 let relaxedValid: boolean | null = null;
+/** The choice made when the loops were first loaded (null: not yet). */
+let chosen: boolean | null = null;
 
 /**
  * Whether this engine runs WebAssembly's relaxed SIMD (its fused multiply-add): Node 22 and later,
@@ -322,21 +326,20 @@ export function relaxedSimdSupported(): boolean {
  * fuse their multiply-adds (relaxed SIMD's `f32x4.relaxed_madd`): by default wherever the engine
  * runs relaxed SIMD ({@link relaxedSimdSupported}). Fused, each product rounds once instead of
  * twice: within float32 rounding of the unfused loops and of XNNPACK (no longer the same bits), the
- * same on any number of threads, and on the BUSI recipe's step 12-15% faster on a 2-core AVX2
+ * same on any number of threads, and the BUSI recipe's epochs 8-12% faster on a 2-core AVX2
  * machine (`docs/results.md`). `setRelaxedSimd(false)` keeps the unfused loops, for numbers
  * bit for bit those of XNNPACK's kernels. Call it before `setupBackend`: the choice is fixed when
  * the loops are first loaded.
  */
 export function setRelaxedSimd(on: boolean): void {
+  if (typeof on !== 'boolean')
+    throw new Error(`medimg-classify: setRelaxedSimd takes true or false, got ${JSON.stringify(on)}`);
   if (chosen !== null && chosen !== (on && relaxedSimdSupported()))
     throw new Error(
       `medimg-classify: setRelaxedSimd(${on}) comes after the heap loops were loaded ${chosen ? 'with' : 'without'} fused multiply-adds; call it before setupBackend (the main thread and the pool's workers must run the same loops)`,
     );
   relaxed = on;
 }
-
-/** The choice made when the loops were first loaded (null: not yet). */
-let chosen: boolean | null = null;
 
 /**
  * Whether the heap's product loops fuse their multiply-adds in this process (see
@@ -350,21 +353,18 @@ export function usesRelaxedSimd(): boolean {
 /** The modules' bytes, for a shared memory (tfjs's threaded build) or an unshared one. */
 export function heapSimdModules(shared: boolean): Uint8Array<ArrayBuffer>[] {
   chosen ??= usesRelaxedSimd();
-  const fma = chosen;
+  // The product loops' modules in their fused form where chosen (scripts/build-heap-simd.mjs).
+  const [winograd, conv] = chosen
+    ? shared
+      ? [HEAP_SIMD_WINOGRAD_FMA_SHARED, HEAP_SIMD_CONV_FMA_SHARED]
+      : [HEAP_SIMD_WINOGRAD_FMA_UNSHARED, HEAP_SIMD_CONV_FMA_UNSHARED]
+    : shared
+      ? [HEAP_SIMD_WINOGRAD_SHARED, HEAP_SIMD_CONV_SHARED]
+      : [HEAP_SIMD_WINOGRAD_UNSHARED, HEAP_SIMD_CONV_UNSHARED];
   return (
     shared
-      ? [
-          HEAP_SIMD_SHARED,
-          HEAP_SIMD_TRAIN_SHARED,
-          fma ? HEAP_SIMD_WINOGRAD_FMA_SHARED : HEAP_SIMD_WINOGRAD_SHARED,
-          fma ? HEAP_SIMD_CONV_FMA_SHARED : HEAP_SIMD_CONV_SHARED,
-        ]
-      : [
-          HEAP_SIMD_UNSHARED,
-          HEAP_SIMD_TRAIN_UNSHARED,
-          fma ? HEAP_SIMD_WINOGRAD_FMA_UNSHARED : HEAP_SIMD_WINOGRAD_UNSHARED,
-          fma ? HEAP_SIMD_CONV_FMA_UNSHARED : HEAP_SIMD_CONV_UNSHARED,
-        ]
+      ? [HEAP_SIMD_SHARED, HEAP_SIMD_TRAIN_SHARED, winograd, conv]
+      : [HEAP_SIMD_UNSHARED, HEAP_SIMD_TRAIN_UNSHARED, winograd, conv]
   ).map(decode);
 }
 
